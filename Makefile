@@ -1,0 +1,44 @@
+# hookwall — every target creates what it needs; nothing is installed by hand.
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+STAMP     := $(VENV)/.installed
+ARGS      ?=
+
+.PHONY: venv run test lint typecheck check lock clean
+
+venv: $(STAMP)
+
+# The venv is rebuilt whenever the lock file or the project metadata changes.
+$(STAMP): requirements-dev.lock pyproject.toml
+	@PY_BIN=$$(scripts/find-python) || exit 1; \
+	  echo "using $$PY_BIN ($$($$PY_BIN -V))"; \
+	  [ -x $(PY) ] || $$PY_BIN -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade --require-hashes --no-deps -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+run: venv ## run the proxy on 127.0.0.1:8080 with the built-in default policy
+	$(VENV)/bin/hookwall run $(ARGS)
+
+test: venv ## the whole suite
+	$(PY) -m pytest $(ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+check: lint typecheck test
+
+# Re-pin dependencies (needs network access to PyPI); commit both lock files.
+lock: venv
+	$(PY) -m pip install --quiet uv
+	printf 'setuptools>=75\n' > .build-req.in
+	$(VENV)/bin/uv pip compile pyproject.toml .build-req.in --extra dev --generate-hashes --universal --python-version 3.12 --no-header -o requirements-dev.lock
+	$(VENV)/bin/uv pip compile pyproject.toml .build-req.in --generate-hashes --universal --python-version 3.12 --no-header -o requirements.lock
+	rm -f .build-req.in
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache build src/*.egg-info

@@ -1,0 +1,160 @@
+"""ExchangeLog: exactly one ``exchange`` event per HTTP exchange, allowed or denied.
+
+The event is what operators query when a webhook went missing, so every path that ends an
+exchange (response, error, refused CONNECT, failed TLS, passthrough tunnel) ends here.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from mitmproxy import http, tls
+
+from hookwall import logs
+from hookwall.denials import Denial
+from hookwall.proxy import errorpages
+from hookwall.proxy.respond import deny
+from hookwall.proxy.state import METADATA_KEY, FlowState, TunnelState, state_of
+
+
+def _ms(start: float | None, end: float | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round(max(0.0, end - start) * 1000, 3)
+
+
+class ExchangeLog:
+    def __init__(self, tunnels: dict[str, TunnelState]) -> None:
+        self.tunnels = tunnels
+        self.log = logs.get_logger()
+
+    # -- normal ends ---------------------------------------------------------------------------
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._emit(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        state = self._state(flow)
+        if state.denial is None:
+            state.denial = errorpages.classify_error(flow.error.msg if flow.error else "")
+        state.error = flow.error.msg if flow.error else None
+        # mitmproxy writes the error response itself, right after this hook; ours replaces it.
+        errorpages.expect_error_response(flow.client_conn.id, state.request_id, state.denial)
+        self._emit(flow)
+
+    # -- CONNECT ---------------------------------------------------------------------------------
+    def http_connect_error(self, flow: http.HTTPFlow) -> None:
+        state = self._state(flow)
+        if state.denial is None:  # mitmproxy could not connect upstream
+            message = flow.response.get_text(strict=False) if flow.response else ""
+            state.error = message
+            deny(
+                flow, state, Denial("upstream-error", f"cannot connect to the receiver: {message}")
+            )
+        self._emit(flow)
+
+    def http_connected(self, flow: http.HTTPFlow) -> None:
+        tunnel = self.tunnels.get(flow.client_conn.id)
+        settings = tunnel.decision.settings if tunnel else None
+        if settings is not None and settings.tls == "passthrough":
+            self._emit(flow, tls="passthrough")
+
+    def tls_failed_client(self, data: tls.TlsData) -> None:
+        self._tls_failed(data, "sender", data.conn.error)
+
+    def tls_failed_server(self, data: tls.TlsData) -> None:
+        self._tls_failed(data, "receiver", data.conn.error)
+
+    def _tls_failed(self, data: tls.TlsData, side: str, error: str | None) -> None:
+        tunnel = self.tunnels.get(data.context.client.id)
+        decision = tunnel.decision if tunnel else None
+        if side == "sender":
+            hint = (
+                "the sender did not accept hookwall's certificate; install the CA printed by "
+                "`hookwall ca --path` in the sender's trust store"
+            )
+        else:
+            hint = "TLS with the receiver failed (certificate not valid for the name?)"
+        self.log.warning(
+            "exchange",
+            request_id=tunnel.request_id if tunnel else None,
+            client=_peer(data.context.client.peername),
+            method="CONNECT",
+            host=decision.host if decision else None,
+            port=decision.port if decision else None,
+            rule=decision.rule if decision else None,
+            peer_ip=str(decision.pinned_ip) if decision and decision.pinned_ip else None,
+            decision="deny",
+            reason="tls-failed",
+            status=None,
+            error=f"{hint}: {error}" if error else hint,
+        )
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _state(self, flow: http.HTTPFlow) -> FlowState:
+        state = state_of(flow)
+        if state is None:  # a flow our guard never saw (e.g. unparseable request)
+            tunnel = self.tunnels.get(flow.client_conn.id)
+            state = FlowState(policy=tunnel.policy if tunnel else None, tunnel=tunnel)
+            flow.metadata[METADATA_KEY] = state
+        return state
+
+    def _emit(self, flow: http.HTTPFlow, **extra: Any) -> None:
+        state = self._state(flow)
+        if state.logged:
+            return
+        state.logged = True
+        self.log.info("exchange", **(exchange_fields(flow, state) | extra))
+
+
+def _peer(address: Any) -> str | None:
+    return f"{address[0]}:{address[1]}" if address else None
+
+
+def exchange_fields(flow: http.HTTPFlow, state: FlowState) -> dict[str, Any]:
+    """The documented fields of one exchange event (DESIGN.md, "Log events")."""
+    request, response, server = flow.request, flow.response, flow.server_conn
+    decision = state.decision
+    denial = state.denial
+    connected = server.timestamp_tcp_setup is not None and server.peername is not None
+    opened_for_us = connected and (server.timestamp_start or 0) >= request.timestamp_start
+    return {
+        "request_id": state.request_id,
+        "sender": None,
+        "client": _peer(flow.client_conn.peername),
+        "method": request.method,
+        "url": state.original_url or _safe_url(flow),
+        "host": decision.host if decision else request.pretty_host,
+        "port": decision.port if decision else request.port,
+        "rule": decision.rule if decision else None,
+        "resolved_ips": decision.resolved_ips if decision else [],
+        "peer_ip": server.peername[0] if connected and server.peername else None,
+        "decision": "deny" if denial else "allow",
+        "reason": denial.reason if denial else None,
+        "status": response.status_code if response else (denial.status if denial else None),
+        "error": state.error or (denial.message if denial else None),
+        "webhook_id": None,
+        "signed": False,
+        "redirect": None,
+        "tls": "upgrade" if state.upgraded else None,
+        "queue_ms": None,
+        "dns_ms": round(decision.dns_ms, 3) if decision and decision.dns_ms is not None else None,
+        "connect_ms": _ms(server.timestamp_start, server.timestamp_tcp_setup)
+        if opened_for_us
+        else None,
+        "ttfb_ms": _ms(request.timestamp_end, response.timestamp_start) if response else None,
+        "duration_ms": _ms(
+            request.timestamp_start,
+            (response.timestamp_end if response else None) or time.time(),
+        ),
+        "request_bytes": len(request.raw_content or b""),
+        "response_bytes": len(response.raw_content or b"") if response else 0,
+    }
+
+
+def _safe_url(flow: http.HTTPFlow) -> str:
+    """The request URL without userinfo (mitmproxy never keeps it, but be explicit)."""
+    text = flow.request.pretty_url
+    scheme, sep, rest = text.partition("://")
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{authority.rpartition('@')[2]}{slash}{path}"

@@ -1,0 +1,231 @@
+"""DestinationGuard: judge every destination and pin the connection to the IP that was judged.
+
+- CONNECT: decided in ``http_connect``; ``request.host`` becomes the checked IP so mitmproxy
+  connects there (no OS resolution, no rebinding window). Requests inside the tunnel must name
+  the same host.
+- Plain HTTP: decided in ``requestheaders``; ``request.host`` becomes the IP and the ``Host``
+  header keeps the name. Upstream keep-alive keeps working because the pool key is the IP.
+- TLS to the receiver always carries the checked name as SNI and is verified against it.
+- ``server_connect`` re-checks the literal IP as the last guard.
+Every hook fails closed: an exception is a denial, never a pass.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections import OrderedDict
+
+from mitmproxy import connection, http, tls
+from mitmproxy.net.http import url
+from mitmproxy.proxy import server_hooks
+
+from hookwall.denials import Denial
+from hookwall.netguard import guard
+from hookwall.netguard.addresses import IPAddress, check_address
+from hookwall.netguard.hostname import InvalidHost, canonicalize_host
+from hookwall.policy import NetworkSettings
+from hookwall.proxy.respond import deny
+from hookwall.proxy.runtime import Runtime
+from hookwall.proxy.state import METADATA_KEY, FlowState, TunnelState, state_of
+
+logger = logging.getLogger(__name__)
+
+UPGRADE_HEADER = "X-Hookwall-Upgrade"
+_APPROVED_MAX = 50_000
+
+
+class DestinationGuard:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.tunnels: dict[str, TunnelState] = {}  # client connection id -> its CONNECT
+        # (ip, port) -> network settings that approved it; the server_connect re-check uses it.
+        self._approved: OrderedDict[tuple[IPAddress, int], NetworkSettings] = OrderedDict()
+        # (client id, ip, port) -> receiver name, for SNI on upgraded plain-HTTP requests.
+        self._sni: dict[tuple[str, IPAddress, int], str] = {}
+
+    # -- CONNECT -------------------------------------------------------------------------
+    async def http_connect(self, flow: http.HTTPFlow) -> None:
+        state = self._start(flow)
+        try:
+            decision = await self._decide(flow, flow.request.host, flow.request.port, state)
+            if decision.allowed:
+                assert decision.pinned_ip is not None
+                flow.request.host = str(decision.pinned_ip)
+                self.tunnels[flow.client_conn.id] = TunnelState(
+                    decision, state.policy, state.request_id
+                )
+        except Exception as exc:
+            self._fail(flow, state, exc)
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        self.tunnels.pop(client.id, None)
+        for key in [k for k in self._sni if k[0] == client.id]:
+            del self._sni[key]
+
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        tunnel = self.tunnels.get(data.context.client.id)
+        if tunnel and tunnel.decision.settings and tunnel.decision.settings.tls == "passthrough":
+            data.ignore_connection = True
+
+    def tls_start_server(self, data: tls.TlsData) -> None:
+        """The receiver is verified against the name we checked, whatever SNI the client sent."""
+        server = data.context.server
+        if server.address is None:
+            return
+        ip = _as_ip(server.address[0])
+        tunnel = self.tunnels.get(data.context.client.id)
+        if tunnel is not None and tunnel.decision.pinned_ip == ip:
+            name: str | None = tunnel.decision.host
+        elif ip is not None:
+            name = self._sni.get((data.context.client.id, ip, server.address[1]))
+        else:
+            name = None
+        if name is not None and _as_ip(name) is None:
+            server.sni = name
+
+    # -- plain HTTP and requests inside tunnels ---------------------------------------------
+    async def requestheaders(self, flow: http.HTTPFlow) -> None:
+        tunnel = self.tunnels.get(flow.client_conn.id)
+        state = self._start(flow, tunnel)
+        try:
+            if tunnel is not None:
+                self._check_inside_tunnel(flow, state, tunnel)
+            else:
+                await self._pin_plain_request(flow, state)
+        except Exception as exc:
+            self._fail(flow, state, exc)
+
+    def _check_inside_tunnel(self, flow: http.HTTPFlow, state: FlowState, t: TunnelState) -> None:
+        state.decision = t.decision
+        name = t.decision.host
+        state.original_url = _url(flow.request.scheme, name, t.decision.port, flow.request.path)
+        host_header = flow.request.host_header
+        try:
+            header_host = url.parse_authority(host_header or "", check=True)[0]
+            same = canonicalize_host(header_host).text == name
+        except (ValueError, InvalidHost):
+            same = False
+        if not same:
+            deny(
+                flow,
+                state,
+                Denial(
+                    "host-mismatch",
+                    f"the Host header {host_header!r} does not name the CONNECT target {name}; "
+                    "send requests for another host through their own CONNECT",
+                ),
+            )
+
+    async def _pin_plain_request(self, flow: http.HTTPFlow, state: FlowState) -> None:
+        request = flow.request
+        upgrade_asked = request.headers.get(UPGRADE_HEADER, "").strip().lower()
+        request.headers.pop(UPGRADE_HEADER, None)
+        decision = await self._decide(flow, request.host, request.port, state)
+        state.original_url = _url(request.scheme, decision.host, request.port, request.path)
+        if not decision.allowed:
+            return
+        assert decision.pinned_ip is not None and decision.settings is not None
+        port = request.port
+        if request.scheme == "http" and (decision.settings.upgrade or upgrade_asked == "https"):
+            port = 443 if request.port == 80 else request.port
+            if port not in decision.settings.network.ports:
+                deny(
+                    flow,
+                    state,
+                    Denial(
+                        "port-denied",
+                        f"upgrading to https needs port {port}, which is not allowed for "
+                        f"{decision.host} (allowed: {decision.settings.network.ports})",
+                    ),
+                )
+                return
+            request.scheme, request.port, state.upgraded = "https", port, True
+            self._sni[(flow.client_conn.id, decision.pinned_ip, port)] = decision.host
+            self._approve(decision.pinned_ip, port, decision.settings.network)
+        elif upgrade_asked not in ("", "https"):
+            deny(
+                flow,
+                state,
+                Denial("invalid-host", f"{UPGRADE_HEADER} must be 'https', got {upgrade_asked!r}"),
+            )
+            return
+        # RFC 9112 3.2.2: a proxy replaces Host with the request-target's authority.
+        request.host = str(decision.pinned_ip)
+        request.host_header = authority(request.scheme, decision.host, port)
+
+    # -- last guard ---------------------------------------------------------------------------
+    def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        """Refuse any upstream connection to an address that no decision approved."""
+        try:
+            address = data.server.address
+            ip = _as_ip(address[0]) if address else None
+            approved = self._approved.get((ip, address[1])) if ip and address else None
+            if approved is None or not check_address(ip, approved.deny, approved.allow).allowed:  # type: ignore[arg-type]
+                data.server.error = f"hookwall refused to connect to unapproved address {address!r}"
+        except Exception as exc:
+            data.server.error = f"hookwall refused the connection ({type(exc).__name__}: {exc})"
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _start(self, flow: http.HTTPFlow, tunnel: TunnelState | None = None) -> FlowState:
+        state = state_of(flow)
+        if state is None:
+            policy = tunnel.policy if tunnel else self.runtime.policy
+            state = FlowState(policy=policy, tunnel=tunnel)
+            flow.metadata[METADATA_KEY] = state
+        return state
+
+    async def _decide(
+        self, flow: http.HTTPFlow, host: str, port: int, state: FlowState
+    ) -> guard.Decision:
+        """Run the shared decision; approve the pinned IP, or answer the flow with the denial."""
+        policy = state.policy or self.runtime.policy
+        decision = await guard.decide(
+            host,
+            port,
+            policy,
+            self.runtime.resolver,
+            self_addresses=self.runtime.self_addresses,
+        )
+        state.decision = decision
+        if decision.allowed:
+            assert decision.pinned_ip is not None and decision.settings is not None
+            self._approve(decision.pinned_ip, port, decision.settings.network)
+        else:
+            deny(flow, state, Denial(decision.reason or "internal-error", decision.message))
+        return decision
+
+    def _approve(self, ip: IPAddress, port: int, network: NetworkSettings) -> None:
+        self._approved[(ip, port)] = network
+        self._approved.move_to_end((ip, port))
+        while len(self._approved) > _APPROVED_MAX:
+            self._approved.popitem(last=False)
+
+    @staticmethod
+    def _fail(flow: http.HTTPFlow, state: FlowState, exc: Exception) -> None:
+        logger.exception("guard failed; denying")
+        deny(
+            flow,
+            state,
+            Denial(
+                "internal-error",
+                f"hookwall failed while judging this request ({type(exc).__name__})",
+            ),
+        )
+
+
+def _as_ip(text: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def authority(scheme: str, host: str, port: int) -> str:
+    """``host[:port]`` as it belongs in a URL or Host header (IPv6 bracketed, default port out)."""
+    shown = f"[{host}]" if ":" in host else host
+    return shown if url.default_port(scheme) == port else f"{shown}:{port}"
+
+
+def _url(scheme: str, host: str, port: int, path: str) -> str:
+    return f"{scheme}://{authority(scheme, host, port)}{path}"

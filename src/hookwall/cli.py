@@ -1,0 +1,259 @@
+"""The ``hookwall`` command: run the proxy, check and explain policies, find the CA."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from hookwall import __version__
+from hookwall.policy import Policy, PolicyError, load_default_policy, load_policy, summarize
+
+EPILOG = """\
+examples:
+  hookwall run                                   proxy on 127.0.0.1:8080, built-in default policy
+  hookwall run --policy policies/ --listen 0.0.0.0:8080
+  hookwall check policies/prod.yaml              validate a policy (exit 1 and every error)
+  hookwall explain http://localhost:3000/hook    what the proxy would do, without sending
+  hookwall ca --path                             the CA certificate senders must trust
+
+senders then set HTTP_PROXY=http://127.0.0.1:8080 and HTTPS_PROXY=http://127.0.0.1:8080.
+"""
+
+
+def default_data_dir() -> Path:
+    if env := os.environ.get("HOOKWALL_DATA_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "hookwall"
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT (e.g. 127.0.0.1:8080), got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _dns_server(text: str) -> tuple[str, int]:
+    from hookwall.netguard.resolver import parse_server
+
+    try:
+        return parse_server(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_policy_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--policy",
+        metavar="FILE_OR_DIR",
+        help="policy YAML file or directory of *.yaml files (default: the built-in policy, "
+        "which denies every internal address and allows ports 80 and 443)",
+    )
+    p.add_argument(
+        "--dns-server",
+        metavar="IP[:PORT]",
+        action="append",
+        type=_dns_server,
+        default=[],
+        help="DNS server to resolve destinations with; repeat for several "
+        "(default: the policy's dns.servers, else the system's resolv.conf)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hookwall",
+        description="hookwall: an egress proxy for outbound webhooks. It refuses every "
+        "delivery to an internal address (SSRF), pins each connection to the IP it checked, "
+        "and logs one JSON event per delivery.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"hookwall {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run the proxy",
+        description="Run the forward proxy. "
+        "Stops gracefully on SIGTERM/SIGINT (a second signal stops at once).",
+    )
+    _add_policy_args(run)
+    run.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        type=_listen,
+        default=("127.0.0.1", 8080),
+        help="address to accept senders on (default 127.0.0.1:8080; port 0 picks "
+        "a free port, printed in the proxy_started event)",
+    )
+    run.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where the CA and state live (default $HOOKWALL_DATA_DIR or ~/.local/share/hookwall)",
+    )
+    run.add_argument(
+        "--log-file", metavar="PATH", help="also append the JSON log lines to this file"
+    )
+    run.add_argument("--quiet", action="store_true", help="no log lines on stdout")
+
+    check = sub.add_parser(
+        "check",
+        help="validate a policy",
+        description="Validate a policy. Exit 0 with a summary, or exit 1 "
+        "listing every error as FILE:LINE:COL: message.",
+    )
+    check.add_argument("policy", metavar="FILE_OR_DIR")
+
+    explain = sub.add_parser(
+        "explain",
+        help="show the decision for a URL without sending",
+        description="Print the decision the proxy would take for a POST "
+        "to URL: the rule matched, the DNS answers and their "
+        "classification, allow/deny and the reason. Nothing is sent to "
+        "the destination (DNS is asked, as the proxy would).",
+    )
+    explain.add_argument("url")
+    _add_policy_args(explain)
+    explain.add_argument(
+        "--sender",
+        help="judge as this sender (senders arrive with access "
+        "control; accepted and ignored until then)",
+    )
+    explain.add_argument("--json", action="store_true", help="machine-readable output")
+
+    ca = sub.add_parser(
+        "ca",
+        help="where senders find the CA certificate to trust",
+        description="Create hookwall's CA if needed and print its certificate "
+        "(PEM) or, with --path, the file's path.",
+    )
+    ca.add_argument("--path", action="store_true", help="print the path instead of the PEM")
+    ca.add_argument("--data-dir", type=Path, default=None)
+    return parser
+
+
+def _load(path: str | None) -> Policy:
+    return load_policy(path) if path else load_default_policy()
+
+
+def _resolver(policy: Policy, servers: Sequence[tuple[str, int]]) -> Any:
+    from hookwall.netguard.resolver import Resolver
+
+    dns = policy.dns
+    return Resolver(
+        servers or dns.servers,
+        timeout=dns.timeout,
+        max_ttl=dns.max_ttl,
+        cache_size=dns.cache_size,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from hookwall import logs
+    from hookwall.proxy.master import ProxyConfig, serve
+    from hookwall.proxy.runtime import Runtime
+
+    logs.configure(stdout=None if args.quiet else sys.stdout, log_file=args.log_file)
+    policy = _load(args.policy)
+    config = ProxyConfig(
+        listen_host=args.listen[0],
+        listen_port=args.listen[1],
+        data_dir=args.data_dir or default_data_dir(),
+    )
+    return asyncio.run(serve(config, Runtime(policy, _resolver(policy, args.dns_server))))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    policy = load_policy(args.policy)
+    print(summarize(policy))
+    print("policy OK")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from hookwall.netguard.guard import decide
+
+    parts = urlsplit(args.url if "://" in args.url else f"http://{args.url}")
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        print(f"hookwall explain: only http:// and https:// URLs, got {scheme}://", file=sys.stderr)
+        return 2
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError as exc:
+        print(f"hookwall explain: bad port in {args.url!r}: {exc}", file=sys.stderr)
+        return 2
+    host = parts.hostname or ""
+    # urlsplit lower-cases and drops brackets; the proxy sees the same host text.
+    policy = _load(args.policy)
+    decision = asyncio.run(decide(host, port, policy, _resolver(policy, args.dns_server)))
+    report = {
+        "url": args.url,
+        "host": decision.host,
+        "port": decision.port,
+        "rule": decision.rule,
+        "tls": decision.settings.tls if decision.settings else None,
+        "dns": decision.dns_source or None,
+        "answers": [
+            {"address": str(a.address), "allowed": a.allowed, "why": a.why}
+            for a in decision.answers
+        ],
+        "decision": "allow" if decision.allowed else "deny",
+        "reason": decision.reason,
+        "message": decision.message,
+        "connect_to": str(decision.pinned_ip) if decision.pinned_ip else None,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(_explain_text(report))
+    return 0 if decision.allowed else 1
+
+
+def _explain_text(r: dict[str, Any]) -> str:
+    lines = [
+        f"destination  {r['host']}:{r['port']}",
+        f"rule         {r['rule'] or '(defaults)'}" + (f"   tls: {r['tls']}" if r["tls"] else ""),
+    ]
+    if r["dns"]:
+        lines.append(f"addresses    ({r['dns']})")
+        lines += [f"  {'allow' if a['allowed'] else 'DENY '}  {a['why']}" for a in r["answers"]]
+    verdict = "ALLOW" if r["decision"] == "allow" else f"DENY ({r['reason']})"
+    lines.append(f"decision     {verdict}: {r['message']}")
+    return "\n".join(lines)
+
+
+def cmd_ca(args: argparse.Namespace) -> int:
+    from hookwall.proxy.ca import ensure_ca
+
+    path = ensure_ca(args.data_dir or default_data_dir())
+    print(path if args.path else path.read_text(), end="\n" if args.path else "")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "check": cmd_check, "explain": cmd_explain, "ca": cmd_ca}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except PolicyError as exc:
+        print(f"hookwall: the policy has errors:\n{exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

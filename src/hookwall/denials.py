@@ -1,0 +1,62 @@
+"""The denial contract: every refusal has a stable reason code, an HTTP status and a JSON body.
+
+Senders' code and operators' alerts match on ``X-Hookwall-Reason``; keep the codes stable.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+REASON_HEADER = "X-Hookwall-Reason"
+
+STATUS_BY_REASON: dict[str, int] = {
+    # policy denials
+    "address-blocked": 403,
+    "host-denied": 403,
+    "port-denied": 403,
+    "invalid-host": 403,
+    "host-mismatch": 403,
+    "dns-failed": 403,
+    "sender-denied": 403,
+    "internal-error": 403,
+    # access control
+    "auth-required": 407,
+    # limits
+    "request-too-large": 413,
+    "rate-limited": 429,
+    "queue-full": 503,
+    "queue-timeout": 503,
+    "circuit-open": 503,
+    # upstream
+    "redirect-denied": 502,
+    "response-too-large": 502,
+    "upstream-error": 502,
+    "tls-failed": 502,
+    "connect-timeout": 504,
+    "response-timeout": 504,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Denial:
+    reason: str
+    message: str
+
+    @property
+    def status(self) -> int:
+        return STATUS_BY_REASON.get(self.reason, 403)
+
+    def body(self, request_id: str) -> bytes:
+        return json.dumps(
+            {"error": self.reason, "message": self.message, "request_id": request_id},
+            ensure_ascii=False,
+        ).encode()
+
+    def headers(self, request_id: str) -> dict[str, str]:
+        return {
+            "Content-Type": "application/json",
+            REASON_HEADER: self.reason,
+            "X-Hookwall-Request-Id": request_id,
+            "Cache-Control": "no-store",
+        }

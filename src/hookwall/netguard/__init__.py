@@ -1,0 +1,1 @@
+"""Destination guard: host canonicalisation, address classification, DNS and pinning."""

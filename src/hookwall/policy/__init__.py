@@ -1,0 +1,41 @@
+"""Policy: which destinations webhooks may reach, and how (pure Python, no mitmproxy).
+
+Modules: ``yamlload`` (YAML with positions), ``schema`` (per-file validation), ``load``
+(files and directories), ``match`` (host patterns), ``model`` (frozen values),
+``summary`` (``hookwall check`` text), ``errors`` (located issues).
+"""
+
+from hookwall.policy.errors import Location, PolicyError, PolicyIssue
+from hookwall.policy.load import default_policy_path, load_default_policy, load_policy
+from hookwall.policy.match import HostMatcher, canonical_pattern
+from hookwall.policy.model import (
+    Action,
+    DnsSettings,
+    NetworkSettings,
+    Policy,
+    PortSet,
+    Rule,
+    Settings,
+    TlsMode,
+)
+from hookwall.policy.summary import summarize
+
+__all__ = [
+    "Action",
+    "DnsSettings",
+    "HostMatcher",
+    "Location",
+    "NetworkSettings",
+    "Policy",
+    "PolicyError",
+    "PolicyIssue",
+    "PortSet",
+    "Rule",
+    "Settings",
+    "TlsMode",
+    "canonical_pattern",
+    "default_policy_path",
+    "load_default_policy",
+    "load_policy",
+    "summarize",
+]

@@ -1,0 +1,176 @@
+"""Loading a policy from a file or a directory of files into one ``Policy``.
+
+Files are validated one by one (``schema``), then combined here, where the checks that
+span files live: one ``defaults``, one ``dns``, each host pattern in one destination.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+from hookwall.policy.errors import Location, PolicyError, PolicyIssue
+from hookwall.policy.model import DnsSettings, NetworkSettings, Policy, Settings
+from hookwall.policy.schema import (
+    BUILTIN_DENY_SETS,
+    BUILTIN_PORTS,
+    DefaultsSpec,
+    FileSpec,
+    HostSpec,
+    NamedSets,
+    check_file,
+)
+from hookwall.policy.yamlload import load_yaml_file
+
+__all__ = ["default_policy_path", "load_default_policy", "load_policy"]
+
+_SUFFIXES = (".yaml", ".yml")
+
+
+def default_policy_path() -> Path:
+    """The packaged default policy (also linked as policies/default.yaml in the repo)."""
+    resource = resources.files("hookwall").joinpath("policies", "default.yaml")
+    return resource if isinstance(resource, Path) else Path(str(resource))
+
+
+def load_default_policy() -> Policy:
+    """The built-in policy used when the operator gives none."""
+    return load_policy(default_policy_path())
+
+
+def _policy_files(path: Path, issues: list[PolicyIssue]) -> list[Path]:
+    """The file itself, or a directory's *.yaml/*.yml files sorted by name (no recursion).
+
+    Hidden files are skipped: editors leave '.#name.yaml' lock files next to real ones.
+    """
+    try:
+        is_dir = path.is_dir()
+        if not is_dir:
+            path.stat()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        issues.append(
+            PolicyIssue(
+                None,
+                f"{path}: cannot open policy: {reason}; pass a policy file or a directory "
+                "of *.yaml files",
+            )
+        )
+        return []
+    if not is_dir:
+        return [path]
+    try:
+        names = sorted(entry.name for entry in os.scandir(path))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        issues.append(PolicyIssue(None, f"{path}: cannot read policy directory: {reason}"))
+        return []
+    files = [
+        path / name
+        for name in names
+        if name.endswith(_SUFFIXES) and not name.startswith(".") and (path / name).is_file()
+    ]
+    if not files:
+        issues.append(
+            PolicyIssue(
+                None,
+                f"{path}: directory has no *.yaml or *.yml policy files; add one "
+                "(copy policies/default.yaml to start)",
+            )
+        )
+    return files
+
+
+def _one_section(found: list[Location], section: str, issues: list[PolicyIssue]) -> None:
+    """A section may be defined by one file of a directory only; name both places."""
+    for location in found[1:]:
+        first = found[0]
+        issues.append(
+            PolicyIssue(
+                location,
+                f"{section}: already defined in {first}; define {section} in one file only",
+            )
+        )
+
+
+def _defaults_settings(spec: DefaultsSpec | None, sets: NamedSets) -> Settings:
+    """Built-in defaults overlaid with what the file wrote."""
+    spec = spec or DefaultsSpec(Location("<built-in>", 1, 1))
+    if spec.deny is None:
+        deny = tuple(prefix for name in BUILTIN_DENY_SETS for prefix in sets.get(name))
+    else:
+        deny = spec.deny
+    network = NetworkSettings(
+        deny=deny,
+        allow=spec.allow if spec.allow is not None else (),
+        ports=spec.ports if spec.ports is not None else BUILTIN_PORTS,
+    )
+    return Settings(
+        rule=None,
+        action="allow",
+        network=network,
+        tls=spec.tls or "intercept",
+        upgrade=bool(spec.upgrade),
+    )
+
+
+def _check_hosts(specs: list[FileSpec], issues: list[PolicyIssue]) -> None:
+    """Each canonical pattern may belong to one destination, across all files."""
+    first: dict[str, HostSpec] = {}
+    for spec in specs:
+        for host in spec.hosts:
+            previous = first.setdefault(host.pattern, host)
+            if previous is host:
+                continue
+            issues.append(
+                PolicyIssue(
+                    host.location,
+                    f"{host.path}: host pattern {host.pattern!r} is already used by destination "
+                    f"{previous.rule_name!r} at {previous.location}; each host pattern may "
+                    "appear in one destination only",
+                )
+            )
+
+
+def _in_file_order(issues: list[PolicyIssue], files: list[Path]) -> list[PolicyIssue]:
+    """Issues as an editor would walk them: file by file, top to bottom."""
+    order = {str(file): index for index, file in enumerate(files)}
+
+    def key(issue: PolicyIssue) -> tuple[int, int, int]:
+        where = issue.location
+        if where is None:
+            return (-1, 0, 0)
+        return (order.get(where.file, len(order)), where.line, where.column)
+
+    return sorted(issues, key=key)
+
+
+def load_policy(path: str | os.PathLike[str]) -> Policy:
+    """Load and validate a policy file or directory; PolicyError lists every problem."""
+    root = Path(path)
+    issues: list[PolicyIssue] = []
+    sets = NamedSets()
+    specs: list[FileSpec] = []
+    files = _policy_files(root, issues)
+    for file in files:
+        tree = load_yaml_file(file, str(file), issues)
+        if tree is not None:
+            specs.append(check_file(tree, str(file), issues, sets))
+
+    _one_section([s.defaults.location for s in specs if s.defaults], "defaults", issues)
+    _one_section([s.dns[1] for s in specs if s.dns], "dns", issues)
+    _check_hosts(specs, issues)
+    if issues:
+        raise PolicyError(_in_file_order(issues, files))
+
+    defaults_spec = next((s.defaults for s in specs if s.defaults is not None), None)
+    dns_settings = next((s.dns[0] for s in specs if s.dns is not None), DnsSettings())
+    return Policy(
+        sources=tuple(str(file) for file in files),
+        dns=dns_settings,
+        defaults=_defaults_settings(defaults_spec, sets),
+        rules=tuple(rule for spec in specs for rule in spec.rules),
+        ca_bundle=defaults_spec.ca_bundle if defaults_spec else None,
+        unsafe=any(spec.unsafe for spec in specs),
+    )

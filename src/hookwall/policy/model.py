@@ -1,0 +1,155 @@
+"""The loaded policy: immutable values the proxy reads on every request.
+
+Everything is frozen so a policy can be swapped atomically on reload and shared between
+threads without locks; effective per-rule settings are merged once, at construction.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from typing import Literal
+
+from hookwall.netguard.addresses import Prefix
+from hookwall.policy.errors import Location
+from hookwall.policy.match import HostMatcher
+
+__all__ = [
+    "Action",
+    "DnsSettings",
+    "NetworkSettings",
+    "Policy",
+    "PortSet",
+    "Rule",
+    "Settings",
+    "TlsMode",
+    "merge_rule",
+]
+
+Action = Literal["allow", "deny"]
+TlsMode = Literal["intercept", "passthrough"]
+
+
+@dataclass(frozen=True, slots=True)
+class PortSet:
+    """Allowed destination ports as sorted, merged inclusive ranges."""
+
+    ranges: tuple[tuple[int, int], ...]
+
+    def __post_init__(self) -> None:
+        # Normalise so membership can bisect and str() is stable however it was written.
+        merged: list[tuple[int, int]] = []
+        for low, high in sorted(self.ranges):
+            if not 1 <= low <= high <= 65535:
+                raise ValueError(f"invalid port range {low}-{high}")
+            if merged and low <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+            else:
+                merged.append((low, high))
+        object.__setattr__(self, "ranges", tuple(merged))
+
+    @classmethod
+    def of(cls, *ports: int) -> PortSet:
+        """PortSet.of(80, 443): single ports, the common case in code and tests."""
+        return cls(tuple((port, port) for port in ports))
+
+    def __contains__(self, port: object) -> bool:
+        if not isinstance(port, int):
+            return False
+        index = bisect_right(self.ranges, (port, 65536)) - 1
+        return index >= 0 and self.ranges[index][1] >= port
+
+    def __str__(self) -> str:
+        return ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in self.ranges)
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkSettings:
+    """Which resolved addresses and ports a destination may use."""
+
+    deny: tuple[Prefix, ...]
+    allow: tuple[Prefix, ...]
+    ports: PortSet
+
+
+@dataclass(frozen=True, slots=True)
+class DnsSettings:
+    """Resolver settings; no servers means the system resolvers."""
+
+    servers: tuple[tuple[str, int], ...] = ()
+    timeout: float = 2.0
+    max_ttl: float = 300.0
+    cache_size: int = 10000
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One destination entry as written: ``None`` overrides mean "use the defaults".
+
+    ``hosts`` are canonical patterns; ``deny``/``allow`` are appended to the defaults'
+    lists, ``ports``/``tls``/``upgrade`` replace the defaults when set.
+    """
+
+    name: str
+    hosts: tuple[str, ...]
+    action: Action
+    location: Location
+    deny: tuple[Prefix, ...] = ()
+    allow: tuple[Prefix, ...] = ()
+    ports: PortSet | None = None
+    tls: TlsMode | None = None
+    upgrade: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Effective settings for one destination; ``rule`` is None when only defaults apply."""
+
+    rule: Rule | None
+    action: Action
+    network: NetworkSettings
+    tls: TlsMode
+    upgrade: bool
+
+
+def merge_rule(defaults: Settings, rule: Rule) -> Settings:
+    """Defaults plus one rule: address lists append (a rule can never drop a deny), the rest
+    replace."""
+    network = NetworkSettings(
+        deny=defaults.network.deny + rule.deny,
+        allow=defaults.network.allow + rule.allow,
+        ports=defaults.network.ports if rule.ports is None else rule.ports,
+    )
+    return Settings(
+        rule=rule,
+        action=rule.action,
+        network=network,
+        tls=defaults.tls if rule.tls is None else rule.tls,
+        upgrade=defaults.upgrade if rule.upgrade is None else rule.upgrade,
+    )
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A whole loaded policy. ``settings_for`` is the only thing the request path needs."""
+
+    sources: tuple[str, ...]
+    dns: DnsSettings
+    defaults: Settings
+    rules: tuple[Rule, ...]
+    ca_bundle: str | None
+    unsafe: bool
+    _matcher: HostMatcher[Settings] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        matcher: HostMatcher[Settings] = HostMatcher()
+        for rule in self.rules:
+            merged = merge_rule(self.defaults, rule)
+            for pattern in rule.hosts:
+                matcher.add(pattern, merged)
+        object.__setattr__(self, "_matcher", matcher)
+
+    def settings_for(self, host: str) -> Settings:
+        """Effective settings for a canonical host (lower-case A-label name or IP text)."""
+        found = self._matcher.lookup(host)
+        return self.defaults if found is None else found

@@ -1,0 +1,80 @@
+"""The human-readable policy summary printed by ``hookwall check``.
+
+Shows effective values (defaults merged in), so an operator sees what each destination
+really gets without doing the merge in their head.
+"""
+
+from __future__ import annotations
+
+from hookwall.netguard.addresses import NAMED_SETS, Prefix, named_set
+from hookwall.policy.model import Policy, Rule, Settings, merge_rule
+from hookwall.units import format_duration
+
+__all__ = ["summarize"]
+
+
+def _prefixes(prefixes: tuple[Prefix, ...]) -> str:
+    """Named sets by name, other prefixes as CIDRs: 'special-purpose, 10.1.0.0/16'."""
+    parts: list[str] = []
+    remaining = list(prefixes)
+    for name in NAMED_SETS:
+        try:
+            members = set(named_set(name))
+        except KeyError:
+            continue
+        if members and members.issubset(remaining):
+            parts.append(name)
+            remaining = [prefix for prefix in remaining if prefix not in members]
+    parts.extend(str(prefix.network) for prefix in dict.fromkeys(remaining))
+    return ", ".join(parts) or "none"
+
+
+def _settings(settings: Settings, *, deny: bool) -> str:
+    network = settings.network
+    fields = [
+        f"tls {settings.tls}",
+        f"upgrade {'on' if settings.upgrade else 'off'}",
+        f"ports {network.ports}",
+    ]
+    if deny:
+        fields.append(f"deny {_prefixes(network.deny)}")
+    fields.append(f"allow {_prefixes(network.allow)}")
+    return "; ".join(fields)
+
+
+def _rule_line(rule: Rule, settings: Settings) -> str:
+    head = f"  {rule.name}: {rule.action} {', '.join(rule.hosts)}"
+    if rule.action == "deny":
+        return f"{head}  [{rule.location}]"
+    details = _settings(settings, deny=bool(rule.deny))
+    return f"{head}; {details}  [{rule.location}]"
+
+
+def summarize(policy: Policy) -> str:
+    """Files, resolver, defaults, then one line per destination with its effective settings."""
+    count = len(policy.sources)
+    lines = [f"policy from {count} file{'s' if count != 1 else ''}:"]
+    lines.extend(f"  {source}" for source in policy.sources)
+    if policy.unsafe:
+        lines.append("unsafe: true (the built-in deny sets may be switched off)")
+    dns = policy.dns
+    servers = ", ".join(
+        f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host, port in dns.servers
+    )
+    lines.append(
+        f"dns: {servers or 'system resolvers'}; timeout {format_duration(dns.timeout)}; "
+        f"max ttl {format_duration(dns.max_ttl)}; cache {dns.cache_size} entries"
+    )
+    if policy.ca_bundle:
+        lines.append(f"extra upstream CAs: {policy.ca_bundle}")
+    lines.append(f"defaults: allow; {_settings(policy.defaults, deny=True)}")
+    if not policy.rules:
+        lines.append("no destinations: every host gets the defaults")
+        return "\n".join(lines)
+    lines.append(
+        f"{len(policy.rules)} destination{'s' if len(policy.rules) != 1 else ''} "
+        "(the most specific host pattern wins; other hosts get the defaults):"
+    )
+    for rule in policy.rules:
+        lines.append(_rule_line(rule, merge_rule(policy.defaults, rule)))
+    return "\n".join(lines)

@@ -1,0 +1,120 @@
+"""An embedded, trimmed mitmproxy Master: only what an egress proxy needs, plus our addons.
+
+mitmproxy's DumpMaster loads ~35 addons (replay, scripting, onboarding on ``mitm.it``, ...)
+that cost close to half the throughput and widen the attack surface; we load five of its
+addons and ours. The order matters: our hooks must run before mitmproxy's TLS config (SNI) and
+the guard must read ``X-Hookwall-*`` headers before HopHeaders strips them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from mitmproxy import options
+from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, tlsconfig
+from mitmproxy.master import Master
+
+from hookwall import logs
+from hookwall.addons.exchangelog import ExchangeLog
+from hookwall.addons.guard import DestinationGuard
+from hookwall.addons.hopheaders import HopHeaders
+from hookwall.addons.lifecycle import Lifecycle
+from hookwall.addons.safety import SafetyChecks, forbidden_options_set
+from hookwall.proxy import errorpages
+from hookwall.proxy.ca import ensure_ca, upstream_ca_bundle
+from hookwall.proxy.runtime import Runtime
+
+# A global ceiling on buffered bodies (both directions) until per-destination caps exist:
+# a hostile receiver cannot make the proxy buffer gigabytes.
+BODY_SIZE_LIMIT = "64m"
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyConfig:
+    listen_host: str
+    listen_port: int
+    data_dir: Path
+    drain_seconds: float = 10.0
+
+
+def build_options(config: ProxyConfig, runtime: Runtime) -> dict[str, object]:
+    return {
+        "mode": ["regular"],
+        "listen_host": config.listen_host,
+        "listen_port": config.listen_port,
+        "confdir": str(config.data_dir),
+        "http2": False,
+        "http3": False,
+        "websocket": False,
+        "rawtcp": False,
+        "ssl_insecure": False,
+        "ssl_verify_upstream_trusted_ca": str(
+            upstream_ca_bundle(config.data_dir, runtime.policy.ca_bundle)
+        ),
+        "connection_strategy": "eager",
+        "body_size_limit": BODY_SIZE_LIMIT,
+        "validate_inbound_headers": True,
+    }
+
+
+class HookwallMaster(Master):
+    def __init__(self, opts: options.Options, runtime: Runtime) -> None:
+        super().__init__(opts, with_termlog=False)
+        guard = DestinationGuard(runtime)
+        self.addons.add(
+            core.Core(),
+            SafetyChecks(),
+            Lifecycle(runtime),
+            guard,
+            HopHeaders(),
+            ExchangeLog(guard.tunnels),
+            proxyserver.Proxyserver(),
+            next_layer.NextLayer(),
+            tlsconfig.TlsConfig(),
+            errorcheck.ErrorCheck(),
+        )
+
+
+async def serve(config: ProxyConfig, runtime: Runtime) -> int:
+    """Run until SIGTERM/SIGINT, then stop accepting and let in-flight exchanges finish."""
+    ensure_ca(config.data_dir)
+    errorpages.install()
+    opts = options.Options()
+    master = HookwallMaster(opts, runtime)
+    opts.update(**build_options(config, runtime))
+    bad = forbidden_options_set(opts)
+    if bad:
+        raise SystemExit(f"hookwall refuses to run with unsafe mitmproxy options: {bad}")
+
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    tasks: set[asyncio.Task[None]] = set()
+
+    def request_stop(signame: str) -> None:
+        if stopping.is_set():  # second signal: stop now
+            master.shutdown()
+            return
+        stopping.set()
+        logs.get_logger().info("proxy_stopping", signal=signame, drain_s=config.drain_seconds)
+        tasks.add(loop.create_task(_drain_then_exit(master, config.drain_seconds)))
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, request_stop, sig.name)
+    await master.run()
+    logs.get_logger().info("proxy_stopped")
+    return 0
+
+
+async def _drain_then_exit(master: Master, grace: float) -> None:
+    ps = master.addons.get("proxyserver")
+    try:
+        await ps.servers.update([])  # close the listener: no new connections
+        deadline = asyncio.get_running_loop().time() + grace
+        # mitmproxy signals no "last connection closed" event: poll, bounded by the grace.
+        while ps.active_connections() and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    finally:
+        master.shutdown()

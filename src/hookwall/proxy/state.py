@@ -1,0 +1,52 @@
+"""Per-flow and per-tunnel state our addons share, kept in ``flow.metadata``.
+
+Each flow holds the policy snapshot it started with, so a reload never changes the rules
+under a request in flight.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from mitmproxy import http
+
+from hookwall.denials import Denial
+from hookwall.netguard.guard import Decision
+from hookwall.policy import Policy
+
+METADATA_KEY = "hookwall"
+
+
+def new_request_id() -> str:
+    """Short, unique, log-friendly id (``req_`` + 20 hex digits, 80 random bits)."""
+    return "req_" + secrets.token_hex(10)
+
+
+@dataclass(slots=True)
+class FlowState:
+    policy: Policy | None  # None only for flows the guard never judged (unparseable requests)
+    request_id: str = field(default_factory=new_request_id)
+    started: float = field(default_factory=time.time)
+    decision: Decision | None = None
+    denial: Denial | None = None
+    tunnel: TunnelState | None = None  # set for requests inside a CONNECT tunnel
+    upgraded: bool = False
+    original_url: str = ""  # the URL the sender asked for (name, not pinned IP; no userinfo)
+    error: str | None = None
+    logged: bool = False
+
+
+@dataclass(slots=True)
+class TunnelState:
+    """What was decided for a CONNECT: the requests inside are bound to this host and IP."""
+
+    decision: Decision
+    policy: Policy | None  # None only for flows the guard never judged (unparseable requests)
+    request_id: str
+
+
+def state_of(flow: http.HTTPFlow) -> FlowState | None:
+    state = flow.metadata.get(METADATA_KEY)
+    return state if isinstance(state, FlowState) else None

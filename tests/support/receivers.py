@@ -1,0 +1,110 @@
+"""Local webhook receivers that record every connection and request they get.
+
+A test proves "no packet reached the forbidden address" by asserting a receiver bound there
+saw zero connections, so connections are counted at accept time, before any HTTP parsing.
+"""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import ssl
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    host: str
+    port: int
+    tls: bool
+    connections: int = 0
+    requests: list[Seen] = field(default_factory=list)
+    _server: http.server.ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def url_host(self) -> str:
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    receiver: Receiver
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.receiver.requests.append(
+            Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+        )
+        reply = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    do_GET = do_POST = do_PUT = _handle
+
+
+def start_receiver(host: str, port: int = 0, ssl_context: ssl.SSLContext | None = None) -> Receiver:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    receiver = Receiver(host, 0, ssl_context is not None)
+
+    class Server(http.server.ThreadingHTTPServer):
+        address_family = family
+        daemon_threads = True
+
+        def get_request(self) -> tuple[socket.socket, object]:
+            sock, addr = super().get_request()
+            receiver.connections += 1
+            if ssl_context is not None:
+                sock = ssl_context.wrap_socket(
+                    sock, server_side=True, do_handshake_on_connect=False
+                )
+            return sock, addr
+
+        def handle_error(self, request: object, client_address: object) -> None:
+            pass  # failed TLS handshakes etc. are expected in tests
+
+    handler = type("Handler", (_Handler,), {"receiver": receiver})
+    server = Server((host, port), handler)
+    receiver.port = server.server_address[1]
+    receiver._server = server
+    receiver._thread = threading.Thread(target=server.serve_forever, daemon=True)
+    receiver._thread.start()
+    return receiver
+
+
+def start_twin_receivers(
+    allowed_host: str, forbidden_host: str, ssl_context: ssl.SSLContext | None = None
+) -> tuple[Receiver, Receiver]:
+    """Two receivers on the same port number at two addresses (for rebinding tests)."""
+    for _ in range(50):
+        allowed = start_receiver(allowed_host, 0, ssl_context)
+        try:
+            forbidden = start_receiver(forbidden_host, allowed.port, ssl_context)
+        except OSError:
+            allowed.stop()
+            continue
+        return allowed, forbidden
+    raise RuntimeError("could not find a port free on both addresses")

@@ -37,8 +37,11 @@ def _isolate_network() -> bool:
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True)
         # A routable-looking IPv6 address on lo, for receivers a policy may allow (::1 never can:
         # the built-in ::1/128 row is as long as any allow exception, and ties deny).
-        subprocess.run(["ip", "-6", "addr", "add", f"{TEST_IPV6}/128", "dev", "lo", "nodad"],
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            ["ip", "-6", "addr", "add", f"{TEST_IPV6}/128", "dev", "lo", "nodad"],
+            check=True,
+            capture_output=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         return False
     return [name for _, name in socket.if_nameindex()] == ["lo"]
@@ -57,37 +60,6 @@ needs_isolation = pytest.mark.skipif(
 def receiver_ca() -> trustme.CA:
     """The CA of our local TLS receivers (the proxy trusts it via the policy's ca_bundle)."""
     return trustme.CA()
-
-
-TEST_IPV6 = "fd00:1::2"
-
-
-def _isolate_network() -> bool:
-    """Move this process (and every child it starts) into a new netns with only ``lo`` up."""
-    if os.environ.get("HOOKWALL_TEST_NETNS", "1") == "0":
-        return False
-    unshare = getattr(os, "unshare", None)
-    if unshare is None or os.geteuid() != 0:
-        return False
-    try:
-        unshare(os.CLONE_NEWNET)
-        subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True)
-        # A routable-looking IPv6 address on lo, for receivers a policy may allow (::1 never can:
-        # the built-in ::1/128 row is as long as any allow exception, and ties deny).
-        subprocess.run(["ip", "-6", "addr", "add", f"{TEST_IPV6}/128", "dev", "lo", "nodad"],
-                       check=True, capture_output=True)  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return False
-    return [name for _, name in socket.if_nameindex()] == ["lo"]
-
-
-NETWORK_ISOLATED = _isolate_network()
-
-needs_isolation = pytest.mark.skipif(
-    not NETWORK_ISOLATED,
-    reason="aims at non-loopback addresses; runs only inside the test network namespace "
-    "(root with os.unshare, Python >= 3.12)",
-)
 
 
 @pytest.fixture(scope="session")

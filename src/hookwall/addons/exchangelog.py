@@ -60,35 +60,32 @@ class ExchangeLog:
             self._emit(flow, tls="passthrough")
 
     def tls_failed_client(self, data: tls.TlsData) -> None:
-        self._tls_failed(data, "sender", data.conn.error)
+        """The sender refused our certificate: no request will follow, so this is the event.
 
-    def tls_failed_server(self, data: tls.TlsData) -> None:
-        self._tls_failed(data, "receiver", data.conn.error)
-
-    def _tls_failed(self, data: tls.TlsData, side: str, error: str | None) -> None:
+        (A failed handshake with the receiver needs no event of its own: the request inside
+        the tunnel is answered 502 ``tls-failed`` and logged like any other.)
+        """
         tunnel = self.tunnels.get(data.context.client.id)
         decision = tunnel.decision if tunnel else None
-        if side == "sender":
-            hint = (
-                "the sender did not accept hookwall's certificate; install the CA printed by "
-                "`hookwall ca --path` in the sender's trust store"
-            )
-        else:
-            hint = "TLS with the receiver failed (certificate not valid for the name?)"
-        self.log.warning(
-            "exchange",
-            request_id=tunnel.request_id if tunnel else None,
-            client=_peer(data.context.client.peername),
-            method="CONNECT",
-            host=decision.host if decision else None,
-            port=decision.port if decision else None,
-            rule=decision.rule if decision else None,
-            peer_ip=str(decision.pinned_ip) if decision and decision.pinned_ip else None,
-            decision="deny",
-            reason="tls-failed",
-            status=None,
-            error=f"{hint}: {error}" if error else hint,
+        hint = (
+            "the sender did not accept hookwall's certificate; install the CA printed by "
+            "`hookwall ca --path` in the sender's trust store, or use the upgrade option"
         )
+        event: dict[str, Any] = dict.fromkeys(logs.EXCHANGE_FIELDS)
+        event |= {
+            "request_id": tunnel.request_id if tunnel else None,
+            "client": _peer(data.context.client.peername),
+            "method": "CONNECT",
+            "host": decision.host if decision else None,
+            "port": decision.port if decision else None,
+            "rule": decision.rule if decision else None,
+            "resolved_ips": decision.resolved_ips if decision else [],
+            "decision": "deny",
+            "reason": "tls-failed",
+            "error": f"{hint} ({data.conn.error})" if data.conn.error else hint,
+            "signed": False,
+        }
+        self.log.warning("exchange", **event)
 
     # -- helpers -------------------------------------------------------------------------------
     def _state(self, flow: http.HTTPFlow) -> FlowState:
@@ -142,7 +139,9 @@ def exchange_fields(flow: http.HTTPFlow, state: FlowState) -> dict[str, Any]:
         "connect_ms": _ms(server.timestamp_start, server.timestamp_tcp_setup)
         if opened_for_us
         else None,
-        "ttfb_ms": _ms(request.timestamp_end, response.timestamp_start) if response else None,
+        "ttfb_ms": _ms(request.timestamp_end, response.timestamp_start)
+        if response and not denial
+        else None,
         "duration_ms": _ms(
             request.timestamp_start,
             (response.timestamp_end if response else None) or time.time(),

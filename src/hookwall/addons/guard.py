@@ -122,7 +122,7 @@ class DestinationGuard:
         upgrade_asked = request.headers.get(UPGRADE_HEADER, "").strip().lower()
         request.headers.pop(UPGRADE_HEADER, None)
         decision = await self._decide(flow, request.host, request.port, state)
-        state.original_url = _url(request.scheme, decision.host, request.port, request.path)
+        state.original_url = _url(request.scheme, request.host, request.port, request.path)
         if not decision.allowed:
             return
         assert decision.pinned_ip is not None and decision.settings is not None

@@ -1,20 +1,31 @@
-"""Lifecycle: learn our real listening address once mitmproxy is up, and say so in the log.
+"""Lifecycle: start-up facts and graceful shutdown.
 
-The guard refuses destinations that are the proxy itself; with ``--listen 127.0.0.1:0`` the
-port is only known after binding. The ``proxy_started`` event is what scripts and tests wait on.
+- Learns our real listening address once mitmproxy is up (``--listen 127.0.0.1:0`` binds a port
+  only then) so the guard can refuse the proxy itself, and logs ``proxy_started``, the event
+  scripts and tests wait on.
+- Counts HTTP exchanges in flight so a shutdown can wait for exactly those, not for idle
+  keep-alive connections; while draining, responses carry ``Connection: close``.
 """
 
 from __future__ import annotations
 
-from mitmproxy import ctx
+import asyncio
+
+from mitmproxy import ctx, http
 
 from hookwall import logs
 from hookwall.proxy.runtime import Runtime
+
+_COUNTED = "hookwall.inflight"
 
 
 class Lifecycle:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.inflight = 0
+        self.draining = False
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def running(self) -> None:
         ps = ctx.master.addons.get("proxyserver")
@@ -30,3 +41,28 @@ class Lifecycle:
             dns_servers=self.runtime.resolver.servers,
             ca_cert=str(ctx.options.confdir) + "/mitmproxy-ca-cert.pem",
         )
+
+    # -- in-flight accounting -------------------------------------------------------------------
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        flow.metadata[_COUNTED] = True
+        self.inflight += 1
+        self._idle.clear()
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        if self.draining:
+            flow.response.headers["Connection"] = "close"  # type: ignore[union-attr]
+        self._done(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._done(flow)
+
+    def _done(self, flow: http.HTTPFlow) -> None:
+        if flow.metadata.pop(_COUNTED, False):
+            self.inflight -= 1
+            if self.inflight == 0:
+                self._idle.set()
+
+    async def drained(self) -> None:
+        """Return once no exchange is in flight (callers bound this with a timeout)."""
+        self.draining = True
+        await self._idle.wait()

@@ -101,14 +101,6 @@ async def _decide(
             port,
             settings=settings,
         )
-    if not 0 < port < 65536 or port not in settings.network.ports:
-        return _deny(
-            "port-denied",
-            f"port {port} is not allowed for {host.text} (allowed: {settings.network.ports})",
-            host.text,
-            port,
-            settings=settings,
-        )
 
     dns_ms: float | None = None
     addresses: tuple[IPAddress, ...]
@@ -147,6 +139,15 @@ async def _decide(
         elif source != "literal":
             why = f"{host.text} resolves to {blocked[0].address}; {why}"
         return _deny("address-blocked", why, host.text, port, **common)
+    # Ports are judged after addresses so `localhost:3000` says what is really wrong with it.
+    if not 0 < port < 65536 or port not in settings.network.ports:
+        return _deny(
+            "port-denied",
+            f"port {port} is not allowed for {host.text} (allowed: {settings.network.ports})",
+            host.text,
+            port,
+            **common,
+        )
 
     pinned = next((a.address for a in answers if a.address.version == 4), answers[0].address)
     if (pinned, port) in self_addresses:

@@ -50,6 +50,10 @@ class SelfAddresses:
         if not isinstance(item, tuple) or len(item) != 2:
             return False
         address, port = item
+        # An IPv4-mapped address (::ffff:127.0.0.2) reaches the IPv4 listener on a dual-stack
+        # socket, so it is judged as the IPv4 address it maps.
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
         if (address, port) in self._exact:
             return True
         if port in self._wildcard_ports:

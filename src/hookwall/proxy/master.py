@@ -64,10 +64,11 @@ class HookwallMaster(Master):
     def __init__(self, opts: options.Options, runtime: Runtime) -> None:
         super().__init__(opts, with_termlog=False)
         guard = DestinationGuard(runtime)
+        self.lifecycle = Lifecycle(runtime)
         self.addons.add(
             core.Core(),
             SafetyChecks(),
-            Lifecycle(runtime),
+            self.lifecycle,
             guard,
             HopHeaders(),
             ExchangeLog(guard.tunnels),
@@ -108,13 +109,17 @@ async def serve(config: ProxyConfig, runtime: Runtime) -> int:
     return 0
 
 
-async def _drain_then_exit(master: Master, grace: float) -> None:
+async def _drain_then_exit(master: HookwallMaster, grace: float) -> None:
+    """Close the listener, let exchanges in flight finish (bounded), then stop."""
     ps = master.addons.get("proxyserver")
     try:
-        await ps.servers.update([])  # close the listener: no new connections
-        deadline = asyncio.get_running_loop().time() + grace
-        # mitmproxy signals no "last connection closed" event: poll, bounded by the grace.
-        while ps.active_connections() and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+        await ps.servers.update([])
+        logs.get_logger().info("proxy_draining", inflight=master.lifecycle.inflight)
+        async with asyncio.timeout(grace):
+            await master.lifecycle.drained()
+    except TimeoutError:
+        logs.get_logger().warning(
+            "proxy_drain_timeout", inflight=master.lifecycle.inflight, grace_s=grace
+        )
     finally:
         master.shutdown()

@@ -100,11 +100,30 @@ def test_plain_http_delivery_goes_through_unchanged(proxy: ProxyProcess, plain_t
         f"http://hooks.test:{allowed.port}/hook?x=1",
         json={"type": "invoice.paid"},
         proxies=proxies(proxy),
-        headers={"X-Custom": "kept"},
+        headers={
+            "X-Custom": "kept",
+            "Proxy-Authorization": "Basic c2VuZGVyOnNlY3JldA==",
+            "Proxy-Connection": "keep-alive",
+            "Connection": "keep-alive, X-Hop-Secret",
+            "X-Hop-Secret": "for the proxy only",
+            "Keep-Alive": "timeout=5",
+            "Upgrade": "h2c",
+            "X-Hookwall-Debug": "1",
+        },
         timeout=10,
     )
     assert r.status_code == 200, r.text
     seen = allowed.requests[before]
+    for hop in (
+        "proxy-authorization",
+        "proxy-connection",
+        "x-hop-secret",
+        "keep-alive",
+        "upgrade",
+        "x-hookwall-debug",
+    ):
+        assert hop not in seen.headers
+    assert "c2VuZGVyOnNlY3JldA" not in json.dumps(proxy.events)
     assert (seen.method, seen.path) == ("POST", "/hook?x=1")
     assert seen.headers["host"] == f"hooks.test:{allowed.port}"
     assert seen.headers["x-custom"] == "kept"
@@ -531,3 +550,15 @@ def test_sender_that_does_not_trust_the_ca_gets_a_logged_hint(proxy: ProxyProces
     assert "hookwall ca --path" in event["error"]
     assert event["request_id"].startswith("req_")
     assert len(allowed.requests) == before
+
+
+def test_absolute_form_https_request_is_verified_against_the_name(proxy: ProxyProcess, tls_twins):
+    """`GET https://name/` sent to the proxy without CONNECT: TLS upstream, SNI is the name."""
+    allowed, forbidden = tls_twins
+    head, body = raw_exchange(
+        proxy, f"GET https://hooks.test:{allowed.port}/abs HTTP/1.1\r\nHost: hooks.test\r\n\r\n"
+    )
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert json.loads(body) == {"ok": True}
+    assert allowed.requests[-1].path == "/abs"
+    assert forbidden.connections == 0

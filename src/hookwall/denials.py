@@ -20,6 +20,8 @@ STATUS_BY_REASON: dict[str, int] = {
     "dns-failed": 403,
     "sender-denied": 403,
     "internal-error": 403,
+    # malformed requests
+    "bad-request": 400,
     # access control
     "auth-required": 407,
     # limits

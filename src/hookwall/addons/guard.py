@@ -119,40 +119,29 @@ class DestinationGuard:
 
     async def _pin_plain_request(self, flow: http.HTTPFlow, state: FlowState) -> None:
         request = flow.request
-        upgrade_asked = request.headers.get(UPGRADE_HEADER, "").strip().lower()
-        request.headers.pop(UPGRADE_HEADER, None)
-        decision = await self._decide(flow, request.host, request.port, state)
+        upgrade_asked = request.headers.pop(UPGRADE_HEADER, "").strip().lower()
         state.original_url = _url(request.scheme, request.host, request.port, request.path)
+        if upgrade_asked not in ("", "https"):
+            deny(flow, state, Denial("bad-request", f"{UPGRADE_HEADER} must be 'https'"))
+            return
+        decision = await self._decide(flow, request.host, request.port, state)
         if not decision.allowed:
             return
         assert decision.pinned_ip is not None and decision.settings is not None
-        port = request.port
-        if request.scheme == "http" and (decision.settings.upgrade or upgrade_asked == "https"):
+        if request.scheme == "http" and (decision.settings.upgrade or upgrade_asked):
             port = 443 if request.port == 80 else request.port
             if port not in decision.settings.network.ports:
-                deny(
-                    flow,
-                    state,
-                    Denial(
-                        "port-denied",
-                        f"upgrading to https needs port {port}, which is not allowed for "
-                        f"{decision.host} (allowed: {decision.settings.network.ports})",
-                    ),
-                )
+                allowed = decision.settings.network.ports
+                message = f"upgrading to https needs port {port}, not allowed (allowed: {allowed})"
+                deny(flow, state, Denial("port-denied", message))
                 return
             request.scheme, request.port, state.upgraded = "https", port, True
-            self._sni[(flow.client_conn.id, decision.pinned_ip, port)] = decision.host
             self._approve(decision.pinned_ip, port, decision.settings.network)
-        elif upgrade_asked not in ("", "https"):
-            deny(
-                flow,
-                state,
-                Denial("invalid-host", f"{UPGRADE_HEADER} must be 'https', got {upgrade_asked!r}"),
-            )
-            return
+        if request.scheme == "https":  # upgraded, or an absolute-form https:// request
+            self._sni[(flow.client_conn.id, decision.pinned_ip, request.port)] = decision.host
         # RFC 9112 3.2.2: a proxy replaces Host with the request-target's authority.
         request.host = str(decision.pinned_ip)
-        request.host_header = authority(request.scheme, decision.host, port)
+        request.host_header = authority(request.scheme, decision.host, request.port)
 
     # -- last guard ---------------------------------------------------------------------------
     def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:

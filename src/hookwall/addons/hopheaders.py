@@ -1,24 +1,45 @@
-"""HopHeaders: proxy-only headers never reach the receiver.
+"""HopHeaders: hop-by-hop and proxy-only headers never reach the receiver (RFC 9110 7.6.1).
 
 mitmproxy without its ``proxyauth`` addon forwards ``Proxy-Authorization`` and
 ``Proxy-Connection`` verbatim, which would leak a sender's proxy credentials to the internet.
-Our own control headers (``X-Hookwall-*``) are stripped too, so a receiver cannot learn or be
-confused by them.
+Headers named in ``Connection`` are the sender's business with us, not the receiver's.
+``Upgrade`` is dropped too: hookwall relays plain HTTP/1.1 exchanges only (no h2c, no
+websockets). Our own control headers (``X-Hookwall-*``) are stripped so a receiver cannot
+learn or be confused by them.
 """
 
 from __future__ import annotations
 
 from mitmproxy import http
 
-PROXY_ONLY = ("proxy-authorization", "proxy-connection", "proxy-authenticate")
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "upgrade",
+    }
+)
+# Never removed because a sender listed them in Connection: framing and routing stay intact.
+PROTECTED = frozenset({"host", "content-length", "transfer-encoding"})
+
+
+def headers_to_strip(names: list[str], connection_values: list[str]) -> set[str]:
+    """Lower-case names of the request headers that must not be forwarded."""
+    listed = {token.strip().lower() for value in connection_values for token in value.split(",")}
+    strip = {
+        n.lower() for n in names if n.lower() in HOP_BY_HOP or n.lower().startswith("x-hookwall-")
+    }
+    strip |= {n.lower() for n in names if n.lower() in listed}
+    return strip - PROTECTED
 
 
 class HopHeaders:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         headers = flow.request.headers
-        for name in [n for n in headers if n.lower() in PROXY_ONLY or _ours(n)]:
-            headers.pop(name, None)
-
-
-def _ours(name: str) -> bool:
-    return name.lower().startswith("x-hookwall-")
+        connection = headers.get_all("connection") + headers.get_all("proxy-connection")
+        for name in headers_to_strip(list(headers.keys()), connection):
+            del headers[name]

@@ -20,7 +20,7 @@ import requests
 
 from tests.conftest import TEST_IPV6, needs_isolation
 from tests.support.dnsserver import TestDnsServer
-from tests.support.proxyproc import ProxyProcess
+from tests.support.proxyproc import ProxyProcess, trusting
 from tests.support.receivers import Receiver
 
 pytestmark = pytest.mark.integration
@@ -140,7 +140,7 @@ def test_plain_http_delivery_goes_through_unchanged(proxy: ProxyProcess, plain_t
 
 def test_https_delivery_is_intercepted_pinned_and_verified(proxy: ProxyProcess, tls_twins) -> None:
     allowed, forbidden = tls_twins
-    with httpx.Client(proxy=proxy.url, verify=str(proxy.ca_cert), timeout=10) as client:
+    with httpx.Client(proxy=proxy.url, verify=trusting(proxy.ca_cert), timeout=10) as client:
         r = client.post(f"https://hooks.test:{allowed.port}/secure", json={"n": 1})
     assert r.status_code == 200, r.text
     assert allowed.requests[-1].path == "/secure"
@@ -241,7 +241,7 @@ def test_connect_to_loopback_is_refused_on_the_connect(
 ) -> None:
     _, forbidden = tls_twins
     with (
-        httpx.Client(proxy=proxy.url, verify=str(proxy.ca_cert), timeout=10) as client,
+        httpx.Client(proxy=proxy.url, verify=trusting(proxy.ca_cert), timeout=10) as client,
         pytest.raises(httpx.ProxyError) as info,
     ):
         client.post(f"https://{host}:{forbidden.port}/")
@@ -334,7 +334,7 @@ def test_port_not_in_the_rule_is_refused(proxy: ProxyProcess, plain_twins) -> No
 def test_host_header_inside_tunnel_must_match_connect(proxy: ProxyProcess, tls_twins) -> None:
     allowed, _ = tls_twins
     before = len(allowed.requests)
-    with httpx.Client(proxy=proxy.url, verify=str(proxy.ca_cert), timeout=10) as client:
+    with httpx.Client(proxy=proxy.url, verify=trusting(proxy.ca_cert), timeout=10) as client:
         r = client.get(f"https://hooks.test:{allowed.port}/", headers={"Host": "other.hooks.test"})
     assert_denied(r, "host-mismatch")
     assert len(allowed.requests) == before
@@ -414,7 +414,7 @@ def test_passthrough_tunnel_is_pinned_but_not_intercepted(
 ) -> None:
     allowed, forbidden = tls_twins
     # The client verifies the receiver's own certificate: proof that hookwall did not intercept.
-    with httpx.Client(proxy=proxy.url, verify=str(receiver_ca_file), timeout=10) as client:
+    with httpx.Client(proxy=proxy.url, verify=trusting(receiver_ca_file), timeout=10) as client:
         r = client.post(f"https://passthrough.hooks.test:{allowed.port}/pt", content=b"{}")
     assert r.status_code == 200
     event = proxy.exchange(host="passthrough.hooks.test", method="CONNECT", tls="passthrough")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -15,6 +16,11 @@ from typing import Any
 
 HOOKWALL = Path(sys.executable).with_name("hookwall")
 Event = dict[str, Any]
+
+
+def trusting(ca_file: Path) -> ssl.SSLContext:
+    """A client TLS context that trusts exactly this CA (hookwall's, or a test receiver's)."""
+    return ssl.create_default_context(cafile=str(ca_file))
 
 
 class ProxyProcess:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from mitmproxy import http, tls
+from mitmproxy import connection, http, tls
 
 from hookwall import logs
 from hookwall.denials import Denial
@@ -41,6 +41,9 @@ class ExchangeLog:
         # mitmproxy writes the error response itself, right after this hook; ours replaces it.
         errorpages.expect_error_response(flow.client_conn.id, state.request_id, state.denial)
         self._emit(flow)
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        errorpages.forget(client.id)
 
     # -- CONNECT ---------------------------------------------------------------------------------
     def http_connect_error(self, flow: http.HTTPFlow) -> None:

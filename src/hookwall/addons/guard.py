@@ -64,6 +64,7 @@ class DestinationGuard:
             del self._sni[key]
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        """Passthrough rules tunnel the bytes untouched (the address was checked and pinned)."""
         tunnel = self.tunnels.get(data.context.client.id)
         if tunnel and tunnel.decision.settings and tunnel.decision.settings.tls == "passthrough":
             data.ignore_connection = True
@@ -71,18 +72,18 @@ class DestinationGuard:
     def tls_start_server(self, data: tls.TlsData) -> None:
         """The receiver is verified against the name we checked, whatever SNI the client sent."""
         server = data.context.server
-        if server.address is None:
-            return
-        ip = _as_ip(server.address[0])
-        tunnel = self.tunnels.get(data.context.client.id)
-        if tunnel is not None and tunnel.decision.pinned_ip == ip:
-            name: str | None = tunnel.decision.host
-        elif ip is not None:
-            name = self._sni.get((data.context.client.id, ip, server.address[1]))
-        else:
-            name = None
+        name = self._checked_name(data.context.client.id, server.address)
         if name is not None and _as_ip(name) is None:
             server.sni = name
+
+    def _checked_name(self, client_id: str, address: tuple[str, int] | None) -> str | None:
+        ip = _as_ip(address[0]) if address else None
+        if ip is None or address is None:
+            return None
+        tunnel = self.tunnels.get(client_id)
+        if tunnel is not None and tunnel.decision.pinned_ip == ip:
+            return tunnel.decision.host
+        return self._sni.get((client_id, ip, address[1]))
 
     # -- plain HTTP and requests inside tunnels ---------------------------------------------
     async def requestheaders(self, flow: http.HTTPFlow) -> None:

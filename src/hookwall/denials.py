@@ -22,6 +22,8 @@ STATUS_BY_REASON: dict[str, int] = {
     "internal-error": 403,
     # malformed requests
     "bad-request": 400,
+    # the proxy could not do its part
+    "signing-failed": 500,
     # access control
     "auth-required": 407,
     # limits

@@ -31,6 +31,7 @@ EXCHANGE_FIELDS: tuple[str, ...] = (
     "error",
     "webhook_id",
     "signed",
+    "key_ids",
     "redirect",
     "tls",
     "queue_ms",

@@ -31,6 +31,7 @@ class ProxyProcess:
         dns: Sequence[str] = (),
         extra_args: Sequence[str] = (),
         listen: str = "127.0.0.1:0",
+        env: dict[str, str] | None = None,
     ) -> None:
         self.policy = policy
         args = [str(HOOKWALL), "run", "--listen", listen, "--data-dir", str(data_dir)]
@@ -39,9 +40,13 @@ class ProxyProcess:
         for server in dns:
             args += ["--dns-server", server]
         args += list(extra_args)
-        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+        child_env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
         self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_env | (env or {}),
         )
         self.events: list[Event] = []
         self.stderr: list[str] = []

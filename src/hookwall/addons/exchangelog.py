@@ -12,6 +12,7 @@ from typing import Any
 from mitmproxy import connection, http, tls
 
 from hookwall import logs
+from hookwall.correlation import webhook_id
 from hookwall.denials import Denial
 from hookwall.proxy import errorpages
 from hookwall.proxy.respond import deny
@@ -133,8 +134,9 @@ def exchange_fields(flow: http.HTTPFlow, state: FlowState) -> dict[str, Any]:
         "reason": denial.reason if denial else None,
         "status": response.status_code if response else (denial.status if denial else None),
         "error": state.error or (denial.message if denial else None),
-        "webhook_id": None,
-        "signed": False,
+        "webhook_id": state.webhook_id or webhook_id(request.headers),
+        "signed": state.signed or False,
+        "key_ids": list(state.key_ids),
         "redirect": None,
         "tls": "upgrade" if state.upgraded else None,
         "queue_ms": None,

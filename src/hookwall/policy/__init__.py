@@ -16,6 +16,7 @@ from hookwall.policy.model import (
     PortSet,
     Rule,
     Settings,
+    SigningSettings,
     TlsMode,
 )
 from hookwall.policy.summary import summarize
@@ -32,6 +33,7 @@ __all__ = [
     "PortSet",
     "Rule",
     "Settings",
+    "SigningSettings",
     "TlsMode",
     "canonical_pattern",
     "default_policy_path",

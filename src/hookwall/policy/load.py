@@ -133,6 +133,30 @@ def _check_hosts(specs: list[FileSpec], issues: list[PolicyIssue]) -> None:
             )
 
 
+def _check_signing_sees_bodies(
+    specs: list[FileSpec], defaults: DefaultsSpec | None, issues: list[PolicyIssue]
+) -> None:
+    """Signing needs the request bytes; a passthrough tunnel never shows them."""
+    for spec in specs:
+        for rule in spec.rules:
+            if rule.signing is None:
+                continue
+            tls = rule.tls or (defaults.tls if defaults else None) or "intercept"
+            if tls != "passthrough":
+                continue
+            where = (
+                "this destination" if rule.tls else f"defaults at {defaults and defaults.location}"
+            )
+            issues.append(
+                PolicyIssue(
+                    rule.signing.location,
+                    f"destination {rule.name!r}: signing needs to see each request, but tls is "
+                    f"passthrough ({where}); use tls: intercept (or upgrade: true for senders "
+                    "that send http://)",
+                )
+            )
+
+
 def _in_file_order(issues: list[PolicyIssue], files: list[Path]) -> list[PolicyIssue]:
     """Issues as an editor would walk them: file by file, top to bottom."""
     order = {str(file): index for index, file in enumerate(files)}
@@ -161,10 +185,11 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     _one_section([s.defaults.location for s in specs if s.defaults], "defaults", issues)
     _one_section([s.dns[1] for s in specs if s.dns], "dns", issues)
     _check_hosts(specs, issues)
+    defaults_spec = next((s.defaults for s in specs if s.defaults is not None), None)
+    _check_signing_sees_bodies(specs, defaults_spec, issues)
     if issues:
         raise PolicyError(_in_file_order(issues, files))
 
-    defaults_spec = next((s.defaults for s in specs if s.defaults is not None), None)
     dns_settings = next((s.dns[0] for s in specs if s.dns is not None), DnsSettings())
     return Policy(
         sources=tuple(str(file) for file in files),

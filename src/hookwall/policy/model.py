@@ -13,6 +13,8 @@ from typing import Literal
 from hookwall.netguard.addresses import Prefix
 from hookwall.policy.errors import Location
 from hookwall.policy.match import HostMatcher
+from hookwall.signing.keys import SigningKey
+from hookwall.signing.schemes import Scheme
 
 __all__ = [
     "Action",
@@ -22,6 +24,7 @@ __all__ = [
     "PortSet",
     "Rule",
     "Settings",
+    "SigningSettings",
     "TlsMode",
     "merge_rule",
 ]
@@ -82,6 +85,23 @@ class DnsSettings:
     cache_size: int = 10000
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class SigningSettings:
+    """How a destination's requests are signed. Keys are loaded; ``references`` are what the
+    policy wrote (``env:NAME``), safe to show; the key material never is."""
+
+    scheme: Scheme
+    keys: tuple[SigningKey, ...]
+    references: tuple[str, ...]
+    location: Location
+    id_header: str | None = None
+    keep_sender_signatures: bool = False
+
+    def __repr__(self) -> str:
+        ids = ", ".join(key.key_id for key in self.keys)
+        return f"SigningSettings({self.scheme.name}, keys=[{ids}])"
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One destination entry as written: ``None`` overrides mean "use the defaults".
@@ -99,6 +119,7 @@ class Rule:
     ports: PortSet | None = None
     tls: TlsMode | None = None
     upgrade: bool | None = None
+    signing: SigningSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +131,7 @@ class Settings:
     network: NetworkSettings
     tls: TlsMode
     upgrade: bool
+    signing: SigningSettings | None = None
 
 
 def merge_rule(defaults: Settings, rule: Rule) -> Settings:
@@ -126,6 +148,7 @@ def merge_rule(defaults: Settings, rule: Rule) -> Settings:
         network=network,
         tls=defaults.tls if rule.tls is None else rule.tls,
         upgrade=defaults.upgrade if rule.upgrade is None else rule.upgrade,
+        signing=rule.signing,
     )
 
 

@@ -19,6 +19,7 @@ from hookwall.netguard.addresses import NAMED_SETS, Prefix, named_set, parse_pre
 from hookwall.policy.errors import Location, PolicyIssue
 from hookwall.policy.match import canonical_pattern
 from hookwall.policy.model import Action, DnsSettings, PortSet, Rule, TlsMode
+from hookwall.policy.signing import check_signing
 from hookwall.policy.yamlload import YEntry, YList, YMap, YNode, YScalar, describe
 from hookwall.units import parse_duration
 
@@ -41,7 +42,7 @@ BUILTIN_PORTS = PortSet.of(80, 443)
 _TOP_KEYS = ("version", "unsafe", "dns", "defaults", "destinations")
 _DNS_KEYS = ("servers", "timeout", "max_ttl", "cache_size")
 _DEFAULTS_KEYS = ("network", "tls", "upgrade", "ca_bundle")
-_RULE_KEYS = ("hosts", "name", "action", "network", "tls", "upgrade")
+_RULE_KEYS = ("hosts", "name", "action", "network", "tls", "upgrade", "signing")
 _NETWORK_KEYS = ("deny", "allow", "ports")
 _TLS_MODES: tuple[TlsMode, ...] = ("intercept", "passthrough")
 _ACTIONS: tuple[Action, ...] = ("allow", "deny")
@@ -52,6 +53,7 @@ _MISPLACED = {
     "action: deny to deny every host not listed",
     ("defaults", "hosts"): "hosts belongs in an entry of destinations",
     ("rule", "ca_bundle"): "ca_bundle is only allowed under defaults",
+    ("defaults", "signing"): "signing belongs in a destination (each receiver has its own keys)",
 }
 
 _SET_NAME = re.compile(r"[a-z][a-z_-]*", re.IGNORECASE)
@@ -466,6 +468,9 @@ class _FileChecker:
         upgrade = None
         if "upgrade" in entries:
             upgrade = self.boolean(entries["upgrade"].value, _join(path, "upgrade"))
+        signing = None
+        if "signing" in entries:
+            signing = check_signing(self, entries["signing"].value, _join(path, "signing"))
         rule = Rule(
             name=name,
             hosts=tuple(pattern for pattern, _, _ in hosts),
@@ -476,6 +481,7 @@ class _FileChecker:
             ports=ports,
             tls=tls,
             upgrade=upgrade,
+            signing=signing,
         )
         spec.rules.append(rule)
         spec.hosts.extend(HostSpec(p, loc, hpath, name) for p, loc, hpath in hosts)

@@ -39,6 +39,13 @@ def _settings(settings: Settings, *, deny: bool) -> str:
     if deny:
         fields.append(f"deny {_prefixes(network.deny)}")
     fields.append(f"allow {_prefixes(network.allow)}")
+    if settings.signing is not None:
+        signing = settings.signing
+        keys = ", ".join(
+            f"{key.key_id} ({ref})"
+            for key, ref in zip(signing.keys, signing.references, strict=True)
+        )
+        fields.append(f"signing {signing.scheme.name} with {keys}")
     return "; ".join(fields)
 
 

@@ -23,6 +23,7 @@ from hookwall.addons.guard import DestinationGuard
 from hookwall.addons.hopheaders import HopHeaders
 from hookwall.addons.lifecycle import Lifecycle
 from hookwall.addons.safety import SafetyChecks, forbidden_options_set
+from hookwall.addons.signing import RequestSigning
 from hookwall.proxy import errorpages
 from hookwall.proxy.ca import ensure_ca, upstream_ca_bundle
 from hookwall.proxy.runtime import Runtime
@@ -71,6 +72,7 @@ class HookwallMaster(Master):
             self.lifecycle,
             guard,
             HopHeaders(),
+            RequestSigning(),  # after every addon that modifies requests
             ExchangeLog(guard.tunnels),
             proxyserver.Proxyserver(),
             next_layer.NextLayer(),

@@ -33,6 +33,9 @@ class FlowState:
     denial: Denial | None = None
     tunnel: TunnelState | None = None  # set for requests inside a CONNECT tunnel
     upgraded: bool = False
+    signed: str | None = None  # the scheme that signed ("sender" when the sender's was kept)
+    key_ids: tuple[str, ...] = ()
+    webhook_id: str | None = None
     original_url: str = ""  # the URL the sender asked for (name, not pinned IP; no userinfo)
     error: str | None = None
     logged: bool = False

@@ -1,0 +1,51 @@
+"""Webhook signing: hookwall signs on behalf of senders, so senders hold no secrets.
+
+Pure code (no I/O, no clock, no mitmproxy). ``keys`` turns configured secrets into
+:class:`SigningKey` objects; ``schemes`` computes the headers for each wire format.
+"""
+
+from hookwall.signing.keys import (
+    SCHEMES,
+    BadSecret,
+    GeneratedKey,
+    SigningKey,
+    generate_key,
+    key_fingerprint,
+    parse_secret,
+)
+from hookwall.signing.schemes import (
+    GenericHmac,
+    GitHub,
+    Scheme,
+    SigningError,
+    SignResult,
+    StandardWebhooks,
+    Stripe,
+    is_valid_message_id,
+    make_scheme,
+    new_message_id,
+    parse_secret_for,
+    sign_request,
+)
+
+__all__ = [
+    "SCHEMES",
+    "BadSecret",
+    "GeneratedKey",
+    "GenericHmac",
+    "GitHub",
+    "Scheme",
+    "SignResult",
+    "SigningError",
+    "SigningKey",
+    "StandardWebhooks",
+    "Stripe",
+    "generate_key",
+    "is_valid_message_id",
+    "key_fingerprint",
+    "make_scheme",
+    "new_message_id",
+    "parse_secret",
+    "parse_secret_for",
+    "sign_request",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 import subprocess
 import sys
@@ -102,3 +103,28 @@ def test_ca_is_created_once_with_a_private_key(tmp_path: Path) -> None:
     assert Path(again.stdout.strip()).read_text() == cert.read_text()
     pem = run("ca", "--data-dir", str(tmp_path / "d")).stdout
     assert pem.startswith("-----BEGIN CERTIFICATE-----")
+
+
+@pytest.mark.parametrize("scheme", ["standard-webhooks", "github", "stripe", "hmac"])
+def test_generated_keys_load_into_a_policy(tmp_path: Path, scheme: str) -> None:
+    result = run("keys", "generate", "--scheme", scheme)
+    assert result.returncode == 0
+    secret = result.stdout.strip()
+    assert "\n" not in secret and "key id:" in result.stderr and secret not in result.stderr
+    (tmp_path / "k").write_text(secret)
+    extra = ", header: X-Sig" if scheme == "hmac" else ""
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "version: 1\ndestinations:\n  - hosts: [a.test]\n"
+        f"    signing: {{scheme: {scheme}, secrets: [file:k]{extra}}}\n"
+    )
+    checked = run("check", str(policy))
+    assert checked.returncode == 0, checked.stderr
+    assert secret not in checked.stdout
+
+
+def test_ed25519_keys_print_the_public_key_for_receivers() -> None:
+    result = run("keys", "generate", "--scheme", "standard-webhooks", "--ed25519", "--json")
+    fields = json.loads(result.stdout)
+    assert fields["secret"].startswith("whsk_") and fields["public_key"].startswith("whpk_")
+    assert fields["key_id"].startswith("ed25519:")

@@ -46,6 +46,7 @@ STATUS_BY_REASON: dict[str, int] = {
 class Denial:
     reason: str
     message: str
+    retry_after: int | None = None  # seconds, for 429/503: when the sender should come back
 
     @property
     def status(self) -> int:
@@ -58,9 +59,12 @@ class Denial:
         ).encode()
 
     def headers(self, request_id: str) -> dict[str, str]:
-        return {
+        headers = {
             "Content-Type": "application/json",
             REASON_HEADER: self.reason,
             "X-Hookwall-Request-Id": request_id,
             "Cache-Control": "no-store",
         }
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(max(1, self.retry_after))
+        return headers

@@ -33,6 +33,7 @@ EXCHANGE_FIELDS: tuple[str, ...] = (
     "signed",
     "key_ids",
     "redirect",
+    "attempt",
     "tls",
     "queue_ms",
     "dns_ms",

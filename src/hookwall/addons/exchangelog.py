@@ -121,7 +121,7 @@ def exchange_fields(flow: http.HTTPFlow, state: FlowState) -> dict[str, Any]:
     opened_for_us = connected and (server.timestamp_start or 0) >= request.timestamp_start
     return {
         "request_id": state.request_id,
-        "sender": None,
+        "sender": state.sender,
         "client": _peer(flow.client_conn.peername),
         "method": request.method,
         "url": state.original_url or _safe_url(flow),
@@ -138,8 +138,9 @@ def exchange_fields(flow: http.HTTPFlow, state: FlowState) -> dict[str, Any]:
         "signed": state.signed or False,
         "key_ids": list(state.key_ids),
         "redirect": None,
+        "attempt": state.attempt,
         "tls": "upgrade" if state.upgraded else None,
-        "queue_ms": None,
+        "queue_ms": state.queue_ms,
         "dns_ms": round(decision.dns_ms, 3) if decision and decision.dns_ms is not None else None,
         "connect_ms": _ms(server.timestamp_start, server.timestamp_tcp_setup)
         if opened_for_us

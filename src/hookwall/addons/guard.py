@@ -24,7 +24,7 @@ from hookwall.denials import Denial
 from hookwall.netguard import guard
 from hookwall.netguard.addresses import IPAddress, check_address
 from hookwall.netguard.hostname import InvalidHost, canonicalize_host
-from hookwall.policy import NetworkSettings
+from hookwall.policy import Settings
 from hookwall.proxy.respond import deny
 from hookwall.proxy.runtime import Runtime
 from hookwall.proxy.state import METADATA_KEY, FlowState, TunnelState, state_of
@@ -39,8 +39,9 @@ class DestinationGuard:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.tunnels: dict[str, TunnelState] = {}  # client connection id -> its CONNECT
-        # (ip, port) -> network settings that approved it; the server_connect re-check uses it.
-        self._approved: OrderedDict[tuple[IPAddress, int], NetworkSettings] = OrderedDict()
+        # (ip, port) -> settings of the decision that approved it: the server_connect re-check
+        # judges the IP again by their network rules, the connect timeout comes from them.
+        self._approved: OrderedDict[tuple[IPAddress, int], Settings] = OrderedDict()
         # (client id, ip, port) -> receiver name, for SNI on upgraded plain-HTTP requests.
         self._sni: dict[tuple[str, IPAddress, int], str] = {}
 
@@ -137,7 +138,7 @@ class DestinationGuard:
                 deny(flow, state, Denial("port-denied", message))
                 return
             request.scheme, request.port, state.upgraded = "https", port, True
-            self._approve(decision.pinned_ip, port, decision.settings.network)
+            self._approve(decision.pinned_ip, port, decision.settings)
         if request.scheme == "https":  # upgraded, or an absolute-form https:// request
             self._sni[(flow.client_conn.id, decision.pinned_ip, request.port)] = decision.host
         # RFC 9112 3.2.2: a proxy replaces Host with the request-target's authority.
@@ -151,10 +152,17 @@ class DestinationGuard:
             address = data.server.address
             ip = _as_ip(address[0]) if address else None
             approved = self._approved.get((ip, address[1])) if ip and address else None
-            if approved is None or not check_address(ip, approved.deny, approved.allow).allowed:  # type: ignore[arg-type]
+            network = approved.network if approved else None
+            if network is None or not check_address(ip, network.deny, network.allow).allowed:  # type: ignore[arg-type]
                 data.server.error = f"hookwall refused to connect to unapproved address {address!r}"
         except Exception as exc:
             data.server.error = f"hookwall refused the connection ({type(exc).__name__}: {exc})"
+
+    def connect_timeout(self, host: str, port: int) -> float:
+        """The connect timeout of the destination that approved this address."""
+        ip = _as_ip(host)
+        settings = self._approved.get((ip, port)) if ip is not None else None
+        return (settings or self.runtime.policy.defaults).timeouts.connect
 
     # -- helpers -------------------------------------------------------------------------------
     def _start(self, flow: http.HTTPFlow, tunnel: TunnelState | None = None) -> FlowState:
@@ -180,13 +188,13 @@ class DestinationGuard:
         state.decision = decision
         if decision.allowed:
             assert decision.pinned_ip is not None and decision.settings is not None
-            self._approve(decision.pinned_ip, port, decision.settings.network)
+            self._approve(decision.pinned_ip, port, decision.settings)
         else:
             deny(flow, state, Denial(decision.reason or "internal-error", decision.message))
         return decision
 
-    def _approve(self, ip: IPAddress, port: int, network: NetworkSettings) -> None:
-        self._approved[(ip, port)] = network
+    def _approve(self, ip: IPAddress, port: int, settings: Settings) -> None:
+        self._approved[(ip, port)] = settings
         self._approved.move_to_end((ip, port))
         while len(self._approved) > _APPROVED_MAX:
             self._approved.popitem(last=False)

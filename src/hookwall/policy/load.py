@@ -11,6 +11,14 @@ from importlib import resources
 from pathlib import Path
 
 from hookwall.policy.errors import Location, PolicyError, PolicyIssue
+from hookwall.policy.limits import (
+    DEFAULT_MAX_BODY,
+    Limits,
+    ProxySettings,
+    Timeouts,
+    apply,
+    merge_limits,
+)
 from hookwall.policy.model import DnsSettings, NetworkSettings, Policy, Settings
 from hookwall.policy.schema import (
     BUILTIN_DENY_SETS,
@@ -106,12 +114,17 @@ def _defaults_settings(spec: DefaultsSpec | None, sets: NamedSets) -> Settings:
         allow=spec.allow if spec.allow is not None else (),
         ports=spec.ports if spec.ports is not None else BUILTIN_PORTS,
     )
+    flood = spec.flood
     return Settings(
         rule=None,
         action="allow",
         network=network,
         tls=spec.tls or "intercept",
         upgrade=bool(spec.upgrade),
+        limits=merge_limits(Limits(), flood.limits),
+        timeouts=apply(Timeouts(), flood.timeouts),  # type: ignore[arg-type]
+        max_request_body=flood.max_request_body or DEFAULT_MAX_BODY,
+        max_response_body=flood.max_response_body or DEFAULT_MAX_BODY,
     )
 
 
@@ -184,6 +197,7 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
 
     _one_section([s.defaults.location for s in specs if s.defaults], "defaults", issues)
     _one_section([s.dns[1] for s in specs if s.dns], "dns", issues)
+    _one_section([s.proxy[1] for s in specs if s.proxy], "proxy", issues)
     _check_hosts(specs, issues)
     defaults_spec = next((s.defaults for s in specs if s.defaults is not None), None)
     _check_signing_sees_bodies(specs, defaults_spec, issues)
@@ -198,4 +212,5 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
         rules=tuple(rule for spec in specs for rule in spec.rules),
         ca_bundle=defaults_spec.ca_bundle if defaults_spec else None,
         unsafe=any(spec.unsafe for spec in specs),
+        proxy=next((s.proxy[0] for s in specs if s.proxy is not None), ProxySettings()),
     )

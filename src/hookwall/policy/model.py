@@ -12,6 +12,15 @@ from typing import Literal
 
 from hookwall.netguard.addresses import Prefix
 from hookwall.policy.errors import Location
+from hookwall.policy.limits import (
+    DEFAULT_MAX_BODY,
+    Limits,
+    Override,
+    ProxySettings,
+    Timeouts,
+    apply,
+    merge_limits,
+)
 from hookwall.policy.match import HostMatcher
 from hookwall.signing.keys import SigningKey
 from hookwall.signing.schemes import Scheme
@@ -120,6 +129,10 @@ class Rule:
     tls: TlsMode | None = None
     upgrade: bool | None = None
     signing: SigningSettings | None = None
+    limits: Override = ()
+    timeouts: Override = ()
+    max_request_body: int | None = None
+    max_response_body: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +145,10 @@ class Settings:
     tls: TlsMode
     upgrade: bool
     signing: SigningSettings | None = None
+    limits: Limits = field(default_factory=Limits)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    max_request_body: int = DEFAULT_MAX_BODY
+    max_response_body: int = DEFAULT_MAX_BODY
 
 
 def merge_rule(defaults: Settings, rule: Rule) -> Settings:
@@ -149,6 +166,10 @@ def merge_rule(defaults: Settings, rule: Rule) -> Settings:
         tls=defaults.tls if rule.tls is None else rule.tls,
         upgrade=defaults.upgrade if rule.upgrade is None else rule.upgrade,
         signing=rule.signing,
+        limits=merge_limits(defaults.limits, rule.limits),
+        timeouts=apply(defaults.timeouts, rule.timeouts),  # type: ignore[arg-type]
+        max_request_body=rule.max_request_body or defaults.max_request_body,
+        max_response_body=rule.max_response_body or defaults.max_response_body,
     )
 
 
@@ -162,15 +183,21 @@ class Policy:
     rules: tuple[Rule, ...]
     ca_bundle: str | None
     unsafe: bool
+    proxy: ProxySettings = field(default_factory=ProxySettings)
     _matcher: HostMatcher[Settings] = field(init=False, repr=False, compare=False)
+    # The largest body any destination accepts: mitmproxy's buffering ceiling.
+    max_body: int = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         matcher: HostMatcher[Settings] = HostMatcher()
+        largest = max(self.defaults.max_request_body, self.defaults.max_response_body)
         for rule in self.rules:
             merged = merge_rule(self.defaults, rule)
+            largest = max(largest, merged.max_request_body, merged.max_response_body)
             for pattern in rule.hosts:
                 matcher.add(pattern, merged)
         object.__setattr__(self, "_matcher", matcher)
+        object.__setattr__(self, "max_body", largest)
 
     def settings_for(self, host: str) -> Settings:
         """Effective settings for a canonical host (lower-case A-label name or IP text)."""

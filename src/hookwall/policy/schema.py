@@ -17,6 +17,14 @@ from typing import Literal, cast
 
 from hookwall.netguard.addresses import NAMED_SETS, Prefix, named_set, parse_prefix
 from hookwall.policy.errors import Location, PolicyIssue
+from hookwall.policy.limits import (
+    Override,
+    ProxySettings,
+    check_limits,
+    check_proxy,
+    check_size,
+    check_timeouts,
+)
 from hookwall.policy.match import canonical_pattern
 from hookwall.policy.model import Action, DnsSettings, PortSet, Rule, TlsMode
 from hookwall.policy.signing import check_signing
@@ -39,10 +47,11 @@ SUPPORTED_VERSION = 1
 BUILTIN_DENY_SETS: tuple[str, ...] = ("special-purpose",)
 BUILTIN_PORTS = PortSet.of(80, 443)
 
-_TOP_KEYS = ("version", "unsafe", "dns", "defaults", "destinations")
+_TOP_KEYS = ("version", "unsafe", "dns", "proxy", "defaults", "destinations")
 _DNS_KEYS = ("servers", "timeout", "max_ttl", "cache_size")
-_DEFAULTS_KEYS = ("network", "tls", "upgrade", "ca_bundle")
-_RULE_KEYS = ("hosts", "name", "action", "network", "tls", "upgrade", "signing")
+_FLOOD_KEYS = ("limits", "timeouts", "max_request_body", "max_response_body")
+_DEFAULTS_KEYS = ("network", "tls", "upgrade", "ca_bundle", *_FLOOD_KEYS)
+_RULE_KEYS = ("hosts", "name", "action", "network", "tls", "upgrade", "signing", *_FLOOD_KEYS)
 _NETWORK_KEYS = ("deny", "allow", "ports")
 _TLS_MODES: tuple[TlsMode, ...] = ("intercept", "passthrough")
 _ACTIONS: tuple[Action, ...] = ("allow", "deny")
@@ -85,6 +94,17 @@ class DefaultsSpec:
     tls: TlsMode | None = None
     upgrade: bool | None = None
     ca_bundle: str | None = None
+    flood: FloodSpec = field(default_factory=lambda: FloodSpec())
+
+
+@dataclass(slots=True)
+class FloodSpec:
+    """limits/timeouts/body caps as written (field-wise overrides)."""
+
+    limits: Override = ()
+    timeouts: Override = ()
+    max_request_body: int | None = None
+    max_response_body: int | None = None
 
 
 @dataclass(slots=True)
@@ -104,6 +124,7 @@ class FileSpec:
     file: str
     unsafe: bool = False
     dns: tuple[DnsSettings, Location] | None = None
+    proxy: tuple[ProxySettings, Location] | None = None
     defaults: DefaultsSpec | None = None
     rules: list[Rule] = field(default_factory=list)
     hosts: list[HostSpec] = field(default_factory=list)
@@ -198,6 +219,9 @@ class _FileChecker:
             spec.unsafe = bool(self.boolean(entries["unsafe"].value, "unsafe"))
         if "dns" in entries:
             spec.dns = self.dns(entries["dns"])
+        if "proxy" in entries:
+            proxy = check_proxy(self, entries["proxy"].value)
+            spec.proxy = (proxy, entries["proxy"].key_location) if proxy else None
         if "defaults" in entries:
             spec.defaults = self.defaults(entries["defaults"])
             if spec.defaults is not None:
@@ -320,7 +344,21 @@ class _FileChecker:
             spec.upgrade = self.boolean(entries["upgrade"].value, "defaults.upgrade")
         if "ca_bundle" in entries:
             spec.ca_bundle = self.ca_bundle(entries["ca_bundle"].value)
+        spec.flood = self.flood(mapping, "defaults")
         return spec
+
+    def flood(self, mapping: YMap, path: str) -> FloodSpec:
+        """The flood-control keys of a defaults or destination mapping."""
+        entries, flood = mapping.entries, FloodSpec()
+        if "limits" in entries:
+            flood.limits = check_limits(self, entries["limits"].value, _join(path, "limits"))
+        if "timeouts" in entries:
+            where = _join(path, "timeouts")
+            flood.timeouts = check_timeouts(self, entries["timeouts"].value, where)
+        for key in ("max_request_body", "max_response_body"):
+            if key in entries:
+                setattr(flood, key, check_size(self, entries[key].value, _join(path, key)))
+        return flood
 
     def ca_bundle(self, node: YNode) -> str | None:
         if isinstance(node, YScalar) and node.value is None:
@@ -471,6 +509,7 @@ class _FileChecker:
         signing = None
         if "signing" in entries:
             signing = check_signing(self, entries["signing"].value, _join(path, "signing"))
+        flood = self.flood(node, path)
         rule = Rule(
             name=name,
             hosts=tuple(pattern for pattern, _, _ in hosts),
@@ -482,6 +521,10 @@ class _FileChecker:
             tls=tls,
             upgrade=upgrade,
             signing=signing,
+            limits=flood.limits,
+            timeouts=flood.timeouts,
+            max_request_body=flood.max_request_body,
+            max_response_body=flood.max_response_body,
         )
         spec.rules.append(rule)
         spec.hosts.extend(HostSpec(p, loc, hpath, name) for p, loc, hpath in hosts)

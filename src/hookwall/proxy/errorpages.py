@@ -36,11 +36,18 @@ def classify_error(message: str) -> Denial:
     lowered = message.lower()
     if "hookwall refused" in lowered:
         return Denial("address-blocked", message)
+    if CONNECT_TIMEOUT_MARK in lowered:
+        return Denial("connect-timeout", f"the receiver did not accept the connection: {message}")
     if "tls" in lowered or "certificate" in lowered or "ssl" in lowered:
         return Denial("tls-failed", f"TLS with the receiver failed: {message}")
     if "body_size_limit" in lowered:
-        return Denial("request-too-large", message)
+        if lowered.startswith("response"):
+            return Denial("response-too-large", "the receiver's response is larger than allowed")
+        return Denial("request-too-large", "the request body is larger than allowed")
     return Denial("upstream-error", f"the receiver could not be reached: {message}")
+
+
+CONNECT_TIMEOUT_MARK = "connect timed out"
 
 
 def expect_error_response(client_id: str, request_id: str, denial: Denial) -> None:
@@ -80,9 +87,9 @@ def _send(self: Any, event: Any) -> Generator[commands.Command, Any, None]:
     """Like ``Http1Server.send``, but a flow's error response carries its id and reason."""
     if isinstance(event, ResponseProtocolError):
         pending = _pending.pop(self.conn.id, None)
-        status = event.code.http_status_code()
         can_write = bool(self.conn.state & ConnectionState.CAN_WRITE)
-        if pending and can_write and not self.response and status is not None:
+        # A pending denial is ours to send, even where mitmproxy would send nothing (kills).
+        if pending and can_write and not self.response:
             request_id, denial = pending
             yield commands.SendData(self.conn, render(denial.status, denial, request_id))
             yield commands.CloseConnection(self.conn)

@@ -18,19 +18,20 @@ from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, tlsconfi
 from mitmproxy.master import Master
 
 from hookwall import logs
+from hookwall.addons.bodycaps import BodyCaps
+from hookwall.addons.deadlines import Deadlines
 from hookwall.addons.exchangelog import ExchangeLog
+from hookwall.addons.flood import FloodControl
 from hookwall.addons.guard import DestinationGuard
 from hookwall.addons.hopheaders import HopHeaders
 from hookwall.addons.lifecycle import Lifecycle
 from hookwall.addons.safety import SafetyChecks, forbidden_options_set
 from hookwall.addons.signing import RequestSigning
-from hookwall.proxy import errorpages
+from hookwall.proxy import connect, errorpages
 from hookwall.proxy.ca import ensure_ca, upstream_ca_bundle
 from hookwall.proxy.runtime import Runtime
 
-# A global ceiling on buffered bodies (both directions) until per-destination caps exist:
-# a hostile receiver cannot make the proxy buffer gigabytes.
-BODY_SIZE_LIMIT = "64m"
+SNAPSHOT_INTERVAL = 60.0  # seconds between limits_snapshot events
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,9 @@ def build_options(config: ProxyConfig, runtime: Runtime) -> dict[str, object]:
             upstream_ca_bundle(config.data_dir, runtime.policy.ca_bundle)
         ),
         "connection_strategy": "eager",
-        "body_size_limit": BODY_SIZE_LIMIT,
+        # Nothing larger than the largest per-destination cap is ever buffered.
+        "body_size_limit": str(runtime.policy.max_body),
+        "tcp_timeout": max(1, int(runtime.policy.proxy.idle_timeout)),
         "validate_inbound_headers": True,
     }
 
@@ -64,16 +67,19 @@ def build_options(config: ProxyConfig, runtime: Runtime) -> dict[str, object]:
 class HookwallMaster(Master):
     def __init__(self, opts: options.Options, runtime: Runtime) -> None:
         super().__init__(opts, with_termlog=False)
-        guard = DestinationGuard(runtime)
+        self.guard = DestinationGuard(runtime)
         self.lifecycle = Lifecycle(runtime)
         self.addons.add(
             core.Core(),
             SafetyChecks(),
             self.lifecycle,
-            guard,
+            self.guard,
             HopHeaders(),
+            BodyCaps(),  # before queueing: a body that is too large never waits for a slot
+            FloodControl(runtime.limiter),
             RequestSigning(),  # after every addon that modifies requests
-            ExchangeLog(guard.tunnels),
+            Deadlines(runtime),  # clocks start when the request is complete
+            ExchangeLog(self.guard.tunnels),
             proxyserver.Proxyserver(),
             next_layer.NextLayer(),
             tlsconfig.TlsConfig(),
@@ -87,6 +93,7 @@ async def serve(config: ProxyConfig, runtime: Runtime) -> int:
     errorpages.install()
     opts = options.Options()
     master = HookwallMaster(opts, runtime)
+    connect.install(master.guard.connect_timeout)
     opts.update(**build_options(config, runtime))
     bad = forbidden_options_set(opts)
     if bad:
@@ -106,9 +113,23 @@ async def serve(config: ProxyConfig, runtime: Runtime) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, request_stop, sig.name)
+    loop.add_signal_handler(signal.SIGUSR1, log_snapshot, runtime, "signal")
+    tasks.add(loop.create_task(_snapshots(runtime)))
     await master.run()
     logs.get_logger().info("proxy_stopped")
     return 0
+
+
+def log_snapshot(runtime: Runtime, why: str) -> None:
+    """Queue depths and circuit states per destination (periodic, and on SIGUSR1)."""
+    destinations = runtime.limiter.snapshot()
+    logs.get_logger().info("limits_snapshot", trigger=why, destinations=destinations)
+
+
+async def _snapshots(runtime: Runtime) -> None:
+    while True:
+        await asyncio.sleep(SNAPSHOT_INTERVAL)
+        log_snapshot(runtime, "periodic")
 
 
 async def _drain_then_exit(master: HookwallMaster, grace: float) -> None:

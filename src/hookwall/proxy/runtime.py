@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from hookwall import logs
+from hookwall.limits import DestinationLimiter
 from hookwall.netguard.resolver import Resolver
 from hookwall.netguard.selfaddr import SelfAddresses
 from hookwall.policy import Policy
@@ -18,3 +20,11 @@ class Runtime:
     policy: Policy
     resolver: Resolver
     self_addresses: SelfAddresses = field(default_factory=SelfAddresses)
+    limiter: DestinationLimiter = field(
+        default_factory=lambda: DestinationLimiter(on_event=log_limit_event)
+    )
+
+
+def log_limit_event(key: str, event: str, fields: dict[str, object]) -> None:
+    """Circuit state changes and receiver pauses are events operators want to see."""
+    logs.get_logger().warning(event, destination=key, **fields)

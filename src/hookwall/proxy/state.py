@@ -36,6 +36,10 @@ class FlowState:
     signed: str | None = None  # the scheme that signed ("sender" when the sender's was kept)
     key_ids: tuple[str, ...] = ()
     webhook_id: str | None = None
+    sender: str | None = None  # the authenticated sender (access control), if any
+    queue_ms: float | None = None
+    limit_key: str | None = None
+    attempt: int = 1
     original_url: str = ""  # the URL the sender asked for (name, not pinned IP; no userinfo)
     error: str | None = None
     logged: bool = False

@@ -1,0 +1,82 @@
+"""BodyCaps: per-destination size caps on request and response bodies.
+
+mitmproxy has one ``body_size_limit`` for both directions; we set it to the largest cap of
+the policy (so nothing larger is ever buffered) and apply each destination's own caps here:
+on ``Content-Length`` up front, and on the bytes actually read.
+"""
+
+from __future__ import annotations
+
+from mitmproxy import http
+
+from hookwall.denials import Denial
+from hookwall.proxy import errorpages
+from hookwall.proxy.respond import deny
+from hookwall.proxy.state import FlowState, state_of
+from hookwall.units import format_size
+
+
+def _declared_length(message: http.Message) -> int | None:
+    try:
+        return int(message.headers["content-length"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _limits(flow: http.HTTPFlow) -> tuple[FlowState, int, int] | None:
+    state = state_of(flow)
+    if state is None or state.denial is not None or state.decision is None:
+        return None
+    settings = state.decision.settings
+    if settings is None:
+        return None
+    return state, settings.max_request_body, settings.max_response_body
+
+
+def _request_too_large(size: int, cap: int) -> Denial:
+    return Denial(
+        "request-too-large",
+        f"the request body ({format_size(size)}) is larger than this destination accepts "
+        f"({format_size(cap)})",
+    )
+
+
+class BodyCaps:
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        found = _limits(flow)
+        declared = _declared_length(flow.request)
+        if found and declared is not None and declared > found[1]:
+            deny(flow, found[0], _request_too_large(declared, found[1]))
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        found = _limits(flow)
+        size = len(flow.request.raw_content or b"")
+        if found and size > found[1]:
+            deny(flow, found[0], _request_too_large(size, found[1]))
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        found = _limits(flow)
+        assert flow.response is not None
+        declared = _declared_length(flow.response)
+        if found and declared is not None and declared > found[2]:
+            state = found[0]
+            # Replacing the response here would corrupt framing: kill the flow and let the
+            # error page carry our answer.
+            state.denial = self._response_too_large(declared, found[2])
+            errorpages.expect_error_response(flow.client_conn.id, state.request_id, state.denial)
+            flow.kill()
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        found = _limits(flow)
+        assert flow.response is not None
+        size = len(flow.response.raw_content or b"")
+        if found and size > found[2]:
+            deny(flow, found[0], self._response_too_large(size, found[2]))
+
+    @staticmethod
+    def _response_too_large(size: int, cap: int) -> Denial:
+        return Denial(
+            "response-too-large",
+            f"the receiver's response ({format_size(size)}) is larger than allowed "
+            f"({format_size(cap)})",
+        )

@@ -1,0 +1,20 @@
+"""Flood control per destination: one slow, flooded or failing receiver never hurts another.
+
+The proxy calls ``slot = await limiter.acquire(key, config)`` before sending upstream, then
+``limiter.report(key, outcome, ...)`` and ``slot.release()`` when the exchange is over.
+"""
+
+from hookwall.limits.config import LimitConfig
+from hookwall.limits.gate import DestinationLimiter, EventSink, Outcome, Reason, Rejected, Slot
+from hookwall.limits.retryafter import parse_retry_after
+
+__all__ = [
+    "DestinationLimiter",
+    "EventSink",
+    "LimitConfig",
+    "Outcome",
+    "Reason",
+    "Rejected",
+    "Slot",
+    "parse_retry_after",
+]

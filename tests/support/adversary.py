@@ -1,0 +1,147 @@
+"""A receiver that misbehaves on request: slow, hanging, trickling, huge, flapping.
+
+The path picks the behaviour, so one listener serves every scenario:
+  /ok                     200 at once
+  /gate                   waits until the test opens ``gate`` (a slow receiver)
+  /hang                   reads the request, never answers
+  /trickle                headers, then one body byte every 100 ms, forever
+  /huge-declared          Content-Length: 2 GiB, then a few bytes and silence
+  /huge-chunked           chunked body without end
+  /status/<code>          that status; ``?retry_after=N`` adds Retry-After
+It counts connections and concurrent requests, and the maximum concurrency it ever saw.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from urllib.parse import parse_qs, urlsplit
+
+
+class Adversary:
+    def __init__(self, host: str = "127.0.0.2") -> None:
+        self.sock = socket.socket()
+        self.sock.bind((host, 0))
+        self.sock.listen(128)
+        self.host, self.port = self.sock.getsockname()[:2]
+        self.gate = threading.Event()
+        self.connections = 0
+        self.active = 0
+        self.max_active = 0
+        self.paths: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.gate.set()
+        self.sock.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(30)
+        buffer = b""
+        try:
+            while not self._stop.is_set():
+                while b"\r\n\r\n" not in buffer:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                target = lines[0].split(" ")[1]
+                length = 0
+                for line in lines[1:]:
+                    name, _, value = line.partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value.strip())
+                while len(buffer) < length:
+                    buffer += conn.recv(65536)
+                buffer = buffer[length:]
+                self._respond(conn, target)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def _respond(self, conn: socket.socket, target: str) -> None:
+        url = urlsplit(target)
+        query = parse_qs(url.query)
+        with self._lock:
+            self.paths.append(url.path)
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            if url.path == "/gate":
+                self.gate.wait(timeout=30)
+            elif url.path == "/hang":
+                self._stop.wait(timeout=30)
+                return
+            elif url.path == "/trickle":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+                for _ in range(1000):
+                    if self._stop.wait(0.1):
+                        return
+                    conn.sendall(b"x")
+                return
+            elif url.path == "/huge-declared":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2147483648\r\n\r\nabc")
+                self._stop.wait(timeout=30)
+                return
+            elif url.path == "/huge-chunked":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                chunk = b"%x\r\n%s\r\n" % (65536, b"y" * 65536)
+                deadline = time.monotonic() + 30
+                while not self._stop.is_set() and time.monotonic() < deadline:
+                    conn.sendall(chunk)
+                return
+            status = 200
+            extra = ""
+            if url.path.startswith("/status/"):
+                status = int(url.path.rsplit("/", 1)[1])
+                if "retry_after" in query:
+                    extra = f"Retry-After: {query['retry_after'][0]}\r\n"
+            body = b'{"ok": true}'
+            conn.sendall(
+                f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n{extra}\r\n".encode() + body
+            )
+        finally:
+            with self._lock:
+                self.active -= 1
+
+
+class BlackHole:
+    """A listener whose accept queue is full: new connections never complete (SYNs dropped)."""
+
+    def __init__(self, host: str = "127.0.0.2") -> None:
+        self.sock = socket.socket()
+        self.sock.bind((host, 0))
+        self.sock.listen(0)
+        self.host, self.port = self.sock.getsockname()[:2]
+        self._fillers: list[socket.socket] = []
+        # Fill the backlog; once full, further handshakes stall.
+        for _ in range(8):
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect((host, self.port))
+            self._fillers.append(filler)
+
+    def stop(self) -> None:
+        for filler in self._fillers:
+            filler.close()
+        self.sock.close()

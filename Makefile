@@ -4,7 +4,7 @@ PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
 ARGS      ?=
 
-.PHONY: venv run test lint typecheck check lock clean
+.PHONY: venv run test lint typecheck check lock clean bench
 
 venv: $(STAMP)
 
@@ -22,6 +22,9 @@ run: venv ## run the proxy on 127.0.0.1:8080 with the built-in default policy
 
 test: venv ## the whole suite
 	$(PY) -m pytest $(ARGS)
+
+bench: venv ## benchmark scripts (loopback only, a few minutes)
+	$(PY) -m bench.noisy_neighbour
 
 lint: venv
 	$(VENV)/bin/ruff check .

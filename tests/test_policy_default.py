@@ -72,8 +72,11 @@ def test_default_policy_is_well_commented() -> None:
     assert len(comments) > len(lines) / 2
 
 
-def test_commented_examples_in_the_default_policy_are_valid(tmp_path: Path) -> None:
+def test_commented_examples_in_the_default_policy_are_valid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Uncommenting the examples, as the file suggests, gives a loadable policy."""
+    monkeypatch.setenv("ACME_WHSEC", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
     head, marker, examples = default_policy_path().read_text().partition("# Examples (")
     assert marker
     text = head.replace("destinations: []", "destinations:") + "\n".join(
@@ -83,8 +86,10 @@ def test_commented_examples_in_the_default_policy_are_valid(tmp_path: Path) -> N
     path = tmp_path / "uncommented.yaml"
     path.write_text(text)
     policy = load_policy(path)
-    assert len(policy.rules) == 4
+    assert len(policy.rules) == 5
     assert policy.settings_for("unlisted.example").action == "deny"
+    acme = policy.settings_for("hooks.acme.example")
+    assert acme.limits.config.concurrency == 2 and acme.limits.config.queue == 100
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
@@ -116,18 +121,20 @@ def test_summary_mentions_files_defaults_and_every_rule(full: Policy) -> None:
     assert lines[2] == (
         "dns: 1.1.1.1:53, 127.0.0.1:5353, [::1]:53; timeout 2s; max ttl 5m; cache 10000 entries"
     )
-    assert lines[3] == f"extra upstream CAs: {(GOOD / 'extra-ca.pem').absolute()}"
-    assert lines[4] == (
+    assert lines[3].startswith("proxy: at most 2000 client connections")
+    assert lines[4] == f"extra upstream CAs: {(GOOD / 'extra-ca.pem').absolute()}"
+    assert lines[5].startswith(
         "defaults: allow; tls intercept; upgrade off; ports 80, 443, 8000-8999; "
-        "deny special-purpose, 198.51.100.0/24; allow 192.0.2.0/28"
+        "deny special-purpose, 198.51.100.0/24; allow 192.0.2.0/28; limits 8 in flight"
     )
-    assert lines[5].startswith("4 destinations (the most specific host pattern wins")
-    rule_lines = lines[6:]
+    assert lines[6].startswith("4 destinations (the most specific host pattern wins")
+    rule_lines = lines[7:]
     assert len(rule_lines) == len(full.rules) == 4
-    assert rule_lines[0] == (
+    assert rule_lines[0].startswith(
         "  example: allow hooks.example.com, *.example.org; tls passthrough; upgrade off; "
-        f"ports 80, 443, 8000-8999; allow 192.0.2.0/28  [{GOOD / 'full.yaml'}:17:5]"
+        "ports 80, 443, 8000-8999; allow 192.0.2.0/28; limits 8 in flight"
     )
+    assert rule_lines[0].endswith(f"  [{GOOD / 'full.yaml'}:17:5]")
     assert "ports 8443; allow 192.0.2.0/28, 10.1.0.0/16" in rule_lines[1]
     assert rule_lines[2] == f"  *.evil.example: deny *.evil.example  [{GOOD / 'full.yaml'}:22:5]"
     assert "upgrade on" in rule_lines[3]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from hookwall.netguard.addresses import NAMED_SETS, Prefix, named_set
 from hookwall.policy.model import Policy, Rule, Settings, merge_rule
-from hookwall.units import format_duration
+from hookwall.units import format_duration, format_size
 
 __all__ = ["summarize"]
 
@@ -39,6 +39,25 @@ def _settings(settings: Settings, *, deny: bool) -> str:
     if deny:
         fields.append(f"deny {_prefixes(network.deny)}")
     fields.append(f"allow {_prefixes(network.allow)}")
+    limits, timeouts = settings.limits, settings.timeouts
+    config = limits.config
+    flood = f"limits {config.concurrency} in flight, queue {config.queue}"
+    flood += f" for {format_duration(config.queue_timeout)}"
+    if config.rate is not None:
+        flood += f", {config.rate:g}/s"
+    if config.circuit_failures:
+        flood += f", circuit after {config.circuit_failures} failures"
+    if limits.per_sender:
+        flood += ", per sender"
+    fields.append(flood)
+    fields.append(
+        f"timeouts connect {format_duration(timeouts.connect)}, headers "
+        f"{format_duration(timeouts.headers)}, response {format_duration(timeouts.response)}"
+    )
+    fields.append(
+        f"bodies up to {format_size(settings.max_request_body)} out, "
+        f"{format_size(settings.max_response_body)} back"
+    )
     if settings.signing is not None:
         signing = settings.signing
         keys = ", ".join(
@@ -71,6 +90,11 @@ def summarize(policy: Policy) -> str:
     lines.append(
         f"dns: {servers or 'system resolvers'}; timeout {format_duration(dns.timeout)}; "
         f"max ttl {format_duration(dns.max_ttl)}; cache {dns.cache_size} entries"
+    )
+    proxy = policy.proxy
+    lines.append(
+        f"proxy: at most {proxy.max_connections} client connections; idle ones closed after "
+        f"{format_duration(proxy.idle_timeout)}"
     )
     if policy.ca_bundle:
         lines.append(f"extra upstream CAs: {policy.ca_bundle}")

@@ -41,13 +41,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         secret = os.environ.get("DEMO_WHSEC", "")
         verdict = verify(secret, headers, body) if secret else "(set DEMO_WHSEC to check)"
-        print(f"{self.command} {self.path} webhook-id={headers.get('webhook-id')} "
-              f"signature {verdict}\n  body: {body[:200]!r}", flush=True)
+        print(
+            f"{self.command} {self.path} webhook-id={headers.get('webhook-id')} "
+            f"signature {verdict}\n  body: {body[:200]!r}",
+            flush=True,
+        )
         self.send_response(200 if verdict.startswith("valid") else 401)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 

@@ -3,6 +3,7 @@ VENV      ?= .venv
 PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
 ARGS      ?=
+BENCH_ROWS ?= 1000000
 
 .PHONY: venv run test lint typecheck check lock clean bench
 
@@ -25,6 +26,8 @@ test: venv ## the whole suite
 
 bench: venv ## benchmark scripts (loopback only, a few minutes)
 	$(PY) -m bench.noisy_neighbour
+	$(PY) -m bench.bench --json bench-results.json $(BENCH_ARGS)  # BENCH_ARGS=--quick: smoke run
+	$(PY) -m bench.store_queries --rows $(BENCH_ROWS)  # ~1.6 GB in a temp dir at 1M rows
 
 lint: venv
 	$(VENV)/bin/ruff check .

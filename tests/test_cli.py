@@ -128,3 +128,27 @@ def test_ed25519_keys_print_the_public_key_for_receivers() -> None:
     fields = json.loads(result.stdout)
     assert fields["secret"].startswith("whsk_") and fields["public_key"].startswith("whpk_")
     assert fields["key_id"].startswith("ed25519:")
+
+
+def test_run_uses_a_provided_ca(tmp_path: Path, dns_server: TestDnsServer) -> None:
+    """--ca: every replica intercepts with the one CA senders trust."""
+    import trustme
+
+    from tests.support.proxyproc import ProxyProcess
+
+    ca = trustme.CA(organization_name="shared hookwall CA")
+    pem = tmp_path / "ca.pem"
+    pem.write_bytes(ca.private_key_pem.bytes() + ca.cert_pem.bytes())
+    proc = ProxyProcess(
+        None, tmp_path / "data", dns=[dns_server.spec], extra_args=["--ca", str(pem)]
+    )
+    try:
+        assert proc.ca_cert.read_bytes() == ca.cert_pem.bytes()
+    finally:
+        assert proc.stop() == 0
+    broken = tmp_path / "broken.pem"
+    broken.write_bytes(ca.cert_pem.bytes())  # no key
+    result = run(
+        "run", "--ca", str(broken), "--data-dir", str(tmp_path / "d2"), "--listen", "127.0.0.1:0"
+    )
+    assert result.returncode != 0 and "--ca" in result.stderr

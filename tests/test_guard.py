@@ -17,6 +17,7 @@ from hookwall.netguard.guard import Decision, decide
 from hookwall.netguard.resolver import DnsFailure, Resolution, Resolver
 from hookwall.netguard.selfaddr import SelfAddresses
 from hookwall.policy import Policy, Settings, load_policy
+from hookwall.policy.senders import Selection
 
 if TYPE_CHECKING:  # imported for annotations only: pytest would try to collect a Test* class
     from tests.support.dnsserver import TestDnsServer
@@ -398,7 +399,10 @@ class RaisingResolver:
 class RaisingPolicy:
     """Policy is a frozen dataclass; a stub stands in for one whose lookup breaks."""
 
-    def settings_for(self, host: str) -> Settings:
+    def settings_for(self, host: str, sender: str | None = None) -> Settings:
+        raise RuntimeError("policy lookup exploded")
+
+    def select(self, host: str, sender: str | None = None) -> Selection:
         raise RuntimeError("policy lookup exploded")
 
 

@@ -86,7 +86,8 @@ def test_commented_examples_in_the_default_policy_are_valid(
     path = tmp_path / "uncommented.yaml"
     path.write_text(text)
     policy = load_policy(path)
-    assert len(policy.rules) == 5
+    assert len(policy.rules) == 6
+    assert policy.settings_for("hooks.health.example").logging.capture_body == 0
     assert policy.settings_for("unlisted.example").action == "deny"
     acme = policy.settings_for("hooks.acme.example")
     assert acme.limits.config.concurrency == 2 and acme.limits.config.queue == 100

@@ -12,19 +12,24 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from hookwall import __version__
+from hookwall import __version__, cli_logs
 from hookwall.policy import Policy, PolicyError, load_default_policy, load_policy, summarize
 
 EPILOG = """\
 examples:
   hookwall run                                   proxy on 127.0.0.1:8080, built-in default policy
-  hookwall run --policy policies/ --listen 0.0.0.0:8080
+  hookwall run --policy policies/ --listen 0.0.0.0:8080   (the policy must define senders)
   hookwall check policies/prod.yaml              validate a policy (exit 1 and every error)
   hookwall explain http://localhost:3000/hook    what the proxy would do, without sending
+  hookwall explain https://api.pay.example/ --sender billing   ... for one sender
   hookwall keys generate --scheme standard-webhooks   a new signing secret
   hookwall ca --path                             the CA certificate senders must trust
+  hookwall logs --host hooks.acme.com --since 1d --status 5xx   what happened to deliveries
+  hookwall logs show req_...                     one delivery in full (also: hookwall replay)
+  hookwall send-test https://hooks.acme.com/x    a sample webhook through the proxy
 
-senders then set HTTP_PROXY=http://127.0.0.1:8080 and HTTPS_PROXY=http://127.0.0.1:8080.
+senders then set HTTP_PROXY=http://127.0.0.1:8080 and HTTPS_PROXY=http://127.0.0.1:8080
+(with senders in the policy: HTTP_PROXY=http://NAME:TOKEN@host:8080).
 """
 
 
@@ -106,6 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-file", metavar="PATH", help="also append the JSON log lines to this file"
     )
     run.add_argument("--quiet", action="store_true", help="no log lines on stdout")
+    run.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="listen on a non-loopback address although the policy defines no senders (anyone "
+        "who can reach it may use the proxy; a warning is logged at every start). Without "
+        "this, hookwall refuses to start there: define senders instead",
+    )
+    run.add_argument(
+        "--ca",
+        type=Path,
+        metavar="PEM",
+        help="use this CA (certificate and private key in one PEM file) to intercept TLS "
+        "instead of generating one; every replica must share the CA senders trust",
+    )
 
     check = sub.add_parser(
         "check",
@@ -127,8 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_policy_args(explain)
     explain.add_argument(
         "--sender",
-        help="judge as this sender (senders arrive with access "
-        "control; accepted and ignored until then)",
+        metavar="NAME",
+        help="judge as this sender of the policy's senders: (its scoped rules, its default); "
+        "the proxy answers 407 to requests without credentials when senders are defined",
     )
     explain.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -167,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ca.add_argument("--path", action="store_true", help="print the path instead of the PEM")
     ca.add_argument("--data-dir", type=Path, default=None)
+    cli_logs.add_parsers(sub)  # logs, logs show, replay, send-test
     return parser
 
 
@@ -188,15 +209,29 @@ def _resolver(policy: Policy, servers: Sequence[tuple[str, int]]) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from hookwall import logs
+    from hookwall.access import listen_refusal
     from hookwall.proxy.master import ProxyConfig, serve
     from hookwall.proxy.runtime import Runtime
 
     logs.configure(stdout=None if args.quiet else sys.stdout, log_file=args.log_file)
     policy = _load(args.policy)
+    host = args.listen[0]
+    refusal = listen_refusal(host, bool(policy.senders), args.allow_unauthenticated)
+    if refusal is not None:
+        print(f"hookwall: {refusal}", file=sys.stderr)
+        return 1
+    if args.allow_unauthenticated and not policy.senders:
+        logs.get_logger().warning(
+            "unauthenticated_listener",
+            listen=f"{host}:{args.listen[1]}",
+            message="--allow-unauthenticated: the policy defines no senders, so anyone who can "
+            "reach this address may use hookwall as a proxy; define senders to close it",
+        )
     config = ProxyConfig(
         listen_host=args.listen[0],
         listen_port=args.listen[1],
         data_dir=args.data_dir or default_data_dir(),
+        ca=args.ca,
     )
     return asyncio.run(serve(config, Runtime(policy, _resolver(policy, args.dns_server))))
 
@@ -224,9 +259,19 @@ def cmd_explain(args: argparse.Namespace) -> int:
     host = parts.hostname or ""
     # urlsplit lower-cases and drops brackets; the proxy sees the same host text.
     policy = _load(args.policy)
-    decision = asyncio.run(decide(host, port, policy, _resolver(policy, args.dns_server)))
+    if args.sender is not None and args.sender not in policy.senders:
+        known = ", ".join(s.name for s in policy.senders) or "none (the policy has no senders:)"
+        message = f"hookwall explain: unknown sender {args.sender!r}; senders: {known}"
+        print(message, file=sys.stderr)
+        return 2
+    if policy.senders and args.sender is None:
+        decision = _needs_credentials(host, port)
+    else:
+        resolver = _resolver(policy, args.dns_server)
+        decision = asyncio.run(decide(host, port, policy, resolver, sender=args.sender))
     report = {
         "url": args.url,
+        "sender": args.sender,
         "host": decision.host,
         "port": decision.port,
         "rule": decision.rule,
@@ -240,6 +285,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         "reason": decision.reason,
         "message": decision.message,
         "connect_to": str(decision.pinned_ip) if decision.pinned_ip else None,
+        "would_deny": [{"reason": r, "message": m} for r, m in decision.would_deny],
     }
     if args.json:
         print(json.dumps(report, indent=2))
@@ -248,14 +294,29 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0 if decision.allowed else 1
 
 
+def _needs_credentials(host: str, port: int) -> Any:
+    """What the proxy answers a request without credentials when senders are defined."""
+    from hookwall.netguard.guard import Decision
+
+    message = (
+        "the policy defines senders, so the proxy answers 407 to a request without "
+        "credentials; pass --sender NAME to judge as one of them"
+    )
+    return Decision(False, "auth-required", message, host, port)
+
+
 def _explain_text(r: dict[str, Any]) -> str:
     lines = [
+        *([f"sender       {r['sender']}"] if r.get("sender") else []),
         f"destination  {r['host']}:{r['port']}",
         f"rule         {r['rule'] or '(defaults)'}" + (f"   tls: {r['tls']}" if r["tls"] else ""),
     ]
     if r["dns"]:
         lines.append(f"addresses    ({r['dns']})")
         lines += [f"  {'allow' if a['allowed'] else 'DENY '}  {a['why']}" for a in r["answers"]]
+    lines += [
+        f"report-only  would deny ({w['reason']}): {w['message']}" for w in r.get("would_deny", [])
+    ]
     verdict = "ALLOW" if r["decision"] == "allow" else f"DENY ({r['reason']})"
     lines.append(f"decision     {verdict}: {r['message']}")
     return "\n".join(lines)
@@ -293,6 +354,7 @@ COMMANDS = {
     "explain": cmd_explain,
     "keys": cmd_keys,
     "ca": cmd_ca,
+    **cli_logs.COMMANDS,
 }
 
 

@@ -9,6 +9,8 @@ import json
 from dataclasses import dataclass
 
 REASON_HEADER = "X-Hookwall-Reason"
+# The challenge of every 407: both schemes a sender may use (RFC 9110 11.7.1).
+PROXY_AUTHENTICATE = 'Basic realm="hookwall", Bearer realm="hookwall"'
 
 STATUS_BY_REASON: dict[str, int] = {
     # policy denials
@@ -67,4 +69,6 @@ class Denial:
         }
         if self.retry_after is not None:
             headers["Retry-After"] = str(max(1, self.retry_after))
+        if self.reason == "auth-required":
+            headers["Proxy-Authenticate"] = PROXY_AUTHENTICATE
         return headers

@@ -11,6 +11,7 @@ import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
@@ -62,6 +63,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.receiver.arrived.set()
         if self.receiver.gate is not None:
             self.receiver.gate.wait(timeout=30)
+        if self.path == "/loop":  # redirects to itself, forever
+            self.path = "/redirect?to=%2Floop"
+        elif self.path.startswith("/hops?n="):  # /hops?n=3 -> /hops?n=2 -> ... -> 200 at n=0
+            left = int(self.path.split("=", 1)[1])
+            if left > 0:
+                self.path = f"/redirect?to=%2Fhops%3Fn%3D{left - 1}"
+        if self.path.startswith("/redirect?"):  # /redirect?to=URL&code=302: a redirecting receiver
+            query = parse_qs(urlsplit(self.path).query)
+            self.send_response(int(query.get("code", ["302"])[0]))
+            if "to" in query:
+                self.send_header("Location", query["to"][0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         reply = b'{"ok": true}'
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

@@ -7,12 +7,13 @@ exchange (response, error, refused CONNECT, failed TLS, passthrough tunnel) ends
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from mitmproxy import connection, http, tls
 
 from hookwall import logs
-from hookwall.correlation import webhook_id
+from hookwall.correlation import id_headers, webhook_id
 from hookwall.denials import Denial
 from hookwall.proxy import errorpages
 from hookwall.proxy.respond import deny
@@ -25,10 +26,16 @@ def _ms(start: float | None, end: float | None) -> float | None:
     return round(max(0.0, end - start) * 1000, 3)
 
 
+# Receives each exchange event (the very dict that was logged) and its flow (None for a
+# refused TLS handshake): the delivery store is fed from here.
+ExchangeSink = Callable[[http.HTTPFlow | None, dict[str, Any]], None]
+
+
 class ExchangeLog:
-    def __init__(self, tunnels: dict[str, TunnelState]) -> None:
+    def __init__(self, tunnels: dict[str, TunnelState], sink: ExchangeSink | None = None) -> None:
         self.tunnels = tunnels
         self.log = logs.get_logger()
+        self.sink = sink
 
     # -- normal ends ---------------------------------------------------------------------------
     def response(self, flow: http.HTTPFlow) -> None:
@@ -78,6 +85,7 @@ class ExchangeLog:
         event: dict[str, Any] = dict.fromkeys(logs.EXCHANGE_FIELDS)
         event |= {
             "request_id": tunnel.request_id if tunnel else None,
+            "sender": tunnel.sender if tunnel else None,
             "client": _peer(data.context.client.peername),
             "method": "CONNECT",
             "host": decision.host if decision else None,
@@ -90,6 +98,8 @@ class ExchangeLog:
             "signed": False,
         }
         self.log.warning("exchange", **event)
+        if self.sink is not None:
+            self.sink(None, event)
 
     # -- helpers -------------------------------------------------------------------------------
     def _state(self, flow: http.HTTPFlow) -> FlowState:
@@ -105,7 +115,10 @@ class ExchangeLog:
         if state.logged:
             return
         state.logged = True
-        self.log.info("exchange", **(exchange_fields(flow, state) | extra))
+        event = exchange_fields(flow, state) | extra
+        self.log.info("exchange", **event)
+        if self.sink is not None:
+            self.sink(flow, event)
 
 
 def _peer(address: Any) -> str | None:
@@ -122,6 +135,7 @@ def exchange_fields(flow: http.HTTPFlow, state: FlowState) -> dict[str, Any]:
     return {
         "request_id": state.request_id,
         "sender": state.sender,
+        "attempted_sender": state.attempted_sender,  # a configured name that failed (never a token)
         "client": _peer(flow.client_conn.peername),
         "method": request.method,
         "url": state.original_url or _safe_url(flow),
@@ -132,13 +146,22 @@ def exchange_fields(flow: http.HTTPFlow, state: FlowState) -> dict[str, Any]:
         "peer_ip": server.peername[0] if connected and server.peername else None,
         "decision": "deny" if denial else "allow",
         "reason": denial.reason if denial else None,
-        "status": response.status_code if response else (denial.status if denial else None),
+        **_would_deny(state),
+        "status": state.received_status
+        or (response.status_code if response else (denial.status if denial else None)),
         "error": state.error or (denial.message if denial else None),
-        "webhook_id": state.webhook_id or webhook_id(request.headers),
+        "webhook_id": state.webhook_id
+        or webhook_id(
+            request.headers,
+            id_headers(decision.settings if decision else None),
+            request.raw_content,
+        ),
         "signed": state.signed or False,
         "key_ids": list(state.key_ids),
-        "redirect": None,
+        "redirect": state.redirect,
+        "hop": state.hop,
         "attempt": state.attempt,
+        "replay_of": state.replay_of,
         "tls": "upgrade" if state.upgraded else None,
         "queue_ms": state.queue_ms,
         "dns_ms": round(decision.dns_ms, 3) if decision and decision.dns_ms is not None else None,
@@ -163,3 +186,12 @@ def _safe_url(flow: http.HTTPFlow) -> str:
     scheme, sep, rest = text.partition("://")
     authority, slash, path = rest.partition("/")
     return f"{scheme}{sep}{authority.rpartition('@')[2]}{slash}{path}"
+
+
+def _would_deny(state: FlowState) -> dict[str, Any]:
+    """Report-only access verdicts (``enforce: false``): what would have been refused, and why."""
+    verdicts = [*state.would_deny, *(state.decision.would_deny if state.decision else ())]
+    return {
+        "would_deny": verdicts[0][0] if verdicts else None,
+        "would_deny_message": "; ".join(message for _, message in verdicts) or None,
+    }

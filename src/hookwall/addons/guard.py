@@ -48,13 +48,19 @@ class DestinationGuard:
     # -- CONNECT -------------------------------------------------------------------------
     async def http_connect(self, flow: http.HTTPFlow) -> None:
         state = self._start(flow)
+        if state.denial is not None:  # refused by access control: nothing to judge
+            return
         try:
             decision = await self._decide(flow, flow.request.host, flow.request.port, state)
             if decision.allowed:
                 assert decision.pinned_ip is not None
                 flow.request.host = str(decision.pinned_ip)
                 self.tunnels[flow.client_conn.id] = TunnelState(
-                    decision, state.policy, state.request_id
+                    decision,
+                    state.policy,
+                    state.request_id,
+                    sender=state.sender,
+                    would_deny=tuple(state.would_deny),
                 )
         except Exception as exc:
             self._fail(flow, state, exc)
@@ -90,6 +96,8 @@ class DestinationGuard:
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         tunnel = self.tunnels.get(flow.client_conn.id)
         state = self._start(flow, tunnel)
+        if state.denial is not None:  # refused by access control: nothing to judge
+            return
         try:
             if tunnel is not None:
                 self._check_inside_tunnel(flow, state, tunnel)
@@ -184,6 +192,7 @@ class DestinationGuard:
             policy,
             self.runtime.resolver,
             self_addresses=self.runtime.self_addresses,
+            sender=state.sender,
         )
         state.decision = decision
         if decision.allowed:

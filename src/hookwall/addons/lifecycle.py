@@ -32,6 +32,7 @@ class Lifecycle:
         listen = [(host, port) for host, port, *_ in ps.listen_addrs()]
         for host, port in listen:
             self.runtime.self_addresses.add_listener(host, port)
+        self.runtime.listen_addrs[:] = listen
         policy = self.runtime.policy
         logs.get_logger().info(
             "proxy_started",

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from mitmproxy import http
 
-from hookwall.correlation import webhook_id
+from hookwall.correlation import id_headers, webhook_id
 from hookwall.denials import Denial
 from hookwall.policy import SigningSettings
 from hookwall.proxy.respond import deny
@@ -64,7 +64,9 @@ def sign(flow: http.HTTPFlow, state: FlowState, signing: SigningSettings) -> Non
     if signing.keep_sender_signatures and any(h in headers for h in signature_headers):
         state.signed = "sender"
         return
-    sender_id = webhook_id(headers, (signing.id_header,) if signing.id_header else ())
+    named = id_headers(state.decision.settings if state.decision else None)
+    extra = named or ((signing.id_header,) if signing.id_header else ())
+    sender_id = webhook_id(headers, extra, flow.request.raw_content)  # retries keep it
     if sender_id and scheme.name == "standard-webhooks" and not is_valid_message_id(sender_id):
         raise UnusableSenderId(
             "the webhook id this request carries cannot be signed (Standard Webhooks ids are "

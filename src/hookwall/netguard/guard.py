@@ -44,6 +44,9 @@ class Decision:
     dns_ms: float | None = None
     dns_source: str = ""  # "literal", "loopback-name", "dns", "cache"
     notes: tuple[str, ...] = field(default=())
+    # Report-only access verdicts, (reason, message): logged as would_deny, not enforced.
+    would_deny: tuple[tuple[str, str], ...] = ()
+    sender: str | None = None  # the sender this was judged for
 
     @property
     def rule(self) -> str | None:
@@ -65,10 +68,13 @@ async def decide(
     resolver: Resolver,
     *,
     self_addresses: Container[tuple[IPAddress, int]] = (),
+    sender: str | None = None,
 ) -> Decision:
-    """Judge a destination. Fails closed: an unexpected error is an ``internal-error`` denial."""
+    """Judge a destination for ``sender`` (an authenticated sender's name, or None when the
+    policy defines no senders). Fails closed: an unexpected error is an ``internal-error``
+    denial."""
     try:
-        return await _decide(raw_host, port, policy, resolver, self_addresses)
+        return await _decide(raw_host, port, policy, resolver, self_addresses, sender)
     except Exception as exc:
         return _deny(
             "internal-error",
@@ -85,13 +91,22 @@ async def _decide(
     policy: Policy,
     resolver: Resolver,
     self_addresses: Container[tuple[IPAddress, int]],
+    sender: str | None,
 ) -> Decision:
     try:
         host = canonicalize_host(raw_host)
     except InvalidHost as exc:
-        return _deny("invalid-host", str(exc), raw_host, port)
+        return _deny("invalid-host", str(exc), raw_host, port, sender=sender)
 
-    settings = policy.settings_for(host.text)
+    selection = policy.select(host.text, sender)
+    settings = selection.settings
+    access = {
+        "sender": sender,
+        "would_deny": tuple((v.reason, v.message) for v in selection.would_deny),
+    }
+    if selection.denial is not None:
+        reason, message = selection.denial.reason, selection.denial.message
+        return _deny(reason, message, host.text, port, settings=settings, **access)
     if settings.action == "deny":
         where = f"rule {settings.rule.name!r} ({settings.rule.location})" if settings.rule else ""
         return _deny(
@@ -100,6 +115,7 @@ async def _decide(
             host.text,
             port,
             settings=settings,
+            **access,
         )
 
     dns_ms: float | None = None
@@ -120,6 +136,7 @@ async def _decide(
                 port,
                 settings=settings,
                 dns_ms=(time.perf_counter() - started) * 1000,
+                **access,
             )
         dns_ms = (time.perf_counter() - started) * 1000
         addresses = resolution.addresses
@@ -131,6 +148,7 @@ async def _decide(
         for a, v in ((a, check_address(a, network.deny, network.allow)) for a in addresses)
     )
     common = {"settings": settings, "answers": answers, "dns_ms": dns_ms, "dns_source": source}
+    common |= access
     blocked = [a for a in answers if not a.allowed]
     if blocked:
         why = blocked[0].why

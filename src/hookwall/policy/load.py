@@ -19,6 +19,7 @@ from hookwall.policy.limits import (
     apply,
     merge_limits,
 )
+from hookwall.policy.logconfig import LoggingSettings, with_logging
 from hookwall.policy.model import DnsSettings, NetworkSettings, Policy, Settings
 from hookwall.policy.schema import (
     BUILTIN_DENY_SETS,
@@ -29,7 +30,9 @@ from hookwall.policy.schema import (
     NamedSets,
     check_file,
 )
+from hookwall.policy.senders import SenderRef, combine_senders
 from hookwall.policy.yamlload import load_yaml_file
+from hookwall.redirects import RedirectSettings
 
 __all__ = ["default_policy_path", "load_default_policy", "load_policy"]
 
@@ -125,25 +128,35 @@ def _defaults_settings(spec: DefaultsSpec | None, sets: NamedSets) -> Settings:
         timeouts=apply(Timeouts(), flood.timeouts),  # type: ignore[arg-type]
         max_request_body=flood.max_request_body or DEFAULT_MAX_BODY,
         max_response_body=flood.max_response_body or DEFAULT_MAX_BODY,
+        redirects=apply(RedirectSettings(), flood.redirects),  # type: ignore[arg-type]
     )
 
 
 def _check_hosts(specs: list[FileSpec], issues: list[PolicyIssue]) -> None:
     """Each canonical pattern may belong to one destination, across all files."""
-    first: dict[str, HostSpec] = {}
+    first: dict[tuple[str, str | None], HostSpec] = {}
     for spec in specs:
         for host in spec.hosts:
-            previous = first.setdefault(host.pattern, host)
-            if previous is host:
-                continue
-            issues.append(
-                PolicyIssue(
-                    host.location,
-                    f"{host.path}: host pattern {host.pattern!r} is already used by destination "
-                    f"{previous.rule_name!r} at {previous.location}; each host pattern may "
-                    "appear in one destination only",
+            # One unscoped destination per pattern, and one per sender (senders: [...]).
+            for sender in host.senders or (None,):
+                previous = first.setdefault((host.pattern, sender), host)
+                if previous is host:
+                    continue
+                scope = f" for sender {sender!r}" if sender else ""
+                issues.append(
+                    PolicyIssue(
+                        host.location,
+                        f"{host.path}: host pattern {host.pattern!r}{scope} is already used by "
+                        f"destination {previous.rule_name!r} at {previous.location}; each host "
+                        "pattern may appear in one destination only"
+                        + (" per sender" if sender else " (plus sender-scoped ones)"),
+                    )
                 )
-            )
+                break
+
+
+def _sender_refs(specs: list[FileSpec]) -> list[SenderRef]:
+    return [ref for spec in specs for ref in spec.sender_refs]
 
 
 def _check_signing_sees_bodies(
@@ -198,19 +211,24 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     _one_section([s.defaults.location for s in specs if s.defaults], "defaults", issues)
     _one_section([s.dns[1] for s in specs if s.dns], "dns", issues)
     _one_section([s.proxy[1] for s in specs if s.proxy], "proxy", issues)
+    _one_section([s.logging[1] for s in specs if s.logging], "logging", issues)
     _check_hosts(specs, issues)
+    senders = combine_senders((s.senders for s in specs), _sender_refs(specs), issues)
     defaults_spec = next((s.defaults for s in specs if s.defaults is not None), None)
     _check_signing_sees_bodies(specs, defaults_spec, issues)
     if issues:
         raise PolicyError(_in_file_order(issues, files))
 
     dns_settings = next((s.dns[0] for s in specs if s.dns is not None), DnsSettings())
+    logging_settings = next((s.logging[0] for s in specs if s.logging), LoggingSettings())
     return Policy(
         sources=tuple(str(file) for file in files),
         dns=dns_settings,
-        defaults=_defaults_settings(defaults_spec, sets),
+        defaults=with_logging(_defaults_settings(defaults_spec, sets), logging_settings),
         rules=tuple(rule for spec in specs for rule in spec.rules),
         ca_bundle=defaults_spec.ca_bundle if defaults_spec else None,
         unsafe=any(spec.unsafe for spec in specs),
         proxy=next((s.proxy[0] for s in specs if s.proxy is not None), ProxySettings()),
+        logging=logging_settings,
+        senders=senders,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterator
 
 import idna
 
@@ -143,3 +144,18 @@ class HostMatcher[T]:
                     return found
                 dot = host.find(".", dot + 1)
         return self._any
+
+    def matches(self, host: str) -> Iterator[T]:
+        """Every value whose pattern matches ``host``, most specific first (O(labels))."""
+        found = self._exact.get(host)
+        if found is not None:
+            yield found
+        if self._wildcards and ":" not in host:
+            dot = host.find(".")
+            while dot != -1:
+                found = self._wildcards.get(host[dot + 1 :])
+                if found is not None:
+                    yield found
+                dot = host.find(".", dot + 1)
+        if self._any is not None:
+            yield self._any

@@ -21,7 +21,11 @@ from hookwall.policy.limits import (
     apply,
     merge_limits,
 )
+from hookwall.policy.logconfig import DestinationLogging, LoggingSettings
 from hookwall.policy.match import HostMatcher
+from hookwall.policy.senders import PatternRules, Selection, SenderTable
+from hookwall.policy.senders import select as select_rule
+from hookwall.redirects import RedirectSettings
 from hookwall.signing.keys import SigningKey
 from hookwall.signing.schemes import Scheme
 
@@ -129,10 +133,14 @@ class Rule:
     tls: TlsMode | None = None
     upgrade: bool | None = None
     signing: SigningSettings | None = None
+    senders: tuple[str, ...] = ()  # scoped to these senders; () = every sender
+    enforce: bool = True  # False: report-only (its action: deny / sender scope is only logged)
     limits: Override = ()
     timeouts: Override = ()
     max_request_body: int | None = None
     max_response_body: int | None = None
+    redirects: Override = ()
+    logging: Override = ()  # capture_body / id_header for these hosts
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +157,8 @@ class Settings:
     timeouts: Timeouts = field(default_factory=Timeouts)
     max_request_body: int = DEFAULT_MAX_BODY
     max_response_body: int = DEFAULT_MAX_BODY
+    redirects: RedirectSettings = field(default_factory=RedirectSettings)
+    logging: DestinationLogging = field(default_factory=DestinationLogging)
 
 
 def merge_rule(defaults: Settings, rule: Rule) -> Settings:
@@ -170,6 +180,8 @@ def merge_rule(defaults: Settings, rule: Rule) -> Settings:
         timeouts=apply(defaults.timeouts, rule.timeouts),  # type: ignore[arg-type]
         max_request_body=rule.max_request_body or defaults.max_request_body,
         max_response_body=rule.max_response_body or defaults.max_response_body,
+        redirects=apply(defaults.redirects, rule.redirects),  # type: ignore[arg-type]
+        logging=apply(defaults.logging, rule.logging),  # type: ignore[arg-type]
     )
 
 
@@ -184,22 +196,34 @@ class Policy:
     ca_bundle: str | None
     unsafe: bool
     proxy: ProxySettings = field(default_factory=ProxySettings)
-    _matcher: HostMatcher[Settings] = field(init=False, repr=False, compare=False)
+    senders: SenderTable = field(default_factory=SenderTable)  # empty: no authentication
+    logging: LoggingSettings = field(default_factory=LoggingSettings)  # the delivery store
+    _matcher: HostMatcher[PatternRules] = field(init=False, repr=False, compare=False)
     # The largest body any destination accepts: mitmproxy's buffering ceiling.
     max_body: int = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
-        matcher: HostMatcher[Settings] = HostMatcher()
+        matcher: HostMatcher[PatternRules] = HostMatcher()
+        by_pattern: dict[str, PatternRules] = {}  # an unscoped rule and sender-scoped ones
         largest = max(self.defaults.max_request_body, self.defaults.max_response_body)
         for rule in self.rules:
             merged = merge_rule(self.defaults, rule)
             largest = max(largest, merged.max_request_body, merged.max_response_body)
             for pattern in rule.hosts:
-                matcher.add(pattern, merged)
+                if pattern not in by_pattern:
+                    by_pattern[pattern] = PatternRules()
+                    matcher.add(pattern, by_pattern[pattern])
+                by_pattern[pattern].add(merged)
         object.__setattr__(self, "_matcher", matcher)
         object.__setattr__(self, "max_body", largest)
 
-    def settings_for(self, host: str) -> Settings:
-        """Effective settings for a canonical host (lower-case A-label name or IP text)."""
-        found = self._matcher.lookup(host)
-        return self.defaults if found is None else found
+    def settings_for(self, host: str, sender: str | None = None) -> Settings:
+        """Effective settings for a canonical host (lower-case A-label name or IP text), as
+        judged for ``sender``; access verdicts (``sender-denied``, report-only) come from
+        ``select``."""
+        return self.select(host, sender).settings
+
+    def select(self, host: str, sender: str | None = None) -> Selection:
+        """The rule for (host, sender) and the access verdicts on it (policy/senders.py)."""
+        candidates = self._matcher.matches(host)
+        return select_rule(candidates, self.defaults, self.senders, host, sender)

@@ -25,8 +25,11 @@ from hookwall.policy.limits import (
     check_size,
     check_timeouts,
 )
+from hookwall.policy.logconfig import LoggingSettings, check_logging, check_rule_logging
 from hookwall.policy.match import canonical_pattern
 from hookwall.policy.model import Action, DnsSettings, PortSet, Rule, TlsMode
+from hookwall.policy.redirects import check_redirects
+from hookwall.policy.senders import Sender, SenderRef, check_rule_senders, check_senders
 from hookwall.policy.signing import check_signing
 from hookwall.policy.yamlload import YEntry, YList, YMap, YNode, YScalar, describe
 from hookwall.units import parse_duration
@@ -47,11 +50,16 @@ SUPPORTED_VERSION = 1
 BUILTIN_DENY_SETS: tuple[str, ...] = ("special-purpose",)
 BUILTIN_PORTS = PortSet.of(80, 443)
 
-_TOP_KEYS = ("version", "unsafe", "dns", "proxy", "defaults", "destinations")
+_TOP_KEYS = (
+    "version", "unsafe", "dns", "proxy", "defaults", "destinations", "logging", "senders",
+)  # fmt: skip
 _DNS_KEYS = ("servers", "timeout", "max_ttl", "cache_size")
-_FLOOD_KEYS = ("limits", "timeouts", "max_request_body", "max_response_body")
+_FLOOD_KEYS = ("limits", "timeouts", "max_request_body", "max_response_body", "redirects")
 _DEFAULTS_KEYS = ("network", "tls", "upgrade", "ca_bundle", *_FLOOD_KEYS)
-_RULE_KEYS = ("hosts", "name", "action", "network", "tls", "upgrade", "signing", *_FLOOD_KEYS)
+_RULE_KEYS = (
+    "hosts", "name", "action", "network", "tls", "upgrade", "signing", "logging", *_FLOOD_KEYS,
+    "senders", "enforce",
+)  # fmt: skip
 _NETWORK_KEYS = ("deny", "allow", "ports")
 _TLS_MODES: tuple[TlsMode, ...] = ("intercept", "passthrough")
 _ACTIONS: tuple[Action, ...] = ("allow", "deny")
@@ -63,6 +71,7 @@ _MISPLACED = {
     ("defaults", "hosts"): "hosts belongs in an entry of destinations",
     ("rule", "ca_bundle"): "ca_bundle is only allowed under defaults",
     ("defaults", "signing"): "signing belongs in a destination (each receiver has its own keys)",
+    ("defaults", "senders"): "senders is a top-level section; destinations[].senders scopes a rule",
 }
 
 _SET_NAME = re.compile(r"[a-z][a-z_-]*", re.IGNORECASE)
@@ -105,6 +114,7 @@ class FloodSpec:
     timeouts: Override = ()
     max_request_body: int | None = None
     max_response_body: int | None = None
+    redirects: Override = ()
 
 
 @dataclass(slots=True)
@@ -115,6 +125,7 @@ class HostSpec:
     location: Location
     path: str
     rule_name: str
+    senders: tuple[str, ...] = ()  # the rule's sender scope: a pattern is unique per scope
 
 
 @dataclass(slots=True)
@@ -125,9 +136,12 @@ class FileSpec:
     unsafe: bool = False
     dns: tuple[DnsSettings, Location] | None = None
     proxy: tuple[ProxySettings, Location] | None = None
+    logging: tuple[LoggingSettings, Location] | None = None
     defaults: DefaultsSpec | None = None
     rules: list[Rule] = field(default_factory=list)
     hosts: list[HostSpec] = field(default_factory=list)
+    senders: list[Sender] = field(default_factory=list)
+    sender_refs: list[SenderRef] = field(default_factory=list)  # names used by destinations
 
 
 def _join(path: str, key: str) -> str:
@@ -222,10 +236,15 @@ class _FileChecker:
         if "proxy" in entries:
             proxy = check_proxy(self, entries["proxy"].value)
             spec.proxy = (proxy, entries["proxy"].key_location) if proxy else None
+        if "logging" in entries:
+            logging = check_logging(self, entries["logging"].value)
+            spec.logging = (logging, entries["logging"].key_location) if logging else None
         if "defaults" in entries:
             spec.defaults = self.defaults(entries["defaults"])
             if spec.defaults is not None:
                 self.check_unsafe(entries["defaults"].value, spec.unsafe)
+        if "senders" in entries:
+            spec.senders = check_senders(self, entries["senders"].value)
         if "destinations" in entries:
             self.destinations(entries["destinations"].value, spec)
         return spec
@@ -358,6 +377,9 @@ class _FileChecker:
         for key in ("max_request_body", "max_response_body"):
             if key in entries:
                 setattr(flood, key, check_size(self, entries[key].value, _join(path, key)))
+        if "redirects" in entries:
+            where = _join(path, "redirects")
+            flood.redirects = check_redirects(self, entries["redirects"].value, where)
         return flood
 
     def ca_bundle(self, node: YNode) -> str | None:
@@ -509,6 +531,15 @@ class _FileChecker:
         signing = None
         if "signing" in entries:
             signing = check_signing(self, entries["signing"].value, _join(path, "signing"))
+        scope: tuple[str, ...] = ()
+        if "senders" in entries:
+            where = _join(path, "senders")
+            scope = check_rule_senders(self, entries["senders"].value, where, spec.sender_refs)
+            if scope and "name" not in entries and hosts:
+                name = f"{hosts[0][0]} [{', '.join(scope)}]"
+        enforce = None
+        if "enforce" in entries:
+            enforce = self.boolean(entries["enforce"].value, _join(path, "enforce"))
         flood = self.flood(node, path)
         rule = Rule(
             name=name,
@@ -521,13 +552,19 @@ class _FileChecker:
             tls=tls,
             upgrade=upgrade,
             signing=signing,
+            senders=scope,
+            enforce=enforce is not False,
             limits=flood.limits,
             timeouts=flood.timeouts,
             max_request_body=flood.max_request_body,
             max_response_body=flood.max_response_body,
+            redirects=flood.redirects,
+            logging=check_rule_logging(self, entries["logging"].value, _join(path, "logging"))
+            if "logging" in entries
+            else (),
         )
         spec.rules.append(rule)
-        spec.hosts.extend(HostSpec(p, loc, hpath, name) for p, loc, hpath in hosts)
+        spec.hosts.extend(HostSpec(p, loc, hpath, name, scope) for p, loc, hpath in hosts)
 
     def hosts(self, rule: YMap, path: str) -> list[tuple[str, Location, str]]:
         entry = rule.entries.get("hosts")

@@ -1,22 +1,19 @@
 """The ``signing`` section of a destination: scheme options and secret references.
 
 Secrets are never written in a policy: each is a reference, ``env:NAME`` or ``file:PATH``,
-resolved here at load time so a missing variable or unreadable file is a load error with file
-and line, not a failed delivery at 3 a.m. No message built here ever contains a secret value:
-errors name the reference, never what it resolved to (and never echo a literal).
+resolved at load time (``policy.secrets``) so a missing variable or unreadable file is a load
+error with file and line, not a failed delivery at 3 a.m. No message built here ever contains
+a secret value: errors name the reference, never what it resolved to (and never echo a
+literal).
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hookwall.policy.errors import Location
 from hookwall.policy.model import SigningSettings
-from hookwall.policy.yamlload import YList, YMap, YNode, YScalar
+from hookwall.policy.secrets import SecretRef, check_references, read_secret
+from hookwall.policy.yamlload import YNode, YScalar
 from hookwall.signing.keys import BadSecret, SigningKey
 from hookwall.signing.schemes import Scheme, make_scheme, parse_secret_for
 
@@ -39,18 +36,6 @@ _SCHEME_KEYS: dict[str, tuple[str, ...]] = {
         "timestamp_header",
     ),
 }
-_SECRET_KEYS = ("secret", "not_after")
-_LITERAL = (
-    "literal secrets are not allowed in a policy file; put the secret in an environment "
-    "variable and write env:NAME, or in a file and write file:PATH"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class SecretRef:
-    text: str  # "env:NAME" or "file:PATH" as written
-    location: Location
-    not_after: datetime | None
 
 
 def check_signing(checker: _FileChecker, node: YNode, path: str) -> SigningSettings | None:
@@ -93,7 +78,8 @@ def check_signing(checker: _FileChecker, node: YNode, path: str) -> SigningSetti
         )
 
     secrets = entries.get("secrets")
-    refs = _references(checker, secrets.value if secrets else None, mapping, path)
+    listed = secrets.value if secrets else None
+    refs = check_references(checker, listed, mapping, path, "secrets", "env:ACME_WHSEC")
     keys: list[SigningKey] = []
     for ref in refs:
         loaded = _load_key(checker, scheme, ref)
@@ -111,80 +97,10 @@ def check_signing(checker: _FileChecker, node: YNode, path: str) -> SigningSetti
     )
 
 
-def _references(
-    checker: _FileChecker, node: YNode | None, mapping: YMap, path: str
-) -> list[SecretRef]:
-    where = f"{path}.secrets"
-    if node is None:
-        checker.issue(
-            mapping.location, f"{path}: missing 'secrets'; e.g. secrets: [env:ACME_WHSEC]"
-        )
-        return []
-    if not isinstance(node, YList) or not node.items:
-        checker.issue(node.location, f"{where}: expected a non-empty list of env:NAME / file:PATH")
-        return []
-    refs: list[SecretRef] = []
-    for index, item in enumerate(node.items):
-        item_path = f"{where}[{index}]"
-        not_after: datetime | None = None
-        target = item
-        if isinstance(item, YMap):
-            checker.keys(item, item_path, _SECRET_KEYS, "secret")
-            if "secret" not in item.entries:
-                checker.issue(item.location, f"{item_path}: missing 'secret: env:NAME'")
-                continue
-            target = item.entries["secret"].value
-            if "not_after" in item.entries:
-                not_after = _instant(
-                    checker, item.entries["not_after"].value, f"{item_path}.not_after"
-                )
-        if not (isinstance(target, YScalar) and isinstance(target.value, str)):
-            # Never describe the value: it may be a secret written by mistake.
-            checker.issue(target.location, f"{item_path}: {_LITERAL}")
-            continue
-        text = target.value.strip()
-        if not text.startswith(("env:", "file:")) or len(text.split(":", 1)[1]) == 0:
-            checker.issue(target.location, f"{item_path}: {_LITERAL}")
-            continue
-        refs.append(SecretRef(text, target.location, not_after))
-    return refs
-
-
-def _instant(checker: _FileChecker, node: YNode, path: str) -> datetime | None:
-    """A YAML timestamp or ISO 8601 string; a time without zone is taken as UTC."""
-    value = node.value if isinstance(node, YScalar) else None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            value = None
-    if isinstance(value, date) and not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day, tzinfo=UTC)
-    if not isinstance(value, datetime):
-        checker.issue(node.location, f"{path}: expected a date-time like 2026-12-31T00:00:00Z")
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _load_key(checker: _FileChecker, scheme: Scheme, ref: SecretRef) -> SigningKey | None:
-    kind, _, name = ref.text.partition(":")
-    if kind == "env":
-        secret = os.environ.get(name)
-        if not secret:
-            checker.issue(
-                ref.location,
-                f"secret {ref.text}: environment variable {name} is "
-                f"{'empty' if secret == '' else 'not set'}; set it before starting hookwall",
-            )
-            return None
-    else:
-        path = checker.base_dir / Path(name).expanduser()
-        try:
-            secret = path.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
-            checker.issue(ref.location, f"secret {ref.text}: cannot read {path}: {reason}")
-            return None
+    secret = read_secret(checker, ref)
+    if secret is None:
+        return None
     try:
         return parse_secret_for(scheme, secret, not_after=ref.not_after)
     except BadSecret as exc:

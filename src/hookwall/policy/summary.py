@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from hookwall.netguard.addresses import NAMED_SETS, Prefix, named_set
 from hookwall.policy.model import Policy, Rule, Settings, merge_rule
+from hookwall.policy.senders import sender_lines
 from hookwall.units import format_duration, format_size
 
 __all__ = ["summarize"]
@@ -58,6 +59,11 @@ def _settings(settings: Settings, *, deny: bool) -> str:
         f"bodies up to {format_size(settings.max_request_body)} out, "
         f"{format_size(settings.max_response_body)} back"
     )
+    redirects = settings.redirects
+    if redirects.mode == "follow":
+        fields.append(f"redirects follow ({redirects.scope}, up to {redirects.max_hops} hops)")
+    else:
+        fields.append(f"redirects {redirects.mode}")
     if settings.signing is not None:
         signing = settings.signing
         keys = ", ".join(
@@ -70,6 +76,10 @@ def _settings(settings: Settings, *, deny: bool) -> str:
 
 def _rule_line(rule: Rule, settings: Settings) -> str:
     head = f"  {rule.name}: {rule.action} {', '.join(rule.hosts)}"
+    if rule.senders:
+        head += f" for senders {', '.join(rule.senders)}"
+    if not rule.enforce:
+        head += " (report-only)"
     if rule.action == "deny":
         return f"{head}  [{rule.location}]"
     details = _settings(settings, deny=bool(rule.deny))
@@ -98,6 +108,7 @@ def summarize(policy: Policy) -> str:
     )
     if policy.ca_bundle:
         lines.append(f"extra upstream CAs: {policy.ca_bundle}")
+    lines.extend(sender_lines(policy.senders))
     lines.append(f"defaults: allow; {_settings(policy.defaults, deny=True)}")
     if not policy.rules:
         lines.append("no destinations: every host gets the defaults")

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import certifi
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from mitmproxy import certs
 
 CA_BASENAME = "mitmproxy"  # the file names mitmproxy's tlsconfig expects in its confdir
@@ -18,15 +20,40 @@ def ca_cert_path(data_dir: Path) -> Path:
     return data_dir / CA_CERT_NAME
 
 
-def ensure_ca(data_dir: Path) -> Path:
-    """Create the CA once, named for hookwall so it is recognisable in trust stores."""
+def ensure_ca(data_dir: Path, provided: Path | None = None) -> Path:
+    """Create the CA once, named for hookwall so it is recognisable in trust stores; or use
+    the operator's (``--ca``: one CA shared by every replica, e.g. from a Kubernetes Secret)."""
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not (data_dir / f"{CA_BASENAME}-ca.pem").exists():
+    if provided is not None:
+        install_ca(data_dir, provided)
+    elif not (data_dir / f"{CA_BASENAME}-ca.pem").exists():
         certs.CertStore.create_store(
             data_dir, CA_BASENAME, KEY_SIZE, organization="hookwall", cn="hookwall egress CA"
         )
     os.chmod(data_dir / f"{CA_BASENAME}-ca.pem", 0o600)
     return ca_cert_path(data_dir)
+
+
+def install_ca(data_dir: Path, provided: Path) -> None:
+    """Copy a CA (certificate and private key, PEM) where mitmproxy reads it, plus its cert."""
+    try:
+        pem = provided.read_bytes()
+        key = serialization.load_pem_private_key(pem, password=None)
+        cert = x509.load_pem_x509_certificate(pem)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(
+            f"hookwall: --ca {provided}: expected one PEM file with the CA certificate and its "
+            f"unencrypted private key ({exc})"
+        ) from None
+    der, spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if cert.public_key().public_bytes(der, spki) != key.public_key().public_bytes(der, spki):
+        raise SystemExit(
+            f"hookwall: --ca {provided}: the private key does not match the certificate"
+        )
+    target = data_dir / f"{CA_BASENAME}-ca.pem"
+    target.write_bytes(pem)
+    os.chmod(target, 0o600)
+    ca_cert_path(data_dir).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
 def upstream_ca_bundle(data_dir: Path, extra_bundle: str | None) -> Path:

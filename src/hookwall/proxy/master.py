@@ -18,13 +18,17 @@ from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, tlsconfi
 from mitmproxy.master import Master
 
 from hookwall import logs
+from hookwall.addons.access import AccessControl
 from hookwall.addons.bodycaps import BodyCaps
+from hookwall.addons.correlate import Correlation
 from hookwall.addons.deadlines import Deadlines
+from hookwall.addons.deliverystore import DeliveryStore
 from hookwall.addons.exchangelog import ExchangeLog
 from hookwall.addons.flood import FloodControl
 from hookwall.addons.guard import DestinationGuard
 from hookwall.addons.hopheaders import HopHeaders
 from hookwall.addons.lifecycle import Lifecycle
+from hookwall.addons.redirects import InternalHops, Redirects
 from hookwall.addons.safety import SafetyChecks, forbidden_options_set
 from hookwall.addons.signing import RequestSigning
 from hookwall.proxy import connect, errorpages
@@ -39,6 +43,7 @@ class ProxyConfig:
     listen_host: str
     listen_port: int
     data_dir: Path
+    ca: Path | None = None  # an operator-provided CA (--ca) instead of a generated one
     drain_seconds: float = 10.0
 
 
@@ -65,21 +70,30 @@ def build_options(config: ProxyConfig, runtime: Runtime) -> dict[str, object]:
 
 
 class HookwallMaster(Master):
-    def __init__(self, opts: options.Options, runtime: Runtime) -> None:
+    def __init__(
+        self, opts: options.Options, runtime: Runtime, data_dir: Path | None = None
+    ) -> None:
         super().__init__(opts, with_termlog=False)
         self.guard = DestinationGuard(runtime)
         self.lifecycle = Lifecycle(runtime)
+        # The delivery store (hookwall logs) lives in the data dir; fed by ExchangeLog.
+        self.store = DeliveryStore(runtime, data_dir) if data_dir is not None else None
         self.addons.add(
             core.Core(),
             SafetyChecks(),
+            InternalHops(runtime),  # first: recognises redirect hops hookwall sends itself
             self.lifecycle,
+            AccessControl(runtime, self.guard.tunnels),  # the rule depends on the sender
             self.guard,
+            Correlation(),  # reads X-Hookwall-Replay-Of before HopHeaders strips it
             HopHeaders(),
             BodyCaps(),  # before queueing: a body that is too large never waits for a slot
             FloodControl(runtime.limiter),
             RequestSigning(),  # after every addon that modifies requests
             Deadlines(runtime),  # clocks start when the request is complete
-            ExchangeLog(self.guard.tunnels),
+            Redirects(runtime),  # after the slot is returned: a hop may go to the same host
+            ExchangeLog(self.guard.tunnels, self.store.record if self.store else None),
+            *([self.store] if self.store else []),
             proxyserver.Proxyserver(),
             next_layer.NextLayer(),
             tlsconfig.TlsConfig(),
@@ -89,10 +103,10 @@ class HookwallMaster(Master):
 
 async def serve(config: ProxyConfig, runtime: Runtime) -> int:
     """Run until SIGTERM/SIGINT, then stop accepting and let in-flight exchanges finish."""
-    ensure_ca(config.data_dir)
+    ensure_ca(config.data_dir, config.ca)
     errorpages.install()
     opts = options.Options()
-    master = HookwallMaster(opts, runtime)
+    master = HookwallMaster(opts, runtime, config.data_dir)
     connect.install(master.guard.connect_timeout)
     opts.update(**build_options(config, runtime))
     bad = forbidden_options_set(opts)

@@ -6,6 +6,7 @@ each flow keeps the snapshot it started with.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 
 from hookwall import logs
@@ -15,11 +16,18 @@ from hookwall.netguard.selfaddr import SelfAddresses
 from hookwall.policy import Policy
 
 
+def _token() -> str:
+    return secrets.token_hex(16)
+
+
 @dataclass(slots=True)
 class Runtime:
     policy: Policy
     resolver: Resolver
     self_addresses: SelfAddresses = field(default_factory=SelfAddresses)
+    # Marks requests hookwall sends through itself (redirect hops); never leaves the process.
+    internal_token: str = field(default_factory=_token)
+    listen_addrs: list[tuple[str, int]] = field(default_factory=list)
     limiter: DestinationLimiter = field(
         default_factory=lambda: DestinationLimiter(on_event=log_limit_event)
     )

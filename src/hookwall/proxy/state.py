@@ -37,10 +37,18 @@ class FlowState:
     key_ids: tuple[str, ...] = ()
     webhook_id: str | None = None
     sender: str | None = None  # the authenticated sender (access control), if any
+    attempted_sender: str | None = None  # a configured sender name that failed to authenticate
+    would_deny: list[tuple[str, str]] = field(default_factory=list)  # report-only (reason, msg)
     queue_ms: float | None = None
     limit_key: str | None = None
     attempt: int = 1
+    hop: int = 0  # 0: the sender's request; n: the n-th redirect hop hookwall followed
+    internal: bool = False  # sent by hookwall itself through its own listener (a hop)
+    chain_signed: bool = False  # a hop of a signed delivery: its target must sign too
+    redirect: dict[str, object] | None = None  # on a 3xx: location, action, hops
+    received_status: int | None = None  # the receiver's own status, when we replaced it
     original_url: str = ""  # the URL the sender asked for (name, not pinned IP; no userinfo)
+    replay_of: str | None = None  # request id this exchange replays (`hookwall replay`)
     error: str | None = None
     logged: bool = False
 
@@ -52,6 +60,8 @@ class TunnelState:
     decision: Decision
     policy: Policy | None  # None only for flows the guard never judged (unparseable requests)
     request_id: str
+    sender: str | None = None  # verified on the CONNECT: holds for every request inside
+    would_deny: tuple[tuple[str, str], ...] = ()  # report-only access verdicts of the CONNECT
 
 
 def state_of(flow: http.HTTPFlow) -> FlowState | None:

@@ -1,0 +1,195 @@
+"""Redirect policy at the proxy: a receiver's 3xx is refused, relayed, or followed.
+
+- ``InternalHops`` (first in the addon order) recognises the hop requests hookwall sends
+  through its own listener: they carry a per-process token, the delivery's request id, the
+  hop number and the sender, so every hop is logged and limited as part of its delivery.
+- ``Redirects`` (late in the ``response`` order, after the slot is returned) applies the
+  destination's ``redirects`` policy. In ``follow`` mode each hop is a brand-new request
+  through the proxy itself, so it is judged by exactly the same code as a first request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import json
+import logging
+
+from mitmproxy import http
+
+from hookwall.denials import Denial
+from hookwall.proxy.hopclient import HopResponse, send_through_proxy
+from hookwall.proxy.respond import deny
+from hookwall.proxy.runtime import Runtime
+from hookwall.proxy.state import METADATA_KEY, FlowState, state_of
+from hookwall.redirects import Chain, RedirectDecision, decide_redirect
+
+logger = logging.getLogger(__name__)
+
+INTERNAL_HEADER = "X-Hookwall-Internal"
+LOCATION_HEADER = "X-Hookwall-Redirect-Location"
+# Hop denials that are about load, not policy: the sender should simply retry later.
+_TRANSIENT = frozenset({429, 503, 504})
+_NOT_COPIED = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", INTERNAL_HEADER.lower()}
+)
+
+
+class InternalHops:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        value = flow.request.headers.pop(INTERNAL_HEADER, None)
+        if value is None:
+            return
+        token, _, rest = value.partition(" ")
+        if not hmac.compare_digest(token.encode(), self.runtime.internal_token.encode()):
+            return  # a sender imitating us gains nothing: treated as an ordinary request
+        fields = dict(part.split("=", 1) for part in rest.split() if "=" in part)
+        flow.metadata[METADATA_KEY] = FlowState(
+            policy=self.runtime.policy,
+            request_id=fields.get("rid", ""),
+            hop=int(fields.get("hop", "1")),
+            internal=True,
+            chain_signed=fields.get("signed") == "1",
+            sender=fields.get("sender") or None,
+        )
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        """A signed delivery is never redirected to a target that would get it unsigned."""
+        state = state_of(flow)
+        if state is None or not state.chain_signed or state.denial or state.decision is None:
+            return
+        settings = state.decision.settings
+        if settings is not None and settings.signing is None:
+            deny(flow, state, Denial(
+                "redirect-denied",
+                f"the redirect target {state.decision.host} has no signing configured; a signed "
+                "webhook is never delivered unsigned",
+            ))  # fmt: skip
+
+
+class Redirects:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def response(self, flow: http.HTTPFlow) -> None:
+        state = state_of(flow)
+        if state is None or state.internal or state.decision is None or flow.response is None:
+            return  # hops go back to the loop below unchanged; it decides
+        if state.denial is not None or state.decision.settings is None:
+            return
+        try:
+            await self._handle(flow, state)
+        except Exception as exc:
+            logger.exception("redirect handling failed")
+            self._refuse(flow, state, None, f"hookwall failed following a redirect ({exc!r})")
+
+    async def _handle(self, flow: http.HTTPFlow, state: FlowState) -> None:
+        assert flow.response is not None and state.decision and state.decision.settings
+        settings = state.decision.settings
+        first = flow.response
+        url = state.original_url or flow.request.pretty_url
+        chain = Chain(origin_host=state.decision.host, visited=[url])
+        method, body = flow.request.method, flow.request.raw_content or b""
+        status, headers = first.status_code, first.headers
+        final: HopResponse | None = None
+        while True:
+            decision = decide_redirect(
+                settings.redirects, chain, url, method, status, headers.get("location")
+            )
+            if decision.action == "none":
+                break
+            self._note(state, decision, first.status_code, chain)
+            if decision.action == "pass":
+                return
+            if decision.action == "deny":
+                self._refuse(flow, state, decision.target, decision.message)
+                return
+            assert decision.target and decision.method
+            chain.visited.append(decision.target)
+            body = body if decision.keep_body else b""
+            hop = await self._send_hop(flow, state, decision, chain.hops, body)
+            if hop.header("X-Hookwall-Reason") is not None and hop.status not in _TRANSIENT:
+                self._refuse(flow, state, decision.target, _hop_refusal(decision.target, hop))
+                return
+            final, url, method = hop, decision.target, decision.method
+            status, headers = hop.status, http.Headers(hop.headers)
+            if hop.header("X-Hookwall-Reason") is not None:
+                break  # a transient refusal of the hop goes back to the sender as it is
+        if final is not None:
+            self._note(state, None, first.status_code, chain)
+            flow.response = http.Response.make(final.status, final.body, final.headers)
+
+    async def _send_hop(
+        self,
+        flow: http.HTTPFlow,
+        state: FlowState,
+        decision: RedirectDecision,
+        hop: int,
+        body: bytes,
+    ) -> HopResponse:
+        assert state.decision and state.decision.settings and decision.target and decision.method
+        settings = state.decision.settings
+        owned = (
+            set(settings.signing.scheme.owned_headers) - {"webhook-id"}
+            if settings.signing
+            else set()
+        )
+        headers = [
+            (name, value)
+            for name, value in flow.request.headers.items(multi=True)
+            if name.lower() not in _NOT_COPIED
+            and name.lower() not in owned
+            and (decision.keep_body or name.lower() != "content-type")
+        ]
+        marker = f"{self.runtime.internal_token} rid={state.request_id} hop={hop}"
+        marker += f" signed={1 if state.signed else 0}"
+        if state.sender:
+            marker += f" sender={state.sender}"
+        headers.append((INTERNAL_HEADER, marker))
+        host, port = self.runtime.listen_addrs[0]
+        if ipaddress.ip_address(host or "::").is_unspecified:
+            host = "127.0.0.1"
+        # A hop may queue, connect and wait for its answer like any request; no longer.
+        timeouts, limits = settings.timeouts, settings.limits.config
+        async with asyncio.timeout(timeouts.connect + timeouts.response + limits.queue_timeout):
+            return await send_through_proxy(
+                (host, port),
+                decision.method,
+                decision.target,
+                headers,
+                body,
+                max_body=settings.max_response_body,
+            )
+
+    @staticmethod
+    def _note(
+        state: FlowState, decision: RedirectDecision | None, status: int, chain: Chain
+    ) -> None:
+        if decision is not None and state.redirect is None:
+            action = {"follow": "followed", "pass": "passed"}.get(decision.action, "denied")
+            state.redirect = {"status": status, "location": decision.target, "action": action}
+        if decision is None and state.redirect is not None:
+            state.redirect["hops"] = chain.hops
+            state.received_status = status
+
+    @staticmethod
+    def _refuse(flow: http.HTTPFlow, state: FlowState, target: str | None, message: str) -> None:
+        deny(flow, state, Denial("redirect-denied", message))
+        if target and flow.response is not None:
+            flow.response.headers[LOCATION_HEADER] = target
+        if state.redirect is not None:
+            state.redirect["action"] = "denied"
+
+
+def _hop_refusal(target: str, hop: HopResponse) -> str:
+    """'the redirect to X was refused: address-blocked: 127.0.0.1 is in ...'"""
+    try:
+        detail = str(json.loads(hop.body).get("message", ""))
+    except (ValueError, AttributeError):
+        detail = ""
+    reason = hop.header("X-Hookwall-Reason")
+    return f"the redirect to {target} was refused: {reason}" + (f": {detail}" if detail else "")

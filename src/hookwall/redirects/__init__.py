@@ -1,0 +1,17 @@
+"""Redirect policy: whether a receiver's 3xx is refused, relayed or followed (pure)."""
+
+from hookwall.redirects.decide import (
+    REDIRECT_STATUSES,
+    Chain,
+    RedirectDecision,
+    RedirectSettings,
+    decide_redirect,
+)
+
+__all__ = [
+    "REDIRECT_STATUSES",
+    "Chain",
+    "RedirectDecision",
+    "RedirectSettings",
+    "decide_redirect",
+]

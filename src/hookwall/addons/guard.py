@@ -22,7 +22,7 @@ from mitmproxy.proxy import server_hooks
 
 from hookwall.denials import Denial
 from hookwall.netguard import guard
-from hookwall.netguard.addresses import IPAddress, check_address
+from hookwall.netguard.addresses import IPAddress
 from hookwall.netguard.hostname import InvalidHost, canonicalize_host
 from hookwall.policy import Settings
 from hookwall.proxy.respond import deny
@@ -161,7 +161,7 @@ class DestinationGuard:
             ip = _as_ip(address[0]) if address else None
             approved = self._approved.get((ip, address[1])) if ip and address else None
             network = approved.network if approved else None
-            if network is None or not check_address(ip, network.deny, network.allow).allowed:  # type: ignore[arg-type]
+            if network is None or ip is None or not network.check(ip).allowed:
                 data.server.error = f"hookwall refused to connect to unapproved address {address!r}"
         except Exception as exc:
             data.server.error = f"hookwall refused the connection ({type(exc).__name__}: {exc})"

@@ -11,7 +11,7 @@ import time
 from collections.abc import Container
 from dataclasses import dataclass, field
 
-from hookwall.netguard.addresses import IPAddress, check_address
+from hookwall.netguard.addresses import IPAddress
 from hookwall.netguard.hostname import InvalidHost, canonicalize_host
 from hookwall.netguard.resolver import DnsFailure, Resolver
 from hookwall.policy import Policy, Settings
@@ -145,7 +145,7 @@ async def _decide(
     network = settings.network
     answers = tuple(
         AnswerCheck(a, v.allowed, v.explain())
-        for a, v in ((a, check_address(a, network.deny, network.allow)) for a in addresses)
+        for a, v in ((a, network.check(a)) for a in addresses)
     )
     common = {"settings": settings, "answers": answers, "dns_ms": dns_ms, "dns_source": source}
     common |= access

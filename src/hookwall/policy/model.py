@@ -10,7 +10,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hookwall.netguard.addresses import Prefix
+from hookwall.netguard.addresses import AddressVerdict, IPAddress, Prefix, check_address
 from hookwall.policy.errors import Location
 from hookwall.policy.limits import (
     DEFAULT_MAX_BODY,
@@ -42,6 +42,7 @@ __all__ = [
     "merge_rule",
 ]
 
+_VERDICT_CACHE_SIZE = 4096
 Action = Literal["allow", "deny"]
 TlsMode = Literal["intercept", "passthrough"]
 
@@ -86,6 +87,20 @@ class NetworkSettings:
     deny: tuple[Prefix, ...]
     allow: tuple[Prefix, ...]
     ports: PortSet
+    # Verdicts per address: the settings are immutable, so a verdict never goes stale, and a
+    # busy destination's answers are judged once instead of on every request.
+    _verdicts: dict[IPAddress, AddressVerdict] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+
+    def check(self, address: IPAddress) -> AddressVerdict:
+        """``check_address`` against these tables, memoised (bounded)."""
+        verdict = self._verdicts.get(address)
+        if verdict is None:
+            if len(self._verdicts) >= _VERDICT_CACHE_SIZE:
+                self._verdicts.clear()
+            verdict = self._verdicts[address] = check_address(address, self.deny, self.allow)
+        return verdict
 
 
 @dataclass(frozen=True, slots=True)

@@ -423,4 +423,7 @@ def is_valid_message_id(msg_id: object) -> bool:
 
 def new_message_id() -> str:
     """``msg_`` + 24 random base62 characters (about 143 bits; never a '.')."""
-    return "msg_" + "".join(secrets.choice(_BASE62) for _ in range(24))
+    # One draw for all 24 characters (a choice() per character costs a syscall each); 62**24
+    # divides into 256**24 unevenly, but taking each byte modulo 62 over 24 independent
+    # bytes biases no character by more than 4/256, irrelevant for an id's uniqueness.
+    return "msg_" + "".join(_BASE62[byte % 62] for byte in secrets.token_bytes(24))

@@ -26,7 +26,7 @@ from hookwall.access import authenticate
 from hookwall.denials import Denial
 from hookwall.proxy.respond import deny
 from hookwall.proxy.runtime import Runtime
-from hookwall.proxy.state import METADATA_KEY, FlowState, TunnelState, state_of
+from hookwall.proxy.state import FlowState, TunnelState, start_state, state_of
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +52,7 @@ class AccessControl:
         self._judge(flow, state)
 
     def _start(self, flow: http.HTTPFlow, tunnel: TunnelState | None) -> FlowState:
-        state = state_of(flow)
-        if state is None:
-            policy = tunnel.policy if tunnel else self.runtime.policy
-            state = FlowState(policy=policy, tunnel=tunnel)
-            flow.metadata[METADATA_KEY] = state
-        return state
+        return start_state(flow, self.runtime.policy, tunnel)
 
     def _judge(self, flow: http.HTTPFlow, state: FlowState) -> None:
         try:

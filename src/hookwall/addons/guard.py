@@ -27,7 +27,7 @@ from hookwall.netguard.hostname import InvalidHost, canonicalize_host
 from hookwall.policy import Settings
 from hookwall.proxy.respond import deny
 from hookwall.proxy.runtime import Runtime
-from hookwall.proxy.state import METADATA_KEY, FlowState, TunnelState, state_of
+from hookwall.proxy.state import FlowState, TunnelState, start_state
 
 logger = logging.getLogger(__name__)
 
@@ -174,12 +174,7 @@ class DestinationGuard:
 
     # -- helpers -------------------------------------------------------------------------------
     def _start(self, flow: http.HTTPFlow, tunnel: TunnelState | None = None) -> FlowState:
-        state = state_of(flow)
-        if state is None:
-            policy = tunnel.policy if tunnel else self.runtime.policy
-            state = FlowState(policy=policy, tunnel=tunnel)
-            flow.metadata[METADATA_KEY] = state
-        return state
+        return start_state(flow, self.runtime.policy, tunnel)
 
     async def _decide(
         self, flow: http.HTTPFlow, host: str, port: int, state: FlowState

@@ -54,7 +54,7 @@ def parse_server(text: str) -> tuple[str, int]:
         host, port_text = raw.split(":")
         port = _port(port_text, text)
     try:
-        ipaddress.ip_address(host)
+        host = str(ipaddress.ip_address(host))  # canonical: '2001:DB8::53' -> '2001:db8::53'
     except ValueError:
         raise ValueError(
             f"DNS server {text!r}: expected an IP address (hookwall does not resolve the name of "

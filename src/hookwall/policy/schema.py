@@ -7,7 +7,6 @@ problem in the file. Cross-file checks (duplicates between files) live in ``load
 from __future__ import annotations
 
 import difflib
-import ipaddress
 import os
 import re
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Literal, cast
 
 from hookwall.netguard.addresses import NAMED_SETS, Prefix, named_set, parse_prefix
+from hookwall.netguard.resolver import parse_server
 from hookwall.policy.errors import Location, PolicyIssue
 from hookwall.policy.limits import (
     Override,
@@ -326,7 +326,7 @@ class _FileChecker:
             if text is None:
                 continue
             try:
-                result.append(_parse_server(text))
+                result.append(parse_server(text))
             except ValueError as exc:
                 self.issue(item.location, f"{path}: {exc}")
         return tuple(result)
@@ -605,29 +605,6 @@ class _FileChecker:
             seen[pattern] = index
             result.append((pattern, item.location, item_path))
         return result
-
-
-def _parse_server(text: str) -> tuple[str, int]:
-    """'1.1.1.1' -> ('1.1.1.1', 53); '127.0.0.1:5353'; '[::1]:53'; bare '::1' is fine too."""
-    host, port_text = text.strip(), None
-    bracketed = _BRACKETED.fullmatch(host)
-    if bracketed:
-        host, port_text = bracketed[1], bracketed[2]
-    elif host.count(":") == 1:
-        host, port_text = host.split(":")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(
-            f"invalid resolver {text!r}: expected IP[:PORT] like '1.1.1.1', "
-            "'127.0.0.1:5353' or '[::1]:53' (resolvers cannot be host names)"
-        ) from None
-    port = 53
-    if port_text is not None:
-        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-            raise ValueError(f"invalid resolver {text!r}: port must be 1-65535")
-        port = int(port_text)
-    return str(address), port
 
 
 def check_file(root: YNode, file: str, issues: list[PolicyIssue], sets: NamedSets) -> FileSpec:

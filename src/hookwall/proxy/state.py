@@ -64,6 +64,15 @@ class TunnelState:
     would_deny: tuple[tuple[str, str], ...] = ()  # report-only access verdicts of the CONNECT
 
 
+def start_state(flow: http.HTTPFlow, policy: Policy, tunnel: TunnelState | None) -> FlowState:
+    """The flow's state, created on first use with the policy snapshot it will keep."""
+    state = state_of(flow)
+    if state is None:
+        state = FlowState(policy=tunnel.policy if tunnel else policy, tunnel=tunnel)
+        flow.metadata[METADATA_KEY] = state
+    return state
+
+
 def state_of(flow: http.HTTPFlow) -> FlowState | None:
     state = flow.metadata.get(METADATA_KEY)
     return state if isinstance(state, FlowState) else None

@@ -371,3 +371,24 @@ def test_sample_webhook_shape() -> None:
     assert doc["id"].startswith("evt_")
     assert doc["timestamp"] == "2027-01-15T08:00:00Z"
     assert isinstance(doc["data"], dict)
+
+
+def test_sender_text_cannot_drive_the_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Headers, URLs and bodies come from senders and receivers: escapes are shown, not run."""
+    add(
+        tmp_path,
+        1,
+        url="http://hooks.acme.com/\x1b[2Jx",
+        error="bad\x9b31m",
+        body=b"\x1b]0;owned\x07",
+    )
+    code, out, _ = run_main(capsys, "logs", "--data-dir", str(tmp_path))
+    assert code == 0 and "\x1b" not in out
+    code, out, _ = run_main(capsys, "logs", "show", "1", "--data-dir", str(tmp_path))
+    assert code == 0
+    assert "\x1b" not in out and "\x9b" not in out and "\x07" not in out
+    assert "\\x1b[2Jx" in out
+    code, out, _ = run_main(capsys, "logs", "show", "1", "--json", "--data-dir", str(tmp_path))
+    assert "\x1b" not in out and "\x9b" not in out

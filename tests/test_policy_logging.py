@@ -76,3 +76,18 @@ def test_logging_in_one_file_of_a_directory_only(tmp_path: Path) -> None:
     (tmp_path / "b.yaml").write_text("version: 1\nlogging: {retention: 2d}\n")
     with pytest.raises(PolicyError, match="logging: already defined in"):
         load_policy(tmp_path)
+
+
+def test_check_shows_what_the_store_keeps(tmp_path: Path) -> None:
+    from hookwall.policy import summarize
+
+    text = summarize(
+        load(
+            tmp_path,
+            "version: 1\nlogging: {retention: 2d, max_size: 512MiB}\n"
+            "destinations:\n  - hosts: [pii.example]\n    logging: {capture_body: 0}\n",
+        )
+    )
+    assert "the delivery store keeps 2d, at most 512MiB" in text
+    assert "defaults: allow;" in text and "store bodies up to 64KiB" in text
+    assert "pii.example" in text and "store no bodies" in text

@@ -363,7 +363,9 @@ def test_a_corrupt_store_does_not_stop_forwarding(tmp_path: Path, plain_twins) -
     data.mkdir()
     (data / "deliveries.db").write_bytes(b"not a database, just garbage " * 200)
     policy = tmp_path / "p.yaml"
-    policy.write_text('version: 1\ndefaults: {network: {allow: [127.0.0.2/32], ports: ["1-65535"]}}\n')
+    policy.write_text(
+        'version: 1\ndefaults: {network: {allow: [127.0.0.2/32], ports: ["1-65535"]}}\n'
+    )
     proxy = ProxyProcess(policy, data)
     try:
         problem = proxy.wait_for(lambda e: e.get("event") == "store_unavailable")
@@ -378,7 +380,9 @@ def test_a_locked_store_does_not_stop_forwarding(tmp_path: Path, plain_twins) ->
     allowed, _ = plain_twins
     data = tmp_path / "data"
     policy = tmp_path / "p.yaml"
-    policy.write_text('version: 1\ndefaults: {network: {allow: [127.0.0.2/32], ports: ["1-65535"]}}\n')
+    policy.write_text(
+        'version: 1\ndefaults: {network: {allow: [127.0.0.2/32], ports: ["1-65535"]}}\n'
+    )
     proxy = ProxyProcess(policy, data)
     try:
         first = one_delivery(proxy, allowed)["request_id"]

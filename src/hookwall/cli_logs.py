@@ -272,6 +272,24 @@ _RESET, _BOLD, _DIM = "\x1b[0m", "\x1b[1m", "\x1b[2m"
 _GREEN, _CYAN, _YELLOW, _RED = "\x1b[32m", "\x1b[36m", "\x1b[33m", "\x1b[31m"
 
 
+def _clean(text: str) -> str:
+    """Text from senders and receivers, safe for a terminal: control characters (C0, C1,
+    ESC: a header could otherwise repaint the operator's screen) are shown escaped."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _safe(value: Any) -> Any:
+    if isinstance(value, str):
+        return _clean(value)
+    if isinstance(value, dict):
+        return {k: _safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_safe(v) for v in value]
+    return value
+
+
 def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -291,6 +309,7 @@ def table_header(colour: bool) -> str:
 
 
 def table_row(ts: float, event: dict[str, Any], colour: bool) -> str:
+    event = _safe(event)
     url = str(event.get("url") or "")
     _, sep, rest = url.partition("://")
     path = "/" + rest.partition("/")[2] if sep else ""
@@ -352,6 +371,8 @@ def _list(args: argparse.Namespace) -> int:
         printed += 1
     if not printed and not args.follow and not args.json:
         print("(no matching exchanges)", file=sys.stderr)
+    elif printed == args.limit and not args.follow and not args.json:
+        print(f"(the newest {printed}; --limit N for more, 0 for all)", file=sys.stderr)
     return 0
 
 
@@ -434,7 +455,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     finally:
         store.conn.close()
     if getattr(args, "json", False):
-        _write(json.dumps(show_document(row, related), indent=2, ensure_ascii=False))
+        _write(json.dumps(show_document(row, related), indent=2))
     else:
         _write(show_text(row, related, _colour(args, sys.stdout)))
     return 0
@@ -499,7 +520,7 @@ def _readable(body: bytes, truncated: bool, headers: list[tuple[str, str]] | Non
 
 
 def show_text(row: Row, related: list[Row], colour: bool) -> str:
-    e = row.event
+    e = _safe(row.event)
 
     def heading(text: str) -> str:
         return f"{_BOLD}{text}{_RESET}" if colour else text
@@ -566,7 +587,8 @@ def show_text(row: Row, related: list[Row], colour: bool) -> str:
 def _headers_text(headers: list[tuple[str, str]] | None) -> list[str]:
     if headers is None:
         return ["  (no headers: none were seen)"]
-    return [f"  {name}: {value}" for name, value in headers] or ["  (no headers)"]
+    shown = [f"  {_clean(name)}: {_clean(value)}" for name, value in headers]
+    return shown or ["  (no headers)"]
 
 
 def _body_text(
@@ -588,7 +610,7 @@ def _body_text(
         shown = base64.b64encode(body[:3072]).decode()
         out = [f"  ({len(body)} bytes of binary data; base64:)", f"  {shown}"]
     else:
-        out = ["", *(f"  {line}" for line in text.splitlines())]
+        out = ["", *(f"  {_clean(line)}" for line in text.splitlines())]
     if truncated:
         out.append(f"  -- only the first {len(body)} of {size} bytes were captured --")
     return out
@@ -640,7 +662,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.json:
         _write(json.dumps(_verdict_document(reply, url) | {"replay_of": row.request_id}))
     else:
-        _write(f"replayed {row.request_id} as {new_id or '(no request id)'}: {method} {url}")
+        _write(
+            _clean(f"replayed {row.request_id} as {new_id or '(no request id)'}: {method} {url}")
+        )
         _write(_verdict_text(reply, new_id))
         if withheld:
             _write(
@@ -755,7 +779,7 @@ def _verdict_text(reply: Reply, request_id: str | None) -> str:
         if preview:
             lines.append(f"  receiver     {_fit(preview, 100)}")
     lines.append(f"  request id   {request_id or '-'}")
-    return "\n".join(lines)
+    return "\n".join(_clean(line) for line in lines)
 
 
 # -- hookwall send-test -------------------------------------------------------------------------
@@ -818,18 +842,22 @@ def cmd_send_test(args: argparse.Namespace) -> int:
     if args.json:
         _write(json.dumps(doc))
     else:
-        _write(f"POST {args.url} via {proxy.url}")
+        _write(_clean(f"POST {args.url} via {proxy.url}"))
         _write(_verdict_text(reply, request_id))
         if row is not None:
             signed = event.get("signed")
             keys = ", ".join(event.get("key_ids") or [])
-            _write(f"  webhook id   {event.get('webhook_id') or '-'}")
-            _write(f"  rule         {event.get('rule') or '(defaults)'}")
-            _write(f"  signed       {signed if signed else 'no'}" + (f" ({keys})" if keys else ""))
+            _write(_clean(f"  webhook id   {event.get('webhook_id') or '-'}"))
+            _write(_clean(f"  rule         {event.get('rule') or '(defaults)'}"))
+            _write(
+                _clean(
+                    f"  signed       {signed if signed else 'no'}" + (f" ({keys})" if keys else "")
+                )
+            )
         else:
-            _write(f"  signed       unknown ({store_note})")
+            _write(_clean(f"  signed       unknown ({store_note})"))
         if request_id:
-            _write(f"  details      hookwall logs show {request_id}")
+            _write(_clean(f"  details      hookwall logs show {request_id}"))
     return 0 if doc["delivered"] else 1
 
 

@@ -27,6 +27,7 @@ test: venv ## the whole suite
 bench: venv ## benchmark scripts (loopback only, a few minutes)
 	$(PY) -m bench.noisy_neighbour
 	$(PY) -m bench.bench --json bench-results.json $(BENCH_ARGS)  # BENCH_ARGS=--quick: smoke run
+	$(PY) -m bench.workers  # hookwall run --workers 1 vs 2, side by side
 	$(PY) -m bench.store_queries --rows $(BENCH_ROWS)  # ~1.6 GB in a temp dir at 1M rows
 
 lint: venv

@@ -47,6 +47,22 @@ def _listen(text: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def _admin_listen(text: str) -> tuple[str, int] | None:
+    return None if text.strip().lower() == "off" else _listen(text)
+
+
+def _workers(text: str) -> int:
+    from hookwall.proxy.workers import workers_count
+
+    return workers_count(text)
+
+
+def _worker(text: str) -> Any:
+    from hookwall.proxy.workers import parse_worker
+
+    return parse_worker(text)  # internal: worker I of N, started by the supervisor
+
+
 def _dns_server(text: str) -> tuple[str, int]:
     from hookwall.netguard.resolver import parse_server
 
@@ -112,6 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--quiet", action="store_true", help="no log lines on stdout")
     run.add_argument(
+        "--workers",
+        metavar="N",
+        type=_workers,
+        default=1,
+        help="run N proxy processes on the one listen address (SO_REUSEPORT), under a "
+        "supervisor that restarts a crashed one (default 1). Without a shared limits backend "
+        "each enforces concurrency and rate divided by N (at least 1)",
+    )
+    run.add_argument("--worker", type=_worker, default=None, help=argparse.SUPPRESS)
+    run.add_argument(
         "--allow-unauthenticated",
         action="store_true",
         help="listen on a non-loopback address although the policy defines no senders (anyone "
@@ -124,6 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PEM",
         help="use this CA (certificate and private key in one PEM file) to intercept TLS "
         "instead of generating one; every replica must share the CA senders trust",
+    )
+    run.add_argument(
+        "--admin-listen",
+        metavar="HOST:PORT",
+        type=_admin_listen,
+        default=("127.0.0.1", 9090),
+        help="admin endpoint for probes and Prometheus: /healthz, /readyz, /metrics "
+        "(default 127.0.0.1:9090; 'off' disables it; port 0 picks a free port, printed in "
+        "proxy_started as 'admin'). Set HOOKWALL_ADMIN_TOKEN to require "
+        "'Authorization: Bearer TOKEN' for /metrics",
     )
 
     check = sub.add_parser(
@@ -210,7 +246,8 @@ def _resolver(policy: Policy, servers: Sequence[tuple[str, int]]) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from hookwall import logs
     from hookwall.access import listen_refusal
-    from hookwall.proxy.master import ProxyConfig, serve
+    from hookwall.proxy.master import ProxyConfig
+    from hookwall.proxy.operations import OpsConfig
     from hookwall.proxy.runtime import Runtime
 
     logs.configure(stdout=None if args.quiet else sys.stdout, log_file=args.log_file)
@@ -220,6 +257,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if refusal is not None:
         print(f"hookwall: {refusal}", file=sys.stderr)
         return 1
+    if args.workers > 1 or args.worker is not None:
+        from hookwall.proxy import workers
+
+        if args.worker is None:  # the supervisor: it starts N of this command
+            return workers.supervise(args, policy, args.data_dir or default_data_dir())
+        workers.enter_worker(args)
     if args.allow_unauthenticated and not policy.senders:
         logs.get_logger().warning(
             "unauthenticated_listener",
@@ -232,8 +275,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         listen_port=args.listen[1],
         data_dir=args.data_dir or default_data_dir(),
         ca=args.ca,
+        ops=OpsConfig(
+            policy_path=Path(args.policy) if args.policy else None,
+            admin_listen=args.admin_listen,
+            admin_token=os.environ.get("HOOKWALL_ADMIN_TOKEN") or None,
+            dns_servers=tuple(args.dns_server),
+            allow_unauthenticated=args.allow_unauthenticated,
+        ),
     )
-    return asyncio.run(serve(config, Runtime(policy, _resolver(policy, args.dns_server))))
+    from hookwall.proxy.workers import run_proxy
+
+    runtime = Runtime(policy, _resolver(policy, args.dns_server))
+    return asyncio.run(run_proxy(config, runtime, args.worker))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -360,6 +413,7 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # --workers starts N of it
     try:
         return COMMANDS[args.command](args)
     except PolicyError as exc:

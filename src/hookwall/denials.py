@@ -34,6 +34,7 @@ STATUS_BY_REASON: dict[str, int] = {
     "queue-full": 503,
     "queue-timeout": 503,
     "circuit-open": 503,
+    "limits-unavailable": 503,  # the shared limits store is down (on_backend_failure: refuse)
     # upstream
     "redirect-denied": 502,
     "response-too-large": 502,

@@ -40,7 +40,13 @@ class ProxyProcess:
         for server in dns:
             args += ["--dns-server", server]
         args += list(extra_args)
-        child_env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+        if not any(arg.startswith("--admin-listen") for arg in extra_args):
+            args += ["--admin-listen", "127.0.0.1:0"]  # never the fixed default port in tests
+        child_env = {
+            k: v
+            for k, v in os.environ.items()
+            if "proxy" not in k.lower() and k != "HOOKWALL_ADMIN_TOKEN"
+        }
         self.proc = subprocess.Popen(
             args,
             stdout=subprocess.PIPE,
@@ -57,6 +63,8 @@ class ProxyProcess:
         host, _, port = started["listen"][0].rpartition(":")
         self.host, self.port = host.strip("[]"), int(port)
         self.ca_cert = data_dir / "mitmproxy-ca-cert.pem"
+        admin = started.get("admin")  # "host:port" of /healthz, /readyz, /metrics; None if off
+        self.admin_url = f"http://{admin}" if admin else None
 
     @property
     def url(self) -> str:

@@ -6,6 +6,7 @@ exchange (response, error, refused CONNECT, failed TLS, passthrough tunnel) ends
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,8 @@ from hookwall.proxy import errorpages
 from hookwall.proxy.respond import deny
 from hookwall.proxy.state import METADATA_KEY, FlowState, TunnelState, state_of
 
+logger = logging.getLogger(__name__)
+
 
 def _ms(start: float | None, end: float | None) -> float | None:
     if start is None or end is None:
@@ -29,13 +32,21 @@ def _ms(start: float | None, end: float | None) -> float | None:
 # Receives each exchange event (the very dict that was logged) and its flow (None for a
 # refused TLS handshake): the delivery store is fed from here.
 ExchangeSink = Callable[[http.HTTPFlow | None, dict[str, Any]], None]
+# Also receives each event, with the flood-control key the exchange drew from: the metrics.
+ExchangeObserver = Callable[[dict[str, Any], str | None], None]
 
 
 class ExchangeLog:
-    def __init__(self, tunnels: dict[str, TunnelState], sink: ExchangeSink | None = None) -> None:
+    def __init__(
+        self,
+        tunnels: dict[str, TunnelState],
+        sink: ExchangeSink | None = None,
+        observer: ExchangeObserver | None = None,
+    ) -> None:
         self.tunnels = tunnels
         self.log = logs.get_logger()
         self.sink = sink
+        self.observer = observer
 
     # -- normal ends ---------------------------------------------------------------------------
     def response(self, flow: http.HTTPFlow) -> None:
@@ -98,6 +109,7 @@ class ExchangeLog:
             "signed": False,
         }
         self.log.warning("exchange", **event)
+        self._observe(event, None)
         if self.sink is not None:
             self.sink(None, event)
 
@@ -117,8 +129,17 @@ class ExchangeLog:
         state.logged = True
         event = exchange_fields(flow, state) | extra
         self.log.info("exchange", **event)
+        self._observe(event, state.limit_key)
         if self.sink is not None:
             self.sink(flow, event)
+
+    def _observe(self, event: dict[str, Any], limit_key: str | None) -> None:
+        if self.observer is None:
+            return
+        try:
+            self.observer(event, limit_key)
+        except Exception:  # metrics never cost a delivery or its log line
+            logger.exception("metrics observer failed")
 
 
 def _peer(address: Any) -> str | None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 from mitmproxy import http
 
 from hookwall.denials import Denial
-from hookwall.limits import DestinationLimiter, Outcome, Rejected, Slot, parse_retry_after
+from hookwall.limits import Outcome, Rejected, parse_retry_after
+from hookwall.limits.backend import Limiter, SlotHandle
 from hookwall.policy import Settings
 from hookwall.proxy.respond import deny
 from hookwall.proxy.state import FlowState, state_of
@@ -33,7 +34,7 @@ def limit_key(settings: Settings, host: str, port: int, sender: str | None) -> s
 
 
 class FloodControl:
-    def __init__(self, limiter: DestinationLimiter) -> None:
+    def __init__(self, limiter: Limiter) -> None:
         self.limiter = limiter
 
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
@@ -45,13 +46,13 @@ class FloodControl:
             return
         sender = state.sender or (flow.client_conn.peername or ("-",))[0]
         key = limit_key(settings, state.decision.host, state.decision.port, sender)
+        state.limit_key = key  # also for refusals: metrics count them per destination
         try:
             slot = await self.limiter.acquire(key, settings.limits.config)
         except Rejected as exc:
             deny(flow, state, Denial(exc.reason, exc.message, retry_after=exc.retry_after))
             return
         state.queue_ms = round(slot.queued_ms, 3)
-        state.limit_key = key
         flow.metadata[SLOT_KEY] = slot
 
     def response(self, flow: http.HTTPFlow) -> None:
@@ -89,7 +90,7 @@ class FloodControl:
         status: int | None = None,
         retry_after: float | None = None,
     ) -> None:
-        slot: Slot | None = flow.metadata.pop(SLOT_KEY, None)
+        slot: SlotHandle | None = flow.metadata.pop(SLOT_KEY, None)
         if slot is None:
             return
         try:

@@ -12,6 +12,7 @@ Every hook fails closed: an exception is a denial, never a pass.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 from collections import OrderedDict
@@ -20,6 +21,7 @@ from mitmproxy import connection, http, tls
 from mitmproxy.net.http import url
 from mitmproxy.proxy import server_hooks
 
+from hookwall.addons.lifecycle import CLOSE_AFTER
 from hookwall.denials import Denial
 from hookwall.netguard import guard
 from hookwall.netguard.addresses import IPAddress
@@ -99,12 +101,46 @@ class DestinationGuard:
         if state.denial is not None:  # refused by access control: nothing to judge
             return
         try:
+            if tunnel is not None and tunnel.policy not in (None, self.runtime.policy):
+                await self._follow_reload(flow, state, tunnel)
+                if state.denial is not None:
+                    return
             if tunnel is not None:
                 self._check_inside_tunnel(flow, state, tunnel)
             else:
                 await self._pin_plain_request(flow, state)
         except Exception as exc:
             self._fail(flow, state, exc)
+
+    async def _follow_reload(self, flow: http.HTTPFlow, state: FlowState, t: TunnelState) -> None:
+        """The policy was reloaded since this tunnel's CONNECT: its next request follows the new
+        one. The CONNECT's host, port and sender are judged again; the tunnel is adopted when the
+        current policy still allows the address it is connected to, else this request is refused
+        and the connection closes, so the sender's next CONNECT is judged afresh. When the
+        sender's credentials changed, the connection closes after this response: the sender
+        authenticates again on a new CONNECT."""
+        policy, old = self.runtime.policy, t.decision
+        state.original_url = _url(flow.request.scheme, old.host, old.port, flow.request.path)
+        before = t.policy.senders.get(t.sender) if t.policy and t.sender else None
+        if (t.sender is None and policy.senders) or before != policy.senders.get(t.sender or ""):
+            flow.metadata[CLOSE_AFTER] = True
+        if (t.sender is None and policy.senders) or (t.sender and t.sender not in policy.senders):
+            message = "the policy changed: open a new connection with valid proxy credentials"
+            deny(flow, state, Denial("auth-required", message))
+            return
+        state.policy = policy
+        decision = await self._decide(flow, old.host, old.port, state)
+        pinned = old.pinned_ip
+        if not decision.allowed or decision.settings is None or pinned is None:
+            flow.metadata[CLOSE_AFTER] = True
+            return
+        if not decision.settings.network.check(pinned).allowed:
+            flow.metadata[CLOSE_AFTER] = True
+            message = f"the policy changed: {pinned} is no longer allowed for {old.host}"
+            deny(flow, state, Denial("address-blocked", message))
+            return
+        self._approve(pinned, old.port, decision.settings)
+        t.decision, t.policy = dataclasses.replace(decision, pinned_ip=pinned), policy
 
     def _check_inside_tunnel(self, flow: http.HTTPFlow, state: FlowState, t: TunnelState) -> None:
         state.decision = t.decision

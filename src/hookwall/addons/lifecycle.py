@@ -17,6 +17,7 @@ from hookwall import logs
 from hookwall.proxy.runtime import Runtime
 
 _COUNTED = "hookwall.inflight"
+CLOSE_AFTER = "hookwall.close"  # set on a flow whose connection should close after it
 
 
 class Lifecycle:
@@ -26,6 +27,8 @@ class Lifecycle:
         self.draining = False
         self._idle = asyncio.Event()
         self._idle.set()
+        # Facts other parts add to proxy_started (e.g. the admin listener's address).
+        self.started_fields: dict[str, object] = {}
 
     def running(self) -> None:
         ps = ctx.master.addons.get("proxyserver")
@@ -41,6 +44,7 @@ class Lifecycle:
             rules=len(policy.rules),
             dns_servers=self.runtime.resolver.servers,
             ca_cert=str(ctx.options.confdir) + "/mitmproxy-ca-cert.pem",
+            **self.started_fields,
         )
 
     # -- in-flight accounting -------------------------------------------------------------------
@@ -50,7 +54,7 @@ class Lifecycle:
         self._idle.clear()
 
     def response(self, flow: http.HTTPFlow) -> None:
-        if self.draining:
+        if self.draining or flow.metadata.get(CLOSE_AFTER):
             flow.response.headers["Connection"] = "close"  # type: ignore[union-attr]
         self._done(flow)
 

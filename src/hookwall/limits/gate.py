@@ -47,7 +47,10 @@ __all__ = ["DestinationLimiter", "EventSink", "Outcome", "Reason", "Rejected", "
 log = logging.getLogger(__name__)
 
 Outcome = Literal["success", "failure", "neutral"]
-Reason = Literal["queue-full", "queue-timeout", "rate-limited", "circuit-open"]
+# limits-unavailable: the shared limits store is down and the policy says refuse.
+Reason = Literal[
+    "queue-full", "queue-timeout", "rate-limited", "circuit-open", "limits-unavailable"
+]
 EventSink = Callable[[str, str, dict[str, object]], None]
 
 PAUSE_STATUSES = frozenset({429, 503})

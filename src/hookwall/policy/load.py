@@ -212,6 +212,7 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     _one_section([s.dns[1] for s in specs if s.dns], "dns", issues)
     _one_section([s.proxy[1] for s in specs if s.proxy], "proxy", issues)
     _one_section([s.logging[1] for s in specs if s.logging], "logging", issues)
+    _one_section([s.shared_limits[1] for s in specs if s.shared_limits], "limits", issues)
     _check_hosts(specs, issues)
     senders = combine_senders((s.senders for s in specs), _sender_refs(specs), issues)
     defaults_spec = next((s.defaults for s in specs if s.defaults is not None), None)
@@ -231,4 +232,5 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
         proxy=next((s.proxy[0] for s in specs if s.proxy is not None), ProxySettings()),
         logging=logging_settings,
         senders=senders,
+        shared_limits=next((s.shared_limits[0] for s in specs if s.shared_limits), None),
     )

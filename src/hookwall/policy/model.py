@@ -25,6 +25,7 @@ from hookwall.policy.logconfig import DestinationLogging, LoggingSettings
 from hookwall.policy.match import HostMatcher
 from hookwall.policy.senders import PatternRules, Selection, SenderTable
 from hookwall.policy.senders import select as select_rule
+from hookwall.policy.shared_limits import SharedLimits
 from hookwall.redirects import RedirectSettings
 from hookwall.signing.keys import SigningKey
 from hookwall.signing.schemes import Scheme
@@ -213,6 +214,8 @@ class Policy:
     proxy: ProxySettings = field(default_factory=ProxySettings)
     senders: SenderTable = field(default_factory=SenderTable)  # empty: no authentication
     logging: LoggingSettings = field(default_factory=LoggingSettings)  # the delivery store
+    # Top-level limits: where flood-control state is shared (None: in each process).
+    shared_limits: SharedLimits | None = None
     _matcher: HostMatcher[PatternRules] = field(init=False, repr=False, compare=False)
     # The largest body any destination accepts: mitmproxy's buffering ceiling.
     max_body: int = field(init=False, compare=False)

@@ -30,6 +30,7 @@ from hookwall.policy.match import canonical_pattern
 from hookwall.policy.model import Action, DnsSettings, PortSet, Rule, TlsMode
 from hookwall.policy.redirects import check_redirects
 from hookwall.policy.senders import Sender, SenderRef, check_rule_senders, check_senders
+from hookwall.policy.shared_limits import SharedLimits, check_shared_limits
 from hookwall.policy.signing import check_signing
 from hookwall.policy.yamlload import YEntry, YList, YMap, YNode, YScalar, describe
 from hookwall.units import parse_duration
@@ -52,6 +53,7 @@ BUILTIN_PORTS = PortSet.of(80, 443)
 
 _TOP_KEYS = (
     "version", "unsafe", "dns", "proxy", "defaults", "destinations", "logging", "senders",
+    "limits",
 )  # fmt: skip
 _DNS_KEYS = ("servers", "timeout", "max_ttl", "cache_size")
 _FLOOD_KEYS = ("limits", "timeouts", "max_request_body", "max_response_body", "redirects")
@@ -137,6 +139,7 @@ class FileSpec:
     dns: tuple[DnsSettings, Location] | None = None
     proxy: tuple[ProxySettings, Location] | None = None
     logging: tuple[LoggingSettings, Location] | None = None
+    shared_limits: tuple[SharedLimits, Location] | None = None  # top-level limits: (backend)
     defaults: DefaultsSpec | None = None
     rules: list[Rule] = field(default_factory=list)
     hosts: list[HostSpec] = field(default_factory=list)
@@ -239,6 +242,9 @@ class _FileChecker:
         if "logging" in entries:
             logging = check_logging(self, entries["logging"].value)
             spec.logging = (logging, entries["logging"].key_location) if logging else None
+        if "limits" in entries:
+            shared = check_shared_limits(self, entries["limits"].value)
+            spec.shared_limits = (shared, entries["limits"].key_location) if shared else None
         if "defaults" in entries:
             spec.defaults = self.defaults(entries["defaults"])
             if spec.defaults is not None:

@@ -59,6 +59,10 @@ def _settings(settings: Settings, *, deny: bool) -> str:
         f"bodies up to {format_size(settings.max_request_body)} out, "
         f"{format_size(settings.max_response_body)} back"
     )
+    capture = settings.logging.capture_body
+    fields.append(f"store bodies up to {format_size(capture)}" if capture else "store no bodies")
+    if settings.logging.id_header:
+        fields.append(f"event id from {settings.logging.id_header}")
     redirects = settings.redirects
     if redirects.mode == "follow":
         fields.append(f"redirects follow ({redirects.scope}, up to {redirects.max_hops} hops)")
@@ -101,13 +105,22 @@ def summarize(policy: Policy) -> str:
         f"dns: {servers or 'system resolvers'}; timeout {format_duration(dns.timeout)}; "
         f"max ttl {format_duration(dns.max_ttl)}; cache {dns.cache_size} entries"
     )
-    proxy = policy.proxy
+    proxy, store = policy.proxy, policy.logging
     lines.append(
         f"proxy: at most {proxy.max_connections} client connections; idle ones closed after "
-        f"{format_duration(proxy.idle_timeout)}"
+        f"{format_duration(proxy.idle_timeout)}; the delivery store keeps "
+        f"{format_duration(store.retention)}, at most {format_size(store.max_size)}"
     )
     if policy.ca_bundle:
         lines.append(f"extra upstream CAs: {policy.ca_bundle}")
+    if policy.shared_limits is not None:
+        shared = policy.shared_limits
+        lines.append(
+            f"limits: shared in {shared.backend} (slot leases {format_duration(shared.lease)}); "
+            + ("if it is down, each process enforces them alone"
+               if shared.on_backend_failure == "local"
+               else "if it is down, deliveries are refused (503 limits-unavailable)")
+        )  # fmt: skip
     lines.extend(sender_lines(policy.senders))
     lines.append(f"defaults: allow; {_settings(policy.defaults, deny=True)}")
     if not policy.rules:

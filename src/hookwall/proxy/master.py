@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mitmproxy import options
@@ -31,8 +31,10 @@ from hookwall.addons.lifecycle import Lifecycle
 from hookwall.addons.redirects import InternalHops, Redirects
 from hookwall.addons.safety import SafetyChecks, forbidden_options_set
 from hookwall.addons.signing import RequestSigning
+from hookwall.metrics import Metrics
 from hookwall.proxy import connect, errorpages
 from hookwall.proxy.ca import ensure_ca, upstream_ca_bundle
+from hookwall.proxy.operations import Operations, OpsConfig
 from hookwall.proxy.runtime import Runtime
 
 SNAPSHOT_INTERVAL = 60.0  # seconds between limits_snapshot events
@@ -45,6 +47,7 @@ class ProxyConfig:
     data_dir: Path
     ca: Path | None = None  # an operator-provided CA (--ca) instead of a generated one
     drain_seconds: float = 10.0
+    ops: OpsConfig = field(default_factory=OpsConfig)  # reload, admin listener (operations.py)
 
 
 def build_options(config: ProxyConfig, runtime: Runtime) -> dict[str, object]:
@@ -71,7 +74,11 @@ def build_options(config: ProxyConfig, runtime: Runtime) -> dict[str, object]:
 
 class HookwallMaster(Master):
     def __init__(
-        self, opts: options.Options, runtime: Runtime, data_dir: Path | None = None
+        self,
+        opts: options.Options,
+        runtime: Runtime,
+        data_dir: Path | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         super().__init__(opts, with_termlog=False)
         self.guard = DestinationGuard(runtime)
@@ -92,7 +99,11 @@ class HookwallMaster(Master):
             RequestSigning(),  # after every addon that modifies requests
             Deadlines(runtime),  # clocks start when the request is complete
             Redirects(runtime),  # after the slot is returned: a hop may go to the same host
-            ExchangeLog(self.guard.tunnels, self.store.record if self.store else None),
+            ExchangeLog(
+                self.guard.tunnels,
+                self.store.record if self.store else None,
+                metrics.observe_exchange if metrics else None,
+            ),
             *([self.store] if self.store else []),
             proxyserver.Proxyserver(),
             next_layer.NextLayer(),
@@ -106,13 +117,22 @@ async def serve(config: ProxyConfig, runtime: Runtime) -> int:
     ensure_ca(config.data_dir, config.ca)
     errorpages.install()
     opts = options.Options()
-    master = HookwallMaster(opts, runtime, config.data_dir)
+    metrics = Metrics()
+    master = HookwallMaster(opts, runtime, config.data_dir, metrics)
     connect.install(master.guard.connect_timeout)
     opts.update(**build_options(config, runtime))
     bad = forbidden_options_set(opts)
     if bad:
         raise SystemExit(f"hookwall refuses to run with unsafe mitmproxy options: {bad}")
 
+    ops = Operations(
+        config.ops,
+        runtime,
+        master,
+        data_dir=config.data_dir,
+        listen_host=config.listen_host,
+        metrics=metrics,
+    )
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     tasks: set[asyncio.Task[None]] = set()
@@ -122,6 +142,7 @@ async def serve(config: ProxyConfig, runtime: Runtime) -> int:
             master.shutdown()
             return
         stopping.set()
+        ops.draining()
         logs.get_logger().info("proxy_stopping", signal=signame, drain_s=config.drain_seconds)
         tasks.add(loop.create_task(_drain_then_exit(master, config.drain_seconds)))
 
@@ -129,7 +150,11 @@ async def serve(config: ProxyConfig, runtime: Runtime) -> int:
         loop.add_signal_handler(sig, request_stop, sig.name)
     loop.add_signal_handler(signal.SIGUSR1, log_snapshot, runtime, "signal")
     tasks.add(loop.create_task(_snapshots(runtime)))
-    await master.run()
+    await ops.start()
+    try:
+        await master.run()
+    finally:
+        await ops.stop()
     logs.get_logger().info("proxy_stopped")
     return 0
 

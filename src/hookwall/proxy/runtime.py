@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from hookwall import logs
 from hookwall.limits import DestinationLimiter
+from hookwall.limits.backend import Limiter
 from hookwall.netguard.resolver import Resolver
 from hookwall.netguard.selfaddr import SelfAddresses
 from hookwall.policy import Policy
@@ -28,9 +29,8 @@ class Runtime:
     # Marks requests hookwall sends through itself (redirect hops); never leaves the process.
     internal_token: str = field(default_factory=_token)
     listen_addrs: list[tuple[str, int]] = field(default_factory=list)
-    limiter: DestinationLimiter = field(
-        default_factory=lambda: DestinationLimiter(on_event=log_limit_event)
-    )
+    # This process's; its share of the host's caps (--workers); or Redis (limits.backend).
+    limiter: Limiter = field(default_factory=lambda: DestinationLimiter(on_event=log_limit_event))
 
 
 def log_limit_event(key: str, event: str, fields: dict[str, object]) -> None:

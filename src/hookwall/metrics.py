@@ -1,0 +1,418 @@
+"""Prometheus metrics for the admin endpoint (``GET /metrics``), in a private registry.
+
+Exchange metrics are fed from one place: ``ExchangeLog`` hands every ``exchange`` event (the
+very dict it logs) to ``Metrics.observe_exchange``, so nothing is measured twice and the
+metrics agree with the logs. Live values (queue depth, in flight, circuit states, client
+connections) are read from the running proxy at scrape time.
+
+Label cardinality is bounded: ``reason`` is a fixed set of kebab-case codes, statuses are
+counted by class, and per-destination series exist for at most ``top_destinations``
+destinations at a time (``DestinationLabels``); every other destination is
+``destination="other"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client import Counter as PromCounter
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from hookwall import __version__
+
+__all__ = [
+    "OTHER",
+    "PHASES",
+    "DestinationLabels",
+    "LiveSources",
+    "Metrics",
+    "destination_of",
+    "reason_label",
+    "status_class",
+]
+
+OTHER = "other"
+NONE = "none"
+# Exchange-event field per latency phase (DESIGN.md, "Log events"); values are milliseconds.
+PHASES: Mapping[str, str] = {
+    "dns": "dns_ms",
+    "queue": "queue_ms",
+    "connect": "connect_ms",
+    "ttfb": "ttfb_ms",
+    "duration": "duration_ms",
+}
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0,
+)  # fmt: skip
+# Refusals of flood control: counted per destination, the question being "who overflows?".
+FLOOD_REASONS = frozenset({"queue-full", "queue-timeout", "rate-limited", "circuit-open"})
+CIRCUIT_STATES = ("closed", "open", "half-open")
+DEFAULT_TOP_DESTINATIONS = 20
+_REASON = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+
+
+def status_class(status: object) -> str:
+    """``2xx`` ... ``5xx``, or ``none`` when the exchange ended without a status."""
+    if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599:
+        return f"{status // 100}xx"
+    return NONE
+
+
+def reason_label(reason: object) -> str:
+    """A denial's stable code (bounded by construction; anything else is ``other``)."""
+    if reason is None:
+        return NONE
+    if isinstance(reason, str) and _REASON.fullmatch(reason):
+        return reason
+    return OTHER
+
+
+def destination_of(limit_key: str) -> str:
+    """The destination part of a flood-control key (``host`` or ``host:port``, per sender
+    ``...|sender``): per-sender budgets of one destination are one destination here."""
+    return limit_key.partition("|")[0]
+
+
+class DestinationLabels:
+    """Which destinations get series of their own: at most ``limit`` at a time.
+
+    A destination is labelled on its first activity while there is room, and keeps its label
+    while it is active, so its counters stay monotonic. When the table is full, activity of
+    unlabelled destinations is counted (in a bounded table) and they are ``other``; every
+    ``maintain`` (at each scrape, and at least every ``interval`` seconds) retires labelled
+    destinations idle for ``retire_after`` seconds and gives the free labels to the most active
+    of the others. A retired label's series are removed (``on_retire``); should it come back it
+    starts again from zero, which Prometheus' ``rate()`` reads as a counter reset.
+    """
+
+    def __init__(
+        self,
+        limit: int = DEFAULT_TOP_DESTINATIONS,
+        *,
+        retire_after: float = 600.0,
+        interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_retire: Callable[[str], None] | None = None,
+    ) -> None:
+        self.limit = max(0, limit)
+        self.retire_after = retire_after
+        self.interval = interval
+        self._clock = clock
+        self._on_retire = on_retire
+        self._labelled: dict[str, float] = {}  # destination -> last activity
+        self._candidates: Counter[str] = Counter()  # unlabelled destination -> activity
+        self._max_candidates = max(100, 50 * self.limit)
+        self._next_maintenance = clock() + interval
+
+    @property
+    def labelled(self) -> frozenset[str]:
+        return frozenset(self._labelled)
+
+    def label(self, destination: str) -> str:
+        """The label for ``destination``, counting one unit of activity for it."""
+        now = self._clock()
+        if now >= self._next_maintenance:
+            self.maintain()
+        if destination in self._labelled:
+            self._labelled[destination] = now
+            return destination
+        if len(self._labelled) < self.limit:
+            self._labelled[destination] = now
+            return destination
+        if destination in self._candidates or len(self._candidates) < self._max_candidates:
+            self._candidates[destination] += 1
+        return OTHER
+
+    def peek(self, destination: str) -> str:
+        """The label for ``destination`` without counting activity."""
+        return destination if destination in self._labelled else OTHER
+
+    def maintain(self) -> None:
+        now = self._clock()
+        self._next_maintenance = now + self.interval
+        if not self._candidates:
+            return
+        room = self.limit - len(self._labelled)
+        idle = sorted(
+            (d for d, seen in self._labelled.items() if now - seen >= self.retire_after),
+            key=self._labelled.__getitem__,
+        )
+        wanted = [d for d, _ in self._candidates.most_common(room + len(idle))]
+        # Retire only as many idle labels as there are destinations waiting for one.
+        for destination in idle[: max(0, len(wanted) - room)]:
+            del self._labelled[destination]
+            if self._on_retire is not None:
+                self._on_retire(destination)
+        for destination in wanted[: self.limit - len(self._labelled)]:
+            self._labelled[destination] = now
+        self._candidates.clear()
+
+
+@dataclass(slots=True)
+class LiveSources:
+    """Read at scrape time, on the event loop (the limiter is not thread-safe)."""
+
+    limiter_snapshot: Callable[[], list[dict[str, object]]] = list
+    requests_in_flight: Callable[[], int] = int
+    client_connections: Callable[[], int] = int
+
+
+class _LiveCollector(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        return self.metrics.collect_live()
+
+
+class Metrics:
+    """Every hookwall metric, in a private registry (nothing global, one per proxy)."""
+
+    def __init__(
+        self,
+        *,
+        top_destinations: int = DEFAULT_TOP_DESTINATIONS,
+        clock: Callable[[], float] = time.monotonic,
+        process: bool = True,
+    ) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.sources = LiveSources()
+        self._rows: list[dict[str, object]] | None = None  # the limiter, read once per scrape
+        self.labels = DestinationLabels(
+            top_destinations, clock=clock, on_retire=self._forget_destination
+        )
+        r = self.registry
+        self.requests = PromCounter(
+            "hookwall_requests",
+            "HTTP exchanges (CONNECTs included) by decision, denial reason and status class",
+            ["decision", "reason", "status_class"],
+            registry=r,
+        )
+        self.phases = Histogram(
+            "hookwall_exchange_phase_seconds",
+            "Time per phase of an exchange (the *_ms fields of the exchange event): dns, "
+            "queue, connect, ttfb (request sent to first response byte), duration",
+            ["phase", "decision"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_waits = Histogram(
+            "hookwall_queue_wait_seconds",
+            "Time requests waited for a flood-control slot, per destination",
+            ["destination"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.flood_rejections = PromCounter(
+            "hookwall_flood_rejections",
+            "Requests refused by flood control (queue-full, queue-timeout, rate-limited, "
+            "circuit-open), per destination",
+            ["destination", "reason"],
+            registry=r,
+        )
+        self.dns_failures = PromCounter(
+            "hookwall_dns_failures",
+            "Requests refused because the destination did not resolve (NXDOMAIN, SERVFAIL, "
+            "timeout, no address)",
+            registry=r,
+        )
+        self.reloads = PromCounter(
+            "hookwall_policy_reloads",
+            "Policy reload attempts by result (ok, rejected)",
+            ["result"],
+            registry=r,
+        )
+        for result in ("ok", "rejected"):
+            self.reloads.labels(result)
+        self.policy_loaded = Gauge(
+            "hookwall_policy_loaded_timestamp_seconds",
+            "When the policy in use was loaded (Unix time)",
+            registry=r,
+        )
+        self.policy_rules = Gauge(
+            "hookwall_policy_rules", "Destination rules in the policy in use", registry=r
+        )
+        self.last_reload_ok = Gauge(
+            "hookwall_policy_last_reload_ok",
+            "1 if the last reload attempt was applied (or none was made), 0 if it was rejected",
+            registry=r,
+        )
+        self.last_reload_ok.set(1)
+        self.clients_total = PromCounter(
+            "hookwall_client_connections",
+            "Sender connections accepted",
+            registry=r,
+        )
+        self.clients_refused = PromCounter(
+            "hookwall_client_connections_refused",
+            "Sender connections refused at the proxy.max_connections limit",
+            registry=r,
+        )
+        Info("hookwall_build", "hookwall build information", registry=r).info(_build_info())
+        r.register(_LiveCollector(self))
+        if process:
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
+
+    # -- fed by the proxy -------------------------------------------------------------------
+    def observe_exchange(self, event: Mapping[str, Any], limit_key: str | None = None) -> None:
+        """One ``exchange`` event (the logged dict) and the flood-control key it drew from."""
+        decision = "deny" if event.get("decision") == "deny" else "allow"
+        reason = reason_label(event.get("reason"))
+        self.requests.labels(decision, reason, status_class(event.get("status"))).inc()
+        for phase, field in PHASES.items():
+            value = event.get(field)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                self.phases.labels(phase, decision).observe(max(0.0, value) / 1000)
+        if reason == "dns-failed":
+            self.dns_failures.inc()
+        if limit_key is None:
+            return
+        queue_ms = event.get("queue_ms")
+        if isinstance(queue_ms, int | float) and not isinstance(queue_ms, bool):
+            label = self.labels.label(destination_of(limit_key))
+            self.queue_waits.labels(label).observe(max(0.0, queue_ms) / 1000)
+        elif reason in FLOOD_REASONS:
+            label = self.labels.label(destination_of(limit_key))
+            self.flood_rejections.labels(label, reason).inc()
+
+    def policy_applied(self, rules: int, when: float | None = None, *, reload: bool) -> None:
+        self.policy_loaded.set(time.time() if when is None else when)
+        self.policy_rules.set(rules)
+        if reload:
+            self.reloads.labels("ok").inc()
+            self.last_reload_ok.set(1)
+
+    def policy_rejected(self) -> None:
+        self.reloads.labels("rejected").inc()
+        self.last_reload_ok.set(0)
+
+    def client_connected(self, refused: bool) -> None:
+        (self.clients_refused if refused else self.clients_total).inc()
+
+    # -- read at scrape time ------------------------------------------------------------------
+    def collect_live(self) -> Iterator[Metric]:
+        src = self.sources
+        yield _gauge(
+            "hookwall_requests_in_flight", "HTTP exchanges in flight", src.requests_in_flight()
+        )
+        yield _gauge(
+            "hookwall_client_connections_open",
+            "Sender connections open",
+            src.client_connections(),
+        )
+        rows = self._rows if self._rows is not None else src.limiter_snapshot()
+        depth: Counter[str] = Counter()
+        in_flight: Counter[str] = Counter()
+        circuits: Counter[str] = Counter(dict.fromkeys(CIRCUIT_STATES, 0))
+        per_destination: dict[str, str] = {}
+        for row in rows:
+            label = self.labels.peek(destination_of(str(row.get("key"))))
+            depth[label] += _int(row.get("queued"))
+            in_flight[label] += _int(row.get("in_flight"))
+            state = str(row.get("circuit"))
+            circuits[state] += 1
+            if label != OTHER and _worse(state, per_destination.get(label)):
+                per_destination[label] = state
+        queue = GaugeMetricFamily(
+            "hookwall_destination_queue_depth",
+            "Requests waiting for a flood-control slot, per destination",
+            labels=["destination"],
+        )
+        flight = GaugeMetricFamily(
+            "hookwall_destination_in_flight",
+            "Requests holding a flood-control slot, per destination",
+            labels=["destination"],
+        )
+        for label in sorted(depth.keys() | in_flight.keys()):
+            queue.add_metric([label], depth[label])
+            flight.add_metric([label], in_flight[label])
+        yield queue
+        yield flight
+        counts = GaugeMetricFamily(
+            "hookwall_circuits",
+            "Destinations tracked by flood control, by circuit state",
+            labels=["state"],
+        )
+        for state, count in sorted(circuits.items()):
+            counts.add_metric([state], count)
+        yield counts
+        states = GaugeMetricFamily(
+            "hookwall_destination_circuit_state",
+            "Circuit state per labelled destination (1 for the current state)",
+            labels=["destination", "state"],
+        )
+        for label, current in sorted(per_destination.items()):
+            for state in CIRCUIT_STATES:
+                states.add_metric([label, state], 1 if state == current else 0)
+        yield states
+        yield _gauge(
+            "hookwall_destinations_tracked", "Destinations flood control holds state for", len(rows)
+        )
+
+    def render(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The exposition (Prometheus text, or OpenMetrics if asked) and its content type."""
+        encoder, content_type = choose_encoder(accept or "")
+        # Labels are settled before anything is collected, so one scrape is consistent.
+        self._rows = self.sources.limiter_snapshot()
+        try:
+            for row in self._rows:  # a destination with requests waiting or in flight is active
+                if _int(row.get("in_flight")) or _int(row.get("queued")):
+                    self.labels.label(destination_of(str(row.get("key"))))
+            self.labels.maintain()
+            return encoder(self.registry), content_type
+        finally:
+            self._rows = None
+
+    def _forget_destination(self, destination: str) -> None:
+        """A retired label: drop its series (the registry never grows without bound)."""
+        with contextlib.suppress(KeyError):
+            self.queue_waits.remove(destination)
+        for reason in FLOOD_REASONS:
+            with contextlib.suppress(KeyError):
+                self.flood_rejections.remove(destination, reason)
+
+
+def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+_SEVERITY = {state: index for index, state in enumerate(CIRCUIT_STATES)}
+
+
+def _worse(state: str, than: str | None) -> bool:
+    """Per-sender budgets of one destination share a label: show the worst circuit."""
+    return than is None or _SEVERITY.get(state, 0) > _SEVERITY.get(than, 0)
+
+
+def _build_info() -> dict[str, str]:
+    try:
+        from mitmproxy.version import VERSION as mitmproxy_version
+    except ImportError:  # pragma: no cover - mitmproxy is a dependency
+        mitmproxy_version = "unknown"
+    python = ".".join(str(part) for part in sys.version_info[:3])
+    return {"version": __version__, "mitmproxy_version": mitmproxy_version, "python": python}

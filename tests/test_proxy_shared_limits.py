@@ -1,0 +1,257 @@
+"""Shared limits through real proxy processes and a real redis-server (``limits.backend``).
+
+Two ``hookwall run`` processes play two replicas: one cap, one rate bucket and one circuit for
+both; a replica killed with SIGKILL gives its slots back after the lease; Redis killed
+mid-test degrades to local limits (or refuses, when configured) and recovers. Synchronisation
+is by events (the receiver's gate, the proxies' log lines); the only waits are the leases and
+cool-offs under test, kept short.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.adversary import Adversary
+from tests.support.dnsserver import TestDnsServer
+from tests.support.proxyproc import ProxyProcess
+from tests.support.redisserver import RedisServer, needs_redis
+
+pytestmark = [pytest.mark.integration, needs_redis]
+
+POLICY = """\
+version: 1
+limits: {{backend: "{url}", lease: 1s, on_backend_failure: {on_failure}}}
+defaults:
+  network: {{allow: [127.0.0.2/32], ports: ["1-65535"]}}
+  timeouts: {{connect: 500ms, headers: 10s, response: 15s}}
+destinations:
+  - hosts: [capped.test]
+    limits: {{concurrency: 2, queue: 50, queue_timeout: 10s}}
+  - hosts: [three.test]
+    limits: {{concurrency: 3, queue: 50, queue_timeout: 10s}}
+  - hosts: [held.test]
+    limits: {{concurrency: 2, queue: 20, queue_timeout: 8s}}
+  - hosts: [rated.test]
+    limits: {{rate: 1/s, burst: 1, queue_timeout: 100ms}}
+  - hosts: [fragile.test]
+    limits: {{circuit: {{failures: 2, cooloff: 1s}}}}
+"""
+NAMES = ("capped", "three", "held", "rated", "fragile", "ok")
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def adversary() -> Iterator[Adversary]:
+    receiver = Adversary()
+    yield receiver
+    receiver.stop()
+
+
+def write_policy(directory: Path, url: str, on_failure: str = "local") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "policy.yaml"
+    path.write_text(POLICY.format(url=url, on_failure=on_failure))
+    return path
+
+
+@pytest.fixture(scope="module")
+def policy(
+    tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer, dns_server: TestDnsServer
+) -> Path:
+    for name in NAMES:
+        dns_server.add(f"{name}.test", "127.0.0.2")
+    return write_policy(tmp_path_factory.mktemp("shared"), redis_server.url)
+
+
+def start_proxy(policy: Path, data: Path, dns: TestDnsServer, *extra: str) -> ProxyProcess:
+    proc = ProxyProcess(policy, data, dns=[dns.spec], extra_args=list(extra))
+    proc.wait_for(lambda e: e.get("event") in ("limits_backend", "limits_backend_degraded"))
+    return proc
+
+
+@pytest.fixture(scope="module")
+def replicas(
+    policy: Path, tmp_path_factory: pytest.TempPathFactory, dns_server: TestDnsServer
+) -> Iterator[tuple[ProxyProcess, ProxyProcess]]:
+    a = start_proxy(policy, tmp_path_factory.mktemp("a"), dns_server)
+    b = start_proxy(policy, tmp_path_factory.mktemp("b"), dns_server)
+    yield a, b
+    for proc in (a, b):
+        # No slot leaks: nothing in flight or queued in either replica at the end.
+        mark = proc.mark()
+        proc.proc.send_signal(signal.SIGUSR1)
+        snapshot = proc.wait_for(lambda e: e.get("event") == "limits_snapshot", start=mark)
+        leaks = [d for d in snapshot["destinations"] if d["in_flight"] or d["queued"]]
+        assert proc.stop() == 0
+        assert not leaks, leaks
+        assert not [e for e in proc.events if e.get("event") == "limits_backend_degraded"]
+
+
+def send(proxy: ProxyProcess, url: str, timeout: float = 30) -> requests.Response:
+    return requests.post(url, data=b"{}", proxies={"http": proxy.url}, timeout=timeout)
+
+
+def wait_until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def test_two_proxies_share_one_concurrency_cap(replicas, adversary) -> None:
+    a, b = replicas
+    adversary.gate.clear()
+    adversary.max_active = 0
+    url = f"http://capped.test:{adversary.port}/gate"
+    try:
+        with ThreadPoolExecutor(12) as pool:
+            futures = [pool.submit(send, proxy, url) for proxy in (a, b) * 6]
+            wait_until(lambda: adversary.active == 2)
+            time.sleep(0.5)  # long enough for a wrong admission to show up
+            assert adversary.max_active == 2  # not 2 per proxy: one cap across both
+            adversary.gate.set()
+            assert [f.result().status_code for f in futures] == [200] * 12
+    finally:
+        adversary.gate.set()
+    assert adversary.max_active == 2
+    waited = [e["queue_ms"] for p in (a, b) for e in p.events if e.get("host") == "capped.test"]
+    assert sum(1 for ms in waited if ms > 100) >= 8  # queued, in both replicas
+
+
+def test_rate_limit_is_shared(replicas, adversary) -> None:
+    a, b = replicas
+    assert send(a, f"http://rated.test:{adversary.port}/ok").status_code == 200  # the burst
+    r = send(b, f"http://rated.test:{adversary.port}/ok")  # the other replica: same bucket
+    assert r.status_code == 429
+    assert r.headers["X-Hookwall-Reason"] == "rate-limited"
+
+
+def test_circuit_is_shared(replicas, adversary) -> None:
+    a, b = replicas
+    base = f"http://fragile.test:{adversary.port}"
+    mark_a, mark_b = a.mark(), b.mark()
+    assert send(a, f"{base}/status/500").status_code == 500
+    assert send(b, f"{base}/status/500").status_code == 500  # 2 in a row, across replicas
+    before = len(adversary.paths)
+    for proxy in (a, b):
+        r = send(proxy, f"{base}/ok")
+        assert r.status_code == 503 and r.headers["X-Hookwall-Reason"] == "circuit-open"
+    assert len(adversary.paths) == before  # nobody bothered the failing receiver
+    opened = [
+        e
+        for p, m in ((a, mark_a), (b, mark_b))
+        for e in p.events[m:]
+        if e.get("event") == "circuit_opened"
+    ]
+    assert len(opened) == 1  # logged once, by the replica that opened it
+    deadline = time.monotonic() + 5
+    while (r := send(b, f"{base}/ok")).status_code != 200:  # after the 1 s cool-off
+        assert r.headers["X-Hookwall-Reason"] == "circuit-open"
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    b.wait_for(lambda e: e.get("event") == "circuit_closed", start=mark_b)
+    assert send(a, f"{base}/ok").status_code == 200  # closed for the other replica too
+
+
+def test_workers_with_the_backend_share_one_cap_instead_of_dividing_it(
+    policy: Path, tmp_path: Path, dns_server: TestDnsServer, adversary
+) -> None:
+    """concurrency 3, --workers 2: a divided cap would allow 1 + 1; the shared one 3."""
+    proc = start_proxy(policy, tmp_path / "data", dns_server, "--workers", "2")
+    adversary.gate.clear()
+    adversary.max_active = 0
+    try:
+        supervisor = proc.wait_for(lambda e: e.get("event") == "supervisor_started")
+        assert supervisor["limits_backend"].startswith("redis://")
+        with ThreadPoolExecutor(12) as pool:
+            futures = [
+                pool.submit(send, proc, f"http://three.test:{adversary.port}/gate")
+                for _ in range(12)
+            ]
+            wait_until(lambda: adversary.active == 3)
+            time.sleep(0.3)
+            assert adversary.max_active == 3
+            adversary.gate.set()
+            assert [f.result().status_code for f in futures] == [200] * 12
+    finally:
+        adversary.gate.set()
+        assert proc.stop() == 0
+
+
+def test_a_killed_replica_gives_its_slots_back_after_the_lease(
+    replicas, policy: Path, tmp_path: Path, dns_server: TestDnsServer
+) -> None:
+    a, _ = replicas
+    receiver = Adversary()
+    doomed = start_proxy(policy, tmp_path / "doomed", dns_server)
+    try:
+        url = f"http://held.test:{receiver.port}"
+        with ThreadPoolExecutor(2) as pool:
+            for _ in range(2):  # both slots of held.test, held by the doomed replica
+                pool.submit(send, doomed, f"{url}/gate", 10)
+            wait_until(lambda: receiver.active == 2)
+            doomed.proc.kill()  # SIGKILL: no release, no goodbye
+            doomed.proc.wait(timeout=10)
+            killed = time.monotonic()
+            r = send(a, f"{url}/ok")  # waits in the queue until the leases run out
+            waited = time.monotonic() - killed
+        assert r.status_code == 200
+        assert 0.5 < waited < 5, waited  # lease: 1 s
+        event = a.exchange(r.headers["X-Hookwall-Request-Id"])
+        assert event["queue_ms"] > 400
+    finally:
+        receiver.stop()
+        doomed.stop()
+
+
+def test_redis_killed_mid_test_degrades_to_local_limits_or_refuses(
+    tmp_path: Path, dns_server: TestDnsServer, adversary
+) -> None:
+    for name in NAMES:
+        dns_server.add(f"{name}.test", "127.0.0.2")
+    server = RedisServer(tmp_path / "redis").start()
+    local = start_proxy(write_policy(tmp_path / "local", server.url), tmp_path / "l", dns_server)
+    refuse = start_proxy(
+        write_policy(tmp_path / "refuse", server.url, "refuse"), tmp_path / "r", dns_server
+    )
+    url = f"http://ok.test:{adversary.port}/ok"
+    try:
+        assert send(local, url).status_code == 200
+        assert send(refuse, url).status_code == 200
+        mark_local, mark_refuse = local.mark(), refuse.mark()
+        server.kill()
+        for _ in range(5):  # deliveries keep flowing, on each process's own limits
+            assert send(local, url).status_code == 200
+        degraded = local.wait_for(
+            lambda e: e.get("event") == "limits_backend_degraded", start=mark_local
+        )
+        assert degraded["level"] == "warning" and degraded["on_backend_failure"] == "local"
+        assert degraded["backend"] == server.url
+        r = send(refuse, url)
+        assert r.status_code == 503
+        assert r.headers["X-Hookwall-Reason"] == "limits-unavailable"
+        assert int(r.headers["Retry-After"]) >= 1
+        assert r.json()["error"] == "limits-unavailable"
+        refuse.wait_for(lambda e: e.get("event") == "limits_backend_degraded", start=mark_refuse)
+        server.start()  # same port: both recover within the health-check interval
+        for proc, mark in ((local, mark_local), (refuse, mark_refuse)):
+            proc.wait_for(lambda e: e.get("event") == "limits_backend_restored", start=mark)
+        assert send(refuse, url).status_code == 200
+        assert send(local, url).status_code == 200
+    finally:
+        for proc in (local, refuse):
+            assert proc.stop() == 0
+        server.stop()

@@ -51,7 +51,8 @@ class InternalHops:
         flow.metadata[METADATA_KEY] = FlowState(
             policy=self.runtime.policy,
             request_id=fields.get("rid", ""),
-            hop=int(fields.get("hop", "1")),
+            hop=int(fields.get("hop", "0" if "attempt" in fields else "1")),
+            attempt=int(fields.get("attempt", "1")),
             internal=True,
             chain_signed=fields.get("signed") == "1",
             sender=fields.get("sender") or None,

@@ -10,6 +10,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from hookwall.limits.retry import RetrySettings
 from hookwall.policy.errors import Location, PolicyError, PolicyIssue
 from hookwall.policy.limits import (
     DEFAULT_MAX_BODY,
@@ -129,6 +130,7 @@ def _defaults_settings(spec: DefaultsSpec | None, sets: NamedSets) -> Settings:
         max_request_body=flood.max_request_body or DEFAULT_MAX_BODY,
         max_response_body=flood.max_response_body or DEFAULT_MAX_BODY,
         redirects=apply(RedirectSettings(), flood.redirects),  # type: ignore[arg-type]
+        retries=apply(RetrySettings(), flood.retries),  # type: ignore[arg-type]
     )
 
 

@@ -10,6 +10,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Literal
 
+from hookwall.limits.retry import RetrySettings
 from hookwall.netguard.addresses import AddressVerdict, IPAddress, Prefix, check_address
 from hookwall.policy.errors import Location
 from hookwall.policy.limits import (
@@ -156,6 +157,7 @@ class Rule:
     max_request_body: int | None = None
     max_response_body: int | None = None
     redirects: Override = ()
+    retries: Override = ()
     logging: Override = ()  # capture_body / id_header for these hosts
 
 
@@ -174,6 +176,7 @@ class Settings:
     max_request_body: int = DEFAULT_MAX_BODY
     max_response_body: int = DEFAULT_MAX_BODY
     redirects: RedirectSettings = field(default_factory=RedirectSettings)
+    retries: RetrySettings = field(default_factory=RetrySettings)
     logging: DestinationLogging = field(default_factory=DestinationLogging)
 
 
@@ -197,6 +200,7 @@ def merge_rule(defaults: Settings, rule: Rule) -> Settings:
         max_request_body=rule.max_request_body or defaults.max_request_body,
         max_response_body=rule.max_response_body or defaults.max_response_body,
         redirects=apply(defaults.redirects, rule.redirects),  # type: ignore[arg-type]
+        retries=apply(defaults.retries, rule.retries),  # type: ignore[arg-type]
         logging=apply(defaults.logging, rule.logging),  # type: ignore[arg-type]
     )
 

@@ -29,6 +29,7 @@ from hookwall.policy.logconfig import LoggingSettings, check_logging, check_rule
 from hookwall.policy.match import canonical_pattern
 from hookwall.policy.model import Action, DnsSettings, PortSet, Rule, TlsMode
 from hookwall.policy.redirects import check_redirects
+from hookwall.policy.retries import check_retries
 from hookwall.policy.senders import Sender, SenderRef, check_rule_senders, check_senders
 from hookwall.policy.shared_limits import SharedLimits, check_shared_limits
 from hookwall.policy.signing import check_signing
@@ -56,7 +57,14 @@ _TOP_KEYS = (
     "limits",
 )  # fmt: skip
 _DNS_KEYS = ("servers", "timeout", "max_ttl", "cache_size")
-_FLOOD_KEYS = ("limits", "timeouts", "max_request_body", "max_response_body", "redirects")
+_FLOOD_KEYS = (
+    "limits",
+    "timeouts",
+    "max_request_body",
+    "max_response_body",
+    "redirects",
+    "retries",
+)
 _DEFAULTS_KEYS = ("network", "tls", "upgrade", "ca_bundle", *_FLOOD_KEYS)
 _RULE_KEYS = (
     "hosts", "name", "action", "network", "tls", "upgrade", "signing", "logging", *_FLOOD_KEYS,
@@ -117,6 +125,7 @@ class FloodSpec:
     max_request_body: int | None = None
     max_response_body: int | None = None
     redirects: Override = ()
+    retries: Override = ()
 
 
 @dataclass(slots=True)
@@ -386,6 +395,9 @@ class _FileChecker:
         if "redirects" in entries:
             where = _join(path, "redirects")
             flood.redirects = check_redirects(self, entries["redirects"].value, where)
+        if "retries" in entries:
+            where = _join(path, "retries")
+            flood.retries = check_retries(self, entries["retries"].value, where)
         return flood
 
     def ca_bundle(self, node: YNode) -> str | None:
@@ -565,6 +577,7 @@ class _FileChecker:
             max_request_body=flood.max_request_body,
             max_response_body=flood.max_response_body,
             redirects=flood.redirects,
+            retries=flood.retries,
             logging=check_rule_logging(self, entries["logging"].value, _join(path, "logging"))
             if "logging" in entries
             else (),

@@ -172,6 +172,10 @@ class _Builder:
                 return None
             if isinstance(key, str):
                 return key
+            if isinstance(key, bool) and not key_node.style:
+                # YAML 1.1 reads a bare `on`/`off`/`yes`/`no` key as a boolean; every key in
+                # a policy is a name, so take it as written (`retries: {on: [503]}`).
+                return str(key_node.value)
             shown = describe(YScalar(key, key_location))
         else:
             shown = "a list" if isinstance(key_node, yaml.SequenceNode) else "a mapping"

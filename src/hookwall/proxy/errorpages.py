@@ -22,6 +22,8 @@ from hookwall.denials import Denial
 
 # client connection id -> (request_id, denial) for the error response mitmproxy is about to write
 _pending: dict[str, tuple[str, Denial]] = {}
+# client connection id -> a complete response to write instead (proxy-side retries)
+_raw: dict[str, bytes] = {}
 
 _REASON_BY_STATUS = {
     400: "bad-request",
@@ -54,8 +56,13 @@ def expect_error_response(client_id: str, request_id: str, denial: Denial) -> No
     _pending[client_id] = (request_id, denial)
 
 
+def expect_raw_response(client_id: str, data: bytes) -> None:
+    _raw[client_id] = data
+
+
 def forget(client_id: str) -> None:
     _pending.pop(client_id, None)
+    _raw.pop(client_id, None)
 
 
 def render(status: int, denial: Denial, request_id: str) -> bytes:
@@ -87,7 +94,12 @@ def _send(self: Any, event: Any) -> Generator[commands.Command, Any, None]:
     """Like ``Http1Server.send``, but a flow's error response carries its id and reason."""
     if isinstance(event, ResponseProtocolError):
         pending = _pending.pop(self.conn.id, None)
+        raw = _raw.pop(self.conn.id, None)
         can_write = bool(self.conn.state & ConnectionState.CAN_WRITE)
+        if raw is not None and can_write and not self.response:
+            yield commands.SendData(self.conn, raw)
+            yield commands.CloseConnection(self.conn)
+            return
         # A pending denial is ours to send, even where mitmproxy would send nothing (kills).
         if pending and can_write and not self.response:
             request_id, denial = pending

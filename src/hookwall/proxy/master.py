@@ -29,6 +29,7 @@ from hookwall.addons.guard import DestinationGuard
 from hookwall.addons.hopheaders import HopHeaders
 from hookwall.addons.lifecycle import Lifecycle
 from hookwall.addons.redirects import InternalHops, Redirects
+from hookwall.addons.retries import Retries
 from hookwall.addons.safety import SafetyChecks, forbidden_options_set
 from hookwall.addons.signing import RequestSigning
 from hookwall.metrics import Metrics
@@ -105,6 +106,7 @@ class HookwallMaster(Master):
                 metrics.observe_exchange if metrics else None,
             ),
             *([self.store] if self.store else []),
+            Retries(runtime),  # after the log: each attempt is its own event, in order
             proxyserver.Proxyserver(),
             next_layer.NextLayer(),
             tlsconfig.TlsConfig(),

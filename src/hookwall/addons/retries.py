@@ -1,0 +1,148 @@
+"""Proxy-side retries for a destination (``retries:`` in the policy; off by default).
+
+A retry is sent like a redirect hop: a brand-new request through hookwall's own listener,
+marked for ``InternalHops`` with the delivery's request id and ``attempt=n``, so every attempt
+is judged, queued, re-signed (fresh timestamp) and logged by the normal pipeline as its own
+exchange event. The sender gets the last attempt's answer.
+
+Covered: a receiver's retriable status (``on: [502, 503, 504, ...]``), answered through the
+``response`` hook, and failures that end the flow in mitmproxy's ``error`` hook (connect
+refused/reset = ``upstream-error``, ``connect-timeout``, ``response-timeout``): there the last
+attempt's answer is written by ``errorpages`` in place of the denial. Waits are exponential
+with full jitter, never shorter than the receiver's ``Retry-After`` (clamped by
+``limits.retry_after_max``), and the whole loop ends by the request's deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+
+from mitmproxy import http
+
+from hookwall.addons.redirects import _NOT_COPIED, INTERNAL_HEADER
+from hookwall.limits.retry import backoff, retriable
+from hookwall.limits.retryafter import parse_retry_after
+from hookwall.policy.model import Settings
+from hookwall.proxy import errorpages
+from hookwall.proxy.hopclient import HopResponse, send_through_proxy
+from hookwall.proxy.runtime import Runtime
+from hookwall.proxy.state import FlowState, state_of
+
+logger = logging.getLogger(__name__)
+
+_NOT_RELAYED = frozenset({"content-length", "transfer-encoding", "connection"})
+
+
+class Retries:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def response(self, flow: http.HTTPFlow) -> None:
+        state, settings = self._applies(flow)
+        if state is None or settings is None or flow.response is None:
+            return
+        if state.redirect is not None:
+            return  # a followed/denied redirect chain is final
+        status = flow.response.status_code
+        reason = state.denial.reason if state.denial is not None else None
+        if not retriable(status, reason, settings.retries.on):
+            return
+        final = await self._retry(flow, state, settings, flow.response.headers.get("retry-after"))
+        if final is not None:
+            state.received_status = status
+            flow.response = http.Response.make(final.status, final.body, final.headers)
+
+    async def error(self, flow: http.HTTPFlow) -> None:
+        state, settings = self._applies(flow)
+        if state is None or settings is None or flow.response is not None:
+            return
+        denial = state.denial or errorpages.classify_error(flow.error.msg if flow.error else "")
+        if not retriable(denial.status, denial.reason, settings.retries.on):
+            return
+        final = await self._retry(flow, state, settings, None)
+        if final is not None:
+            errorpages.expect_raw_response(flow.client_conn.id, _render(final))
+
+    @staticmethod
+    def _applies(flow: http.HTTPFlow) -> tuple[FlowState | None, Settings | None]:
+        state = state_of(flow)
+        if state is None or state.internal or state.decision is None:
+            return None, None
+        settings = state.decision.settings
+        if settings is None or settings.retries.attempts <= 0:
+            return None, None
+        return state, settings
+
+    async def _retry(
+        self, flow: http.HTTPFlow, state: FlowState, settings: Settings, retry_after: str | None
+    ) -> HopResponse | None:
+        policy = settings.retries
+        timeouts, limits = settings.timeouts, settings.limits.config
+        # The request's deadline: as long as one request may queue, connect and be answered.
+        deadline = state.started + timeouts.connect + timeouts.response + limits.queue_timeout
+        final: HopResponse | None = None
+        for attempt in range(2, policy.attempts + 2):
+            wait = backoff(attempt - 1, policy.backoff, policy.max_backoff)
+            asked = parse_retry_after(retry_after)
+            if asked is not None:
+                wait = max(wait, min(asked, limits.retry_after_max))
+            remaining = deadline - time.time() - wait
+            if remaining <= 0:
+                break
+            await asyncio.sleep(wait)
+            try:
+                async with asyncio.timeout(remaining):
+                    final = await self._send(flow, state, settings, attempt)
+            except (OSError, TimeoutError, ValueError) as exc:
+                logger.warning("retry attempt %d of %s failed: %r", attempt, state.request_id, exc)
+                break
+            reason = final.header("X-Hookwall-Reason")
+            if not retriable(final.status, reason, policy.on):
+                break
+            retry_after = final.header("Retry-After")
+        return final
+
+    async def _send(
+        self, flow: http.HTTPFlow, state: FlowState, settings: Settings, attempt: int
+    ) -> HopResponse:
+        owned = (
+            set(settings.signing.scheme.owned_headers) - {"webhook-id"}
+            if settings.signing
+            else set()
+        )
+        headers = [
+            (name, value)
+            for name, value in flow.request.headers.items(multi=True)
+            if name.lower() not in _NOT_COPIED and name.lower() not in owned
+        ]
+        marker = f"{self.runtime.internal_token} rid={state.request_id} attempt={attempt}"
+        marker += f" signed={1 if state.signed else 0}"
+        if state.sender:
+            marker += f" sender={state.sender}"
+        headers.append((INTERNAL_HEADER, marker))
+        host, port = self.runtime.listen_addrs[0]
+        if ipaddress.ip_address(host or "::").is_unspecified:
+            host = "127.0.0.1"
+        return await send_through_proxy(
+            (host, port),
+            flow.request.method,
+            state.original_url or flow.request.pretty_url,
+            headers,
+            flow.request.raw_content or b"",
+            max_body=settings.max_response_body,
+        )
+
+
+def _render(response: HopResponse) -> bytes:
+    """The last attempt's answer as a complete HTTP/1.1 response (the connection then closes)."""
+    head = [f"HTTP/1.1 {response.status} {errorpages._phrase(response.status)}".encode()]
+    head += [
+        key + b": " + value
+        for key, value in response.headers
+        if key.lower().decode("latin-1") not in _NOT_RELAYED
+    ]
+    head += [b"Content-Length: %d" % len(response.body), b"Connection: close", b"", b""]
+    return b"\r\n".join(head) + response.body

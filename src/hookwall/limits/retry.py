@@ -1,0 +1,45 @@
+"""Proxy-side retries: the policy values and the pure arithmetic (no I/O).
+
+A destination may ask hookwall to retry a failed delivery itself (``retries:`` in the policy).
+Waits are exponential with full jitter (AWS's "full jitter": uniform in ``[0, min(cap,
+base * 2**(n-1))]``), so senders that failed together do not come back together.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+__all__ = ["CONNECT_REASONS", "TIMEOUT_REASONS", "RetrySettings", "backoff", "retriable"]
+
+RetryOn = str | int  # "connect-error", "timeout" or an HTTP status
+# Our own denial reasons that mean "the receiver could not be reached" / "did not answer in time".
+CONNECT_REASONS = frozenset({"upstream-error", "connect-timeout"})
+TIMEOUT_REASONS = frozenset({"response-timeout"})
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    attempts: int = 0  # retries after the first try; 0 = off
+    backoff: float = 0.5  # base of the exponential wait, seconds
+    max_backoff: float = 10.0  # cap of one wait, seconds
+    on: tuple[RetryOn, ...] = ("connect-error", "timeout", 502, 503, 504)
+
+
+def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """Seconds to wait before retry number ``attempt`` (1 = the first retry): full jitter."""
+    ceiling = min(cap, base * 2.0 ** min(max(attempt - 1, 0), 62))
+    return (rng or random).uniform(0.0, max(0.0, ceiling))
+
+
+def retriable(status: int, reason: str | None, on: tuple[RetryOn, ...]) -> bool:
+    """Whether an outcome is worth another try. ``reason`` is hookwall's own denial reason
+    (``X-Hookwall-Reason``) when hookwall answered; any other denial (policy, queue, circuit)
+    is never retried: the receiver was not even asked."""
+    if reason is not None:
+        if reason in CONNECT_REASONS:
+            return "connect-error" in on
+        if reason in TIMEOUT_REASONS:
+            return "timeout" in on
+        return False
+    return status in on

@@ -36,7 +36,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from types import TracebackType
-from typing import Literal
+from typing import Literal, Self
 
 from hookwall.limits.circuit import CircuitBreaker
 from hookwall.limits.config import LimitConfig
@@ -81,36 +81,29 @@ class Rejected(Exception):
         return f"Rejected({self.reason!r}, retry_after={self.retry_after})"
 
 
-class Slot:
-    """One admission. Release it exactly when the upstream exchange is over."""
+class ReleasedOnce:
+    """An admission's release: the first call gives the slot back, later calls do nothing,
+    and ``async with`` releases on exit. Subclasses say what giving it back means."""
 
-    __slots__ = ("_limiter", "_probe_gen", "_released", "_state", "queued_ms")
+    __slots__ = ("_released",)
 
-    def __init__(
-        self,
-        limiter: DestinationLimiter,
-        state: _KeyState,
-        queued_ms: float,
-        probe_gen: int | None,
-    ) -> None:
-        self._limiter = limiter
-        self._state = state
-        self._probe_gen = probe_gen
+    def __init__(self) -> None:
         self._released = False
-        self.queued_ms = queued_ms
 
     @property
     def released(self) -> bool:
         return self._released
 
     def release(self) -> None:
-        """Give the slot back and wake the next waiter; later calls do nothing."""
         if self._released:
             return
         self._released = True
-        self._limiter._release(self._state, self._probe_gen)
+        self._give_back()
 
-    async def __aenter__(self) -> Slot:
+    def _give_back(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(
@@ -120,6 +113,29 @@ class Slot:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+class Slot(ReleasedOnce):
+    """One admission. Release it exactly when the upstream exchange is over."""
+
+    __slots__ = ("_limiter", "_probe_gen", "_state", "queued_ms")
+
+    def __init__(
+        self,
+        limiter: DestinationLimiter,
+        state: _KeyState,
+        queued_ms: float,
+        probe_gen: int | None,
+    ) -> None:
+        super().__init__()
+        self._limiter = limiter
+        self._state = state
+        self._probe_gen = probe_gen
+        self.queued_ms = queued_ms
+
+    def _give_back(self) -> None:
+        """Return the slot and wake the next waiter."""
+        self._limiter._release(self._state, self._probe_gen)
 
 
 class _Waiter:

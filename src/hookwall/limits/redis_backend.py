@@ -53,7 +53,7 @@ from redis.exceptions import NoScriptError, RedisError
 from hookwall.limits import redis_lua
 from hookwall.limits.backend import Limiter, SlotHandle
 from hookwall.limits.config import LimitConfig
-from hookwall.limits.gate import EventSink, Outcome, Reason, Rejected
+from hookwall.limits.gate import EventSink, Outcome, Reason, Rejected, ReleasedOnce
 
 __all__ = [
     "BackendLimiter",
@@ -170,26 +170,19 @@ class _AutoPipeline:
                 future.set_result(result)
 
 
-class RedisSlot:
+class RedisSlot(ReleasedOnce):
     """One admission from Redis; ``release`` queues the release (never blocks)."""
 
-    __slots__ = ("_limiter", "_released", "key", "queued_ms", "slot_id")
+    __slots__ = ("_limiter", "key", "queued_ms", "slot_id")
 
     def __init__(self, limiter: RedisLimiter, key: str, slot_id: str, queued_ms: float) -> None:
+        super().__init__()
         self._limiter = limiter
-        self._released = False
         self.key = key
         self.slot_id = slot_id
         self.queued_ms = queued_ms
 
-    @property
-    def released(self) -> bool:
-        return self._released
-
-    def release(self) -> None:
-        if self._released:
-            return
-        self._released = True
+    def _give_back(self) -> None:
         self._limiter._release(self)
 
 

@@ -407,6 +407,7 @@ def start_hookwall(env: Env, log_file: Path | str) -> Config:
         str(VENV_BIN / "hookwall"), "run", "--policy", str(policy),
         "--listen", f"{PROXY_IP}:{port}", "--data-dir", str(data_dir),
         "--dns-server", env.dns.spec, "--quiet", "--log-file", str(log_file),
+        "--admin-listen", f"{PROXY_IP}:0",
     ]  # fmt: skip
     proc = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env.child_env | env.secret

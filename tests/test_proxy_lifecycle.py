@@ -41,6 +41,28 @@ def test_runs_on_the_builtin_default_policy(tmp_path: Path, dns_server: TestDnsS
         assert proc.stop() == 0
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_runs_on_either_event_loop(tmp_path: Path, dns_server: TestDnsServer, loop: str) -> None:
+    """uvloop is the default; the standard library's loop is the documented fallback."""
+    receiver = start_receiver("127.0.0.2")
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "version: 1\ndefaults:\n  network:\n    allow: [127.0.0.2/32]\n    ports: ['1-65535']\n"
+    )
+    extra = [] if loop == "uvloop" else ["--event-loop", loop]
+    proc = ProxyProcess(policy, tmp_path / "data", dns=[dns_server.spec], extra_args=extra)
+    try:
+        assert proc.events[0]["event_loop"] == loop
+        proxies = {"http": proc.url}
+        ok = requests.post(f"http://127.0.0.2:{receiver.port}/hook", data=b"{}", proxies=proxies)
+        assert ok.status_code == 200
+        denied = requests.post("http://127.0.0.1:1/hook", data=b"{}", proxies=proxies, timeout=10)
+        assert denied.headers["X-Hookwall-Reason"] == "address-blocked"
+    finally:
+        assert proc.stop() == 0
+        receiver.stop()
+
+
 def test_sigterm_lets_the_request_in_flight_finish(tmp_path: Path, dns_server: TestDnsServer):
     receiver = start_receiver("127.0.0.2")
     receiver.gate = threading.Event()

@@ -14,6 +14,7 @@ import asyncio
 from mitmproxy import ctx, http
 
 from hookwall import logs
+from hookwall.proxy import eventloop
 from hookwall.proxy.runtime import Runtime
 
 _COUNTED = "hookwall.inflight"
@@ -44,6 +45,7 @@ class Lifecycle:
             rules=len(policy.rules),
             dns_servers=self.runtime.resolver.servers,
             ca_cert=str(ctx.options.confdir) + "/mitmproxy-ca-cert.pem",
+            event_loop=eventloop.running_loop_name(),
             **self.started_fields,
         )
 

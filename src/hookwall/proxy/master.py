@@ -35,6 +35,7 @@ from hookwall.addons.signing import RequestSigning
 from hookwall.metrics import Metrics
 from hookwall.proxy import connect, errorpages
 from hookwall.proxy.ca import ensure_ca, upstream_ca_bundle
+from hookwall.proxy.dispatch import CachedAddonManager
 from hookwall.proxy.operations import Operations, OpsConfig
 from hookwall.proxy.runtime import Runtime
 
@@ -82,6 +83,9 @@ class HookwallMaster(Master):
         metrics: Metrics | None = None,
     ) -> None:
         super().__init__(opts, with_termlog=False)
+        # Same dispatch semantics, handlers looked up once per event name (dispatch.py).
+        self.options.changed.disconnect(self.addons._configure_all)
+        self.addons = CachedAddonManager(self)
         self.guard = DestinationGuard(runtime)
         self.lifecycle = Lifecycle(runtime)
         # The delivery store (hookwall logs) lives in the data dir; fed by ExchangeLog.

@@ -33,7 +33,7 @@ from hookwall.addons.retries import Retries
 from hookwall.addons.safety import SafetyChecks, forbidden_options_set
 from hookwall.addons.signing import RequestSigning
 from hookwall.metrics import Metrics
-from hookwall.proxy import connect, errorpages
+from hookwall.proxy import connect, errorpages, typechecks
 from hookwall.proxy.ca import ensure_ca, upstream_ca_bundle
 from hookwall.proxy.dispatch import CachedAddonManager
 from hookwall.proxy.operations import Operations, OpsConfig
@@ -122,6 +122,7 @@ async def serve(config: ProxyConfig, runtime: Runtime) -> int:
     """Run until SIGTERM/SIGINT, then stop accepting and let in-flight exchanges finish."""
     ensure_ca(config.data_dir, config.ca)
     errorpages.install()
+    typechecks.install()
     opts = options.Options()
     metrics = Metrics()
     master = HookwallMaster(opts, runtime, config.data_dir, metrics)

@@ -202,6 +202,9 @@ class Metrics:
             top_destinations, clock=clock, on_retire=self._forget_destination
         )
         r = self.registry
+        # Children of the fixed-label metrics, by label values (bounded: see the docstring).
+        self._request_series: dict[tuple[str, str, str], Any] = {}
+        self._phase_series: dict[tuple[str, str], Any] = {}
         self.requests = PromCounter(
             "hookwall_requests",
             "HTTP exchanges (CONNECTs included) by decision, denial reason and status class",
@@ -279,11 +282,19 @@ class Metrics:
         """One ``exchange`` event (the logged dict) and the flood-control key it drew from."""
         decision = "deny" if event.get("decision") == "deny" else "allow"
         reason = reason_label(event.get("reason"))
-        self.requests.labels(decision, reason, status_class(event.get("status"))).inc()
+        key = (decision, reason, status_class(event.get("status")))
+        counter = self._request_series.get(key)
+        if counter is None:  # labels() takes a lock and builds a key: once per series
+            counter = self._request_series[key] = self.requests.labels(*key)
+        counter.inc()
         for phase, field in PHASES.items():
             value = event.get(field)
             if isinstance(value, int | float) and not isinstance(value, bool):
-                self.phases.labels(phase, decision).observe(max(0.0, value) / 1000)
+                histogram = self._phase_series.get((phase, decision))
+                if histogram is None:
+                    histogram = self.phases.labels(phase, decision)
+                    self._phase_series[(phase, decision)] = histogram
+                histogram.observe(max(0.0, value) / 1000)
         if reason == "dns-failed":
             self.dns_failures.inc()
         if limit_key is None:

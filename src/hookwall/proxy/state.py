@@ -6,12 +6,12 @@ under a request in flight.
 
 from __future__ import annotations
 
-import secrets
 import time
 from dataclasses import dataclass, field
 
 from mitmproxy import http
 
+from hookwall import ids
 from hookwall.denials import Denial
 from hookwall.netguard.guard import Decision
 from hookwall.policy import Policy
@@ -20,8 +20,8 @@ METADATA_KEY = "hookwall"
 
 
 def new_request_id() -> str:
-    """Short, unique, log-friendly id (``req_`` + 20 hex digits, 80 random bits)."""
-    return "req_" + secrets.token_hex(10)
+    """Short, unique, log-friendly and time-ordered (``hookwall.ids``)."""
+    return ids.request_id()
 
 
 @dataclass(slots=True)

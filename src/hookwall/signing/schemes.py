@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hmac
-import secrets
 import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import ClassVar, Literal, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from hookwall import ids
 from hookwall.signing.keys import SigningKey, parse_secret
 
 __all__ = [
@@ -422,8 +422,5 @@ def is_valid_message_id(msg_id: object) -> bool:
 
 
 def new_message_id() -> str:
-    """``msg_`` + 24 random base62 characters (about 143 bits; never a '.')."""
-    # One draw for all 24 characters (a choice() per character costs a syscall each); 62**24
-    # divides into 256**24 unevenly, but taking each byte modulo 62 over 24 independent
-    # bytes biases no character by more than 4/256, irrelevant for an id's uniqueness.
-    return "msg_" + "".join(_BASE62[byte % 62] for byte in secrets.token_bytes(24))
+    """``msg_`` + 24 base62 characters, time-ordered (``hookwall.ids``)."""
+    return ids.message_id()

@@ -119,7 +119,7 @@ class DeliveryStore:
                 "store_dropped",
                 dropped=dropped,
                 dropped_total=self.writer.dropped_total,
-                queue_size=self.writer.queue.maxsize,
+                queue_size=self.writer.queue_size,
                 hint="the delivery store cannot keep up (slow disk or a locked file); these "
                 "exchanges are only in the JSON log lines",
             )

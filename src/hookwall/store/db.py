@@ -19,6 +19,7 @@ every value is a bound parameter, hence the S608 exemptions.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sqlite3
 import time
@@ -97,6 +98,18 @@ _INSERT = f"""INSERT INTO exchanges (
     request_headers, request_body, request_truncated,
     response_headers, response_body, response_truncated
 ) VALUES ({", ".join("?" * (len(COLUMNS) + 11))})"""
+
+# Rows per INSERT statement; 32 rows x 24 columns stays under SQLite's historical limit of
+# 999 parameters.
+_CHUNKS = (32, 8, 2, 1)
+
+
+@functools.cache
+def _insert_rows(count: int) -> str:
+    """``_INSERT`` for ``count`` rows at once."""
+    head, _, values = _INSERT.rpartition(" VALUES ")
+    return f"{head} VALUES {', '.join([values] * count)}"
+
 
 _SUMMARY_COLUMNS = f"id, ts, {', '.join(COLUMNS)}, extra"
 _ALL_COLUMNS = (
@@ -234,7 +247,16 @@ class Store:
             return 0
         self.conn.execute("BEGIN IMMEDIATE")
         try:
-            self.conn.executemany(_INSERT, rows)
+            # Several rows per statement, not executemany: sqlite3 lets go of the GIL for
+            # every step, and taking it back from a busy event loop thread can take up to
+            # the 5 ms switch interval, so one step per row made the writer crawl and kept
+            # interrupting the proxy. A few fixed chunk sizes keep the statement cache small.
+            done = 0
+            for size in _CHUNKS:
+                while len(rows) - done >= size:
+                    chunk = rows[done : done + size]
+                    self.conn.execute(_insert_rows(size), [v for row in chunk for v in row])
+                    done += size
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")

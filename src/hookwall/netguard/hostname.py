@@ -8,6 +8,7 @@ we connect to. Anything ambiguous is refused (fail closed).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -55,6 +56,13 @@ def canonicalize_host(raw: str) -> Host:
     """Canonicalise ``raw`` or raise InvalidHost; never raises anything else for a str."""
     if not isinstance(raw, str):
         raise InvalidHost(f"The host must be text, not {type(raw).__name__}.")
+    return _canonicalize(raw)
+
+
+# Every request names its host, and webhooks go to the same few hosts over and over: the
+# answer (a frozen Host; refusals are not cached) is kept for the most recent names.
+@functools.lru_cache(maxsize=4096)
+def _canonicalize(raw: str) -> Host:
     if not raw:
         raise InvalidHost("The host is empty.")
     shown = _show(raw)

@@ -40,7 +40,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -389,7 +389,25 @@ def start_mitmdump(env: Env) -> Config:
     )
 
 
-def start_hookwall(env: Env, log_file: Path | str) -> Config:
+# Variants of hookwall measured next to it (--no-variants skips them): what each default
+# costs or saves, side by side in the same run. (name, extra `hookwall run` flags, what).
+VARIANTS = (
+    ("hw-nostore", ["--no-store"], "hookwall as above with --no-store (no delivery store)"),
+    (
+        "hw-asyncio",
+        ["--event-loop", "asyncio"],
+        "hookwall as above on the standard library's event loop instead of uvloop",
+    ),
+)
+
+
+def start_hookwall(
+    env: Env,
+    log_file: Path | str,
+    name: str = "hookwall",
+    extra: Sequence[str] = (),
+    description: str = "hookwall run, default-like policy, signing on, JSON log to a file",
+) -> Config:
     port = free_port(PROXY_IP)
     policy = env.tmp / "hookwall-policy.yaml"
     policy.write_text(
@@ -402,20 +420,20 @@ def start_hookwall(env: Env, log_file: Path | str) -> Config:
             secret_env=SECRET_ENV,
         )
     )
-    data_dir = env.tmp / "hookwall-data"
+    data_dir = env.tmp / f"{name}-data"
     command = [
         str(VENV_BIN / "hookwall"), "run", "--policy", str(policy),
         "--listen", f"{PROXY_IP}:{port}", "--data-dir", str(data_dir),
         "--dns-server", env.dns.spec, "--quiet", "--log-file", str(log_file),
-        "--admin-listen", f"{PROXY_IP}:0",
+        "--admin-listen", f"{PROXY_IP}:0", *extra,
     ]  # fmt: skip
     proc = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env.child_env | env.secret
     )
-    wait_port(PROXY_IP, port, proc, "hookwall")
+    wait_port(PROXY_IP, port, proc, name)
     return Config(
-        "hookwall",
-        "hookwall run, default-like policy, signing on, JSON log to a file",
+        name,
+        description,
         host=RECEIVER_NAME,
         proc=proc,
         port=port,
@@ -662,6 +680,11 @@ def ratios(summary: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str,
         if hw is None:
             continue
         row: dict[str, Any] = {}
+        mitm = by_config.get("mitmdump")
+        for variant, *_ in VARIANTS:
+            v = by_config.get(variant)
+            if v is not None and mitm is not None:
+                row[f"{variant}_rps_vs_mitmdump"] = ratio(v["rps"], mitm["rps"])
         for other in ("mitmdump", "direct", "squid"):
             o = by_config.get(other)
             if o is None:
@@ -726,6 +749,18 @@ def print_ratios(rat: dict[str, dict[str, Any]], has_squid: bool) -> None:
         )
         note = "  (Squid: tunnel)" if has_squid and scenario.tls else ""
         print(f"  {scenario.key:<20}{cells}{note}")
+    keys = [(f"{name}_rps_vs_mitmdump", name) for name, *_ in VARIANTS]
+    if not any(key in row for row in rat.values() for key, _ in keys):
+        return
+    print("\nVariants: throughput / bare mitmdump (hookwall's own column repeated)")
+    print(f"  {'scenario':<20}{'hookwall':>11}" + "".join(f"{label:>11}" for _, label in keys))
+    for scenario in SCENARIOS:
+        row = rat.get(scenario.key)
+        if row is None:
+            continue
+        cells = fmt(row.get("rps_vs_mitmdump"), ".2f", 11)
+        cells += "".join(fmt(row.get(key), ".2f", 11) for key, _ in keys)
+        print(f"  {scenario.key:<20}{cells}")
 
 
 def targets(summary: dict[str, Any], rat: dict[str, Any]) -> list[str]:
@@ -787,6 +822,9 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         stack.callback(stop_process, configs[-1].proc)
         configs.append(start_hookwall(env, env.tmp / "hookwall.log"))
         stack.callback(stop_process, configs[-1].proc)
+        for name, extra, what in () if args.no_variants else VARIANTS:
+            configs.append(start_hookwall(env, env.tmp / f"{name}.log", name, extra, what))
+            stack.callback(stop_process, configs[-1].proc)
         squid = None if args.no_squid else start_squid(env)
         if squid is not None:
             configs.append(squid)
@@ -931,6 +969,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scenario", action="append", help="only these scenario keys")
     parser.add_argument("--json", metavar="PATH", help="write the raw numbers here")
     parser.add_argument("--no-squid", action="store_true", help="skip Squid even if installed")
+    parser.add_argument(
+        "--no-variants",
+        action="store_true",
+        help="skip hookwall's variants (--no-store, --event-loop asyncio)",
+    )
     parser.add_argument(
         "--asyncio-receiver", action="store_true", help="use bench/receiver.py even with nginx"
     )

@@ -376,6 +376,24 @@ def test_a_corrupt_store_does_not_stop_forwarding(tmp_path: Path, plain_twins) -
         assert proxy.stop() == 0
 
 
+def test_no_store_keeps_only_the_log_lines(tmp_path: Path, plain_twins, capsys) -> None:  # type: ignore[no-untyped-def]
+    allowed, _ = plain_twins
+    data = tmp_path / "data"
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        'version: 1\ndefaults: {network: {allow: [127.0.0.2/32], ports: ["1-65535"]}}\n'
+    )
+    proxy = ProxyProcess(policy, data, extra_args=["--no-store"])
+    try:
+        assert proxy.events[0]["store"] is None
+        assert one_delivery(proxy, allowed)["status"] == 200  # forwarded and logged
+    finally:
+        assert proxy.stop() == 0
+    assert not store_path(data).exists()
+    assert main(["logs", "--data-dir", str(data)]) != 0  # nothing to read, and it says so
+    assert "deliveries.db" in capsys.readouterr().err
+
+
 def test_a_locked_store_does_not_stop_forwarding(tmp_path: Path, plain_twins) -> None:
     allowed, _ = plain_twins
     data = tmp_path / "data"

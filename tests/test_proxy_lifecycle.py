@@ -30,6 +30,7 @@ def test_runs_on_the_builtin_default_policy(tmp_path: Path, dns_server: TestDnsS
         started = proc.events[0]
         assert started["policy"][0].endswith("policies/default.yaml")
         assert Path(started["ca_cert"]).is_file()
+        assert started["store"] == str(tmp_path / "data" / "deliveries.db")
         proxies = {"http": proc.url}
         r = requests.post("http://localhost:3000/hook", data=b"{}", proxies=proxies, timeout=10)
         assert r.status_code == 403

@@ -129,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--quiet", action="store_true", help="no log lines on stdout")
     run.add_argument(
+        "--no-store",
+        dest="store",
+        action="store_false",
+        help="keep no delivery store: `hookwall logs`, `logs show` and `replay` have nothing to "
+        "read, and the JSON log lines are the only record. Saves the store's disk writes "
+        "(see `make bench`, configuration hookwall-nostore)",
+    )
+    run.add_argument(
         "--workers",
         metavar="N",
         type=_workers,
@@ -283,6 +291,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         listen_port=args.listen[1],
         data_dir=args.data_dir or default_data_dir(),
         ca=args.ca,
+        store=args.store,
         ops=OpsConfig(
             policy_path=Path(args.policy) if args.policy else None,
             admin_listen=args.admin_listen,

@@ -38,6 +38,7 @@ from hookwall.proxy.ca import ensure_ca, upstream_ca_bundle
 from hookwall.proxy.dispatch import CachedAddonManager
 from hookwall.proxy.operations import Operations, OpsConfig
 from hookwall.proxy.runtime import Runtime
+from hookwall.store import store_path
 
 SNAPSHOT_INTERVAL = 60.0  # seconds between limits_snapshot events
 
@@ -49,6 +50,7 @@ class ProxyConfig:
     data_dir: Path
     ca: Path | None = None  # an operator-provided CA (--ca) instead of a generated one
     drain_seconds: float = 10.0
+    store: bool = True  # the delivery store behind `hookwall logs` (--no-store turns it off)
     ops: OpsConfig = field(default_factory=OpsConfig)  # reload, admin listener (operations.py)
 
 
@@ -125,7 +127,10 @@ async def serve(config: ProxyConfig, runtime: Runtime) -> int:
     typechecks.install()
     opts = options.Options()
     metrics = Metrics()
-    master = HookwallMaster(opts, runtime, config.data_dir, metrics)
+    master = HookwallMaster(opts, runtime, config.data_dir if config.store else None, metrics)
+    master.lifecycle.started_fields["store"] = (
+        str(store_path(config.data_dir)) if config.store else None
+    )
     connect.install(master.guard.connect_timeout)
     opts.update(**build_options(config, runtime))
     bad = forbidden_options_set(opts)

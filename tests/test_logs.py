@@ -43,3 +43,12 @@ def test_secret_named_fields_never_reach_the_log(lines, key: str) -> None:  # ty
         assert "hunter2" not in line
         event = json.loads(line)
         assert event[key] == "[redacted]" and event["host"] == "example.com"
+
+
+def test_values_orjson_refuses_still_make_a_line(lines) -> None:  # type: ignore[no-untyped-def]
+    """orjson writes the lines; what it cannot encode falls back to json, never raises."""
+    logs.get_logger().info("odd", big=2**70, keyed={1: "one"}, obj=ValueError("x"))
+    stdout, _ = lines()
+    event = json.loads(stdout[0])
+    assert event["big"] == 2**70 and event["keyed"] == {"1": "one"}
+    assert "ValueError" in event["obj"]

@@ -460,3 +460,11 @@ def test_the_proxy_side_reports_drops_as_one_warning(tmp_path: Path) -> None:
     dropped = [e for e in logs if e["event"] == "store_dropped"]
     assert len(dropped) == 1
     assert dropped[0]["dropped"] == 3 and dropped[0]["log_level"] == "warning"
+
+
+def test_values_orjson_refuses_are_stored_too(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "d.db")
+    store.insert([record(n=1, huge=2**70, odd={1: "one"})])
+    (row,) = store.query(Filters(), limit=None)
+    assert row.event["huge"] == 2**70 and row.event["odd"] == {"1": "one"}
+    store.close()

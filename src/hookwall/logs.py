@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import sys
 from collections.abc import MutableMapping
 from typing import IO, Any, TextIO
 
+import orjson
 import structlog
 
 EXCHANGE_FIELDS: tuple[str, ...] = (
@@ -83,12 +85,21 @@ def configure(*, stdout: TextIO | None = sys.stdout, log_file: str | None = None
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
             _drop_secrets,
             _lead_with_identity,
-            structlog.processors.JSONRenderer(sort_keys=False, ensure_ascii=False),
+            structlog.processors.JSONRenderer(serializer=_dumps),
         ],
         logger_factory=lambda *_: tee,
         cache_logger_on_first_use=True,
     )
     _route_stdlib_logging()
+
+
+def _dumps(event: Any, *, default: Any = None, **_: Any) -> str:
+    """orjson (a tenth of json's time per line), falling back to json for what orjson
+    refuses (integers beyond 64 bits): a log line must never raise into the proxy."""
+    try:
+        return orjson.dumps(event, default=default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(event, default=default, ensure_ascii=False)
 
 
 _SECRET_KEYS = ("authorization", "proxy-authorization", "secret", "token", "password")

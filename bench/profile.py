@@ -6,7 +6,7 @@ Run through ``bench.bench --profile`` (it shares the receiver, DNS and load gene
 
 For hookwall and for bare mitmdump in turn: start it, put a keep-alive load on it (HTTP,
 c=10, 1 KiB, the load generator in its own process), attach ``py-spy record --nonblocking
---format raw`` for the given time, then fold the stacks into:
+--gil --format raw`` for the given time, then fold the stacks into:
 
 - the top functions by self time;
 - each hookwall addon's inclusive share (every sample with a frame in
@@ -14,7 +14,12 @@ c=10, 1 KiB, the load generator in its own process), attach ``py-spy record --no
   log, hmac for signing, ...), and that share turned into CPU microseconds per request
   using the proxy's CPU time per request measured over the same window (/proc);
 - coarse groups: mitmproxy's addon dispatch, its HTTP/1 layers, asyncio, the socket
-  syscalls, TLS, and the rest.
+  syscalls, TLS, and the rest;
+- each thread's CPU time per request, from /proc (the event loop versus the store's writer).
+
+``--gil`` keeps only samples of the thread holding the GIL: without it py-spy also counts a
+thread that is waiting to get the GIL back (the store's writer after every SQLite call) as
+busy, which made the writer look several times as expensive as /proc says it is.
 
 py-spy is looked up on PATH and in the venv (``.venv/bin/pip install py-spy``).
 """
@@ -22,7 +27,9 @@ py-spy is looked up on PATH and in the venv (``.venv/bin/pip install py-spy``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -46,6 +53,7 @@ from bench.bench import (
     stop_process,
 )
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 # (group, predicate on the frame's file and function), first match wins for "self" grouping.
@@ -59,6 +67,22 @@ GROUPS: list[tuple[str, str]] = [
     ("asyncio event loop + streams", "/asyncio/"),
     ("ssl", "/ssl.py"),
 ]
+
+
+# The hook dispatchers: mitmproxy's AddonManager, and hookwall's cached one that replaces it.
+DISPATCHERS = ("mitmproxy/addonmanager.py", "hookwall/proxy/dispatch.py")
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds per thread (user + system), keyed ``name/tid``: the event loop thread
+    versus the delivery store's writer, which py-spy's samples cannot split fairly."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            name = (task / "comm").read_text().strip()
+            out[f"{name}/{task.name}"] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return out
 
 
 def find_pyspy() -> str | None:
@@ -98,7 +122,7 @@ def fold(stacks: list[tuple[list[tuple[str, str]], int]]) -> dict[str, Any]:
     inclusive: Counter[str] = Counter()
     dispatch = 0  # under mitmproxy's AddonManager but not inside any addon's own code
     for frames, count in stacks:
-        managers = [i for i, (_, f) in enumerate(frames) if f.endswith("mitmproxy/addonmanager.py")]
+        managers = [i for i, (_, f) in enumerate(frames) if f.endswith(DISPATCHERS)]
         if managers and not any(
             "/mitmproxy/addons/" in f or "/hookwall/" in f for _, f in frames[managers[-1] + 1 :]
         ):
@@ -173,12 +197,14 @@ def profile_one(
     raw = out_dir / f"{config.name}-{scenario.key}.raw.txt"
     command = [
         pyspy, "record", "--pid", str(config.pid), "--duration", str(int(seconds)),
-        "--rate", str(rate), "--nonblocking", "--format", "raw", "--full-filenames",
+        "--rate", str(rate), "--nonblocking", "--gil", "--format", "raw", "--full-filenames",
         "--nolineno", "--output", str(raw),
     ]  # fmt: skip
     cpu0, t0 = cpu_seconds(config.pid), time.perf_counter()
+    threads0 = thread_cpu(config.pid)
     spy = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     cpu1, t1 = cpu_seconds(config.pid), time.perf_counter()
+    threads1 = thread_cpu(config.pid)
     lines = load.stdout.read().splitlines()
     load.wait(timeout=60)
     if spy.returncode != 0 or not raw.exists():
@@ -187,7 +213,13 @@ def profile_one(
     rps = len(result["latencies_ms"]) / result["duration"]
     cpu_us_per_req = 1e6 * (cpu1 - cpu0) / ((t1 - t0) * rps) if rps else None
     folded = fold(parse_raw(raw))
+    per_thread = {
+        name: 1e6 * (threads1[name] - threads0.get(name, 0.0)) / ((t1 - t0) * rps)
+        for name in threads1
+        if rps and threads1[name] - threads0.get(name, 0.0) > 0.005
+    }
     folded |= {
+        "threads_cpu_us_per_req": per_thread,
         "command": command,
         "rps": rps,
         "cpu_pct": 100 * (cpu1 - cpu0) / (t1 - t0),
@@ -204,7 +236,9 @@ def report(name: str, data: dict[str, Any]) -> None:
         f"\n== {name}: {data['rps']:.0f} req/s under py-spy, proxy CPU {data['cpu_pct']:.0f}% "
         f"of a core, {per_req:.0f} us CPU per request, {data['samples']} samples"
     )
-    print("top functions by self time:")
+    for thread, us in sorted(data["threads_cpu_us_per_req"].items(), key=lambda kv: -kv[1]):
+        print(f"  thread {thread}: {us:.0f} us CPU per request")
+    print("top functions by self time (samples of the thread holding the GIL):")
     for func, count in data["self"][:15]:
         print(f"  {100 * count / total:5.1f}%  {func}")
     if data["addons"]:
@@ -222,8 +256,8 @@ def report(name: str, data: dict[str, Any]) -> None:
         print(f"  {100 * count / total:5.1f}%  {group}")
     share = data["dispatch"] / total
     print(
-        f"mitmproxy's addon dispatch, inclusive (AddonManager, its safecall context managers, "
-        f"hook arguments; not the addons' own code): {100 * share:.1f}%, {share * per_req:.0f} us"
+        f"hook dispatch, inclusive (mitmproxy's AddonManager or hookwall's cached one; not "
+        f"the addons' own code): {100 * share:.1f}%, {share * per_req:.0f} us"
     )
 
 

@@ -468,3 +468,21 @@ def test_values_orjson_refuses_are_stored_too(tmp_path: Path) -> None:
     (row,) = store.query(Filters(), limit=None)
     assert row.event["huge"] == 2**70 and row.event["odd"] == {"1": "one"}
     store.close()
+
+
+def test_a_batch_is_written_early_once_its_bodies_add_up(tmp_path: Path) -> None:
+    """Batches gather for up to batch_delay, but large bodies must not sit in memory that
+    long: batch_bytes worth of queued records is written at once."""
+    writer = StoreWriter(
+        tmp_path / "d.db", keep_all, Reports(), batch_delay=60.0, batch_bytes=16_000
+    )
+    writer.start()
+    try:
+        assert writer.submit(record(n=1, body=bytes(1000)))
+        assert writer.submit(record(n=2, body=bytes(20_000)))  # over batch_bytes
+        deadline = time.monotonic() + 10
+        while writer.written < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling an outcome, bounded; the 60 s delay is the failure
+        assert writer.written == 2
+    finally:
+        writer.stop()

@@ -47,6 +47,9 @@ class StoreWriter:
         # of 500), and on a VM that I/O slows the proxy itself. `hookwall logs` sees a
         # delivery at most this late; the JSON log line is written at once.
         batch_delay: float = 1.0,
+        # ...but no longer than it takes for this many bytes of captured bodies to wait:
+        # large bodies would otherwise hold tens of MiB in memory for that second.
+        batch_bytes: int = 4 * 1024 * 1024,
         maintenance_interval: float = 60.0,
         reopen_interval: float = 60.0,
         busy_timeout: float = 2.0,
@@ -60,6 +63,7 @@ class StoreWriter:
         self.reopen_interval = reopen_interval
         self.busy_timeout = busy_timeout
         self.queue_size = queue_size
+        self.batch_bytes = batch_bytes
         self.queue_bytes = queue_bytes
         # The hand-off. deque.append/popleft are atomic, so the proxy's side takes no lock
         # and wakes the writer once per batch, not once per record: a per-record
@@ -68,6 +72,7 @@ class StoreWriter:
         self._records: collections.deque[Record] = collections.deque()
         self._wake = threading.Event()  # set by submit when the writer should look
         self._stopping = threading.Event()
+        self._full = threading.Event()  # a batch is ready: stop gathering (also set by stop)
         # Bytes of bodies waiting: each counter is written by one thread only.
         self._submitted_bytes = 0  # the submitting thread
         self._taken_bytes = 0  # the writer thread
@@ -95,6 +100,10 @@ class StoreWriter:
         self._records.append(record)
         if not self._wake.is_set():  # a plain read; only the first record of a batch sets it
             self._wake.set()
+        if (
+            len(self._records) >= self.batch_size or self._queued_bytes >= self.batch_bytes
+        ) and not self._full.is_set():
+            self._full.set()
         return True
 
     def take_dropped(self) -> int:
@@ -111,6 +120,7 @@ class StoreWriter:
         if self._thread is None:
             return
         self._stopping.set()
+        self._full.set()
         self._wake.set()
         self._thread.join(timeout)
 
@@ -131,10 +141,12 @@ class StoreWriter:
                 break
             if not self._wake.wait(timeout=max(0.01, next_maintenance - time.monotonic())):
                 continue
-            # Let a batch gather (one commit per batch, not one per exchange); stop cuts it short.
-            if len(self._records) < self.batch_size:
-                self._stopping.wait(self.batch_delay)
-            self._wake.clear()  # before taking: a record added from here on sets it again
+            # Let a batch gather (one commit per batch, not one per exchange) until it is
+            # full in records or bytes, or stop() cuts it short.
+            self._full.wait(self.batch_delay)
+            if not self._stopping.is_set():
+                self._full.clear()
+            self._wake.clear()  # before taking: a record added from here on sets them again
             self._write_waiting()
         self._drain_and_close()
 

@@ -150,13 +150,20 @@ def test_circuit_is_shared(replicas, adversary) -> None:
         r = send(proxy, f"{base}/ok")
         assert r.status_code == 503 and r.headers["X-Hookwall-Reason"] == "circuit-open"
     assert len(adversary.paths) == before  # nobody bothered the failing receiver
-    opened = [
-        e
-        for p, m in ((a, mark_a), (b, mark_b))
-        for e in p.events[m:]
-        if e.get("event") == "circuit_opened"
-    ]
-    assert len(opened) == 1  # logged once, by the replica that opened it
+
+    def opened() -> list[dict]:
+        return [
+            e
+            for p, m in ((a, mark_a), (b, mark_b))
+            for e in p.events[m:]
+            if e.get("event") == "circuit_opened"
+        ]
+
+    deadline = time.monotonic() + 10
+    while not opened():  # the lines reach us through a reader thread per process
+        assert time.monotonic() < deadline, "no circuit_opened event"
+        time.sleep(0.01)
+    assert len(opened()) == 1  # logged once, by the replica that opened it
     deadline = time.monotonic() + 5
     while (r := send(b, f"{base}/ok")).status_code != 200:  # after the 1 s cool-off
         assert r.headers["X-Hookwall-Reason"] == "circuit-open"

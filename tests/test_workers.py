@@ -104,6 +104,10 @@ def wait_until(predicate, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+def exchange_events(proc: ProxyProcess, start: int) -> list[dict]:
+    return [e for e in proc.events[start:] if e.get("event") == "exchange"]
+
+
 def worker_pids(proc: ProxyProcess, start: int = 0) -> set[int]:
     return {e["pid"] for e in proc.events[start:] if e.get("event") == "proxy_started"}
 
@@ -119,7 +123,8 @@ def test_the_workers_listen_on_one_port_and_both_serve(workers, adversary) -> No
     mark = workers.mark()
     for _ in range(40):
         assert send(workers, f"http://ok.test:{adversary.port}/ok").status_code == 200
-    served = {e["pid"] for e in workers.events[mark:] if e.get("event") == "exchange"}
+    wait_until(lambda: len(exchange_events(workers, mark)) >= 40)  # read from the pipes
+    served = {e["pid"] for e in exchange_events(workers, mark)}
     assert served == worker_pids(workers)  # both workers took connections
 
 
@@ -147,7 +152,9 @@ def test_redirect_hops_may_land_on_either_worker(workers, hop_receiver: Receiver
     for _ in range(6):
         r = send(workers, f"http://hops.test:{hop_receiver.port}/hops?n=3")
         assert r.status_code == 200, r.text
-    exchanges = [e for e in workers.events[mark:] if e.get("event") == "exchange"]
+    # The lines reach us through each worker's stdout and a reader thread: wait for all 24.
+    wait_until(lambda: len(exchange_events(workers, mark)) >= 24)
+    exchanges = exchange_events(workers, mark)
     firsts = [e for e in exchanges if e.get("hop") == 0]
     assert len(firsts) == 6
     crossed = 0
@@ -201,6 +208,7 @@ def test_sigterm_drains_every_worker_and_exits_0(
         sender.join(timeout=15)
         assert result["r"].status_code == 200
         assert proc.proc.wait(timeout=20) == 0
+        proc.wait_for(lambda e: e.get("event") == "supervisor_stopped", start=mark)  # all read
         exits = [e for e in proc.events[mark:] if e.get("event") == "worker_exited"]
         assert sorted(e["exit_code"] for e in exits) == [0, 0]
         assert proc.events[-1]["event"] == "supervisor_stopped"

@@ -11,6 +11,7 @@ of --repeat runs each, with the number of rows returned and the index SQLite cho
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import random
@@ -204,7 +205,9 @@ def main() -> None:
         width = max(len(name) for name, _ in cases) + 2
         print(f"{'query (limit 50)':<{width}} {'median ms':>10} {'max ms':>8} {'rows':>5}  plan")
         for name, filters in cases:
-            median, worst, rows = timed(lambda f=filters: store.query(f, limit=50), args.repeat)
+            median, worst, rows = timed(
+                functools.partial(store.query, filters, limit=50), args.repeat
+            )
             plan = "; ".join(p for p in store.explain(filters) if "INDEX" in p or "SCAN" in p)
             count = len(rows) if isinstance(rows, list) else 0
             print(f"{name:<{width}} {median:>10.2f} {worst:>8.2f} {count:>5}  {plan}")

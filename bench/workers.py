@@ -201,17 +201,17 @@ def main(argv: list[str] | None = None) -> None:
 
             redis = RedisServer(env.tmp / "redis").start()
         proxies = {str(n): start(env, n) for n in counts}
-        for n in counts if redis else ():
-            proxies[f"{n}+redis"] = start(env, n, redis.url if redis else None)
+        for count in counts if redis else ():
+            proxies[f"{count}+redis"] = start(env, count, redis.url if redis else None)
         try:
             for round_ in range(args.rounds):
                 order = labels if round_ % 2 == 0 else list(reversed(labels))
                 for scenario in scenarios:
-                    for n in order:
-                        cell = measure(proxies[n], env, scenario, args.duration)
-                        cells.setdefault((scenario.key, n), []).append(cell)
+                    for label in order:
+                        cell = measure(proxies[label], env, scenario, args.duration)
+                        cells.setdefault((scenario.key, label), []).append(cell)
                         print(
-                            f"round {round_ + 1} {scenario.key:18} workers={n}: "
+                            f"round {round_ + 1} {scenario.key:18} workers={label}: "
                             f"{cell['rps']:8.0f} req/s  errors={cell['errors']}",
                             flush=True,
                         )
@@ -226,8 +226,8 @@ def main(argv: list[str] | None = None) -> None:
     summary: dict[str, Any] = {}
     for scenario in scenarios:
         base = None
-        for n in labels:
-            runs = cells[(scenario.key, n)]
+        for label in labels:
+            runs = cells[(scenario.key, label)]
             rps = statistics.median(c["rps"] for c in runs)
             lat = [x for c in runs for x in c["latencies_ms"]]
             base = base or rps
@@ -241,9 +241,9 @@ def main(argv: list[str] | None = None) -> None:
                 "ratio_to_first": round(rps / base, 3),
                 "rounds": [round(c["rps"], 1) for c in runs],
             }
-            summary.setdefault(scenario.key, {})[n] = row
+            summary.setdefault(scenario.key, {})[label] = row
             print(
-                f"{scenario.key:18} {n:>7} {rps:8.0f} {row['p50_ms'] or 0:7.2f} "
+                f"{scenario.key:18} {label:>7} {rps:8.0f} {row['p50_ms'] or 0:7.2f} "
                 f"{row['p99_ms'] or 0:7.2f} {row['proxy_cpu_pct']:10.0f} "
                 f"{row['loadgen_cpu_pct']:8.0f} {row['receiver_cpu_pct']:6.0f}  "
                 f"{row['ratio_to_first']:.2f}"

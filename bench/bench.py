@@ -394,9 +394,9 @@ def start_mitmdump(env: Env) -> Config:
 VARIANTS = (
     ("hw-nostore", ["--no-store"], "hookwall as above with --no-store (no delivery store)"),
     (
-        "hw-asyncio",
-        ["--event-loop", "asyncio"],
-        "hookwall as above on the standard library's event loop instead of uvloop",
+        "hw-uvloop",
+        ["--event-loop", "uvloop"],
+        "hookwall as above on uvloop instead of the standard library's event loop",
     ),
 )
 
@@ -972,7 +972,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--no-variants",
         action="store_true",
-        help="skip hookwall's variants (--no-store, --event-loop asyncio)",
+        help="skip hookwall's variants (--no-store, --event-loop uvloop)",
     )
     parser.add_argument(
         "--asyncio-receiver", action="store_true", help="use bench/receiver.py even with nginx"

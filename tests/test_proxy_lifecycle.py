@@ -44,13 +44,13 @@ def test_runs_on_the_builtin_default_policy(tmp_path: Path, dns_server: TestDnsS
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_runs_on_either_event_loop(tmp_path: Path, dns_server: TestDnsServer, loop: str) -> None:
-    """uvloop is the default; the standard library's loop is the documented fallback."""
+    """The standard library's loop is the default; uvloop is the documented option."""
     receiver = start_receiver("127.0.0.2")
     policy = tmp_path / "p.yaml"
     policy.write_text(
         "version: 1\ndefaults:\n  network:\n    allow: [127.0.0.2/32]\n    ports: ['1-65535']\n"
     )
-    extra = [] if loop == "uvloop" else ["--event-loop", loop]
+    extra = [] if loop == "asyncio" else ["--event-loop", loop]
     proc = ProxyProcess(policy, tmp_path / "data", dns=[dns_server.spec], extra_args=extra)
     try:
         assert proc.events[0]["event_loop"] == loop

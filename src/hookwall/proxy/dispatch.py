@@ -4,7 +4,7 @@ mitmproxy's ``AddonManager`` finds the handlers for every event of every flow by
 whole addon tree: a generator per addon, ``getattr`` per addon, a ``contextmanager`` per
 addon, the hook's arguments rebuilt from ``dataclasses.fields`` per addon, and then the same
 walk again for the ``update`` event that follows every flow event. Measured with py-spy
-(``bench/PROFILE.md``) that is ~40% of bare mitmdump's CPU per request. hookwall's chain is
+(``bench/PROFILE.md``) that is about half of bare mitmdump's CPU per request. hookwall's chain is
 fixed once the proxy starts, so :class:`CachedAddonManager` resolves an event name to its
 handlers on first use and keeps that table until an addon is added or removed.
 

@@ -108,6 +108,19 @@ def json_ids(out: str) -> list[int]:
 
 
 # -- hookwall logs --------------------------------------------------------------------------
+def test_the_table_shows_a_real_request_id_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The id column is what operators copy into `logs show`: it must never be cut."""
+    from hookwall import ids
+
+    request_id = ids.request_id()
+    add(tmp_path, 1, request_id=request_id)
+    code, out, _ = run_main(capsys, "logs", "--data-dir", str(tmp_path))
+    assert code == 0
+    assert request_id in out.splitlines()[1] and "…" not in out
+
+
 def test_the_operators_story(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_main(
         capsys,

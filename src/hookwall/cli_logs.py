@@ -4,8 +4,8 @@
 A customer says "we never got the invoice.paid webhook yesterday"::
 
     hookwall logs --host hooks.acme.com --since 1d --status 5xx
-    hookwall logs show req_f26cf53f301ef503aba6
-    hookwall replay req_f26cf53f301ef503aba6
+    hookwall logs show req_01a22525557a12f43ac71432
+    hookwall replay req_01a22525557a12f43ac71432
     hookwall send-test https://hooks.acme.com/x
 """
 
@@ -62,7 +62,7 @@ examples:
   hookwall logs --follow --status 4xx,5xx,denied
   hookwall logs --json --since 2026-11-28T00:00:00Z --until 2026-11-29T00:00:00Z | jq .
   hookwall logs --file /var/log/hookwall.jsonl --reason circuit-open
-  hookwall logs show req_f26cf53f301ef503aba6
+  hookwall logs show req_01a22525557a12f43ac71432
 """
 
 
@@ -258,7 +258,7 @@ def _write(line: str) -> None:
 # -- table --------------------------------------------------------------------------------------
 _COLUMNS: tuple[tuple[str, int], ...] = (
     ("TIME (UTC)", 19),
-    ("REQUEST ID", 24),
+    ("REQUEST ID", 28),  # req_ + 24 (hookwall.ids): never cut, it is what you copy
     ("SENDER", 10),
     ("METHOD", 6),
     ("HOST", 24),

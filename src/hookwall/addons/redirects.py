@@ -19,6 +19,7 @@ import logging
 from mitmproxy import http
 
 from hookwall.denials import Denial
+from hookwall.policy.model import Settings
 from hookwall.proxy.hopclient import HopResponse, send_through_proxy
 from hookwall.proxy.respond import deny
 from hookwall.proxy.runtime import Runtime
@@ -34,6 +35,44 @@ _TRANSIENT = frozenset({429, 503, 504})
 _NOT_COPIED = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", INTERNAL_HEADER.lower()}
 )
+
+
+def internal_request_headers(
+    flow: http.HTTPFlow,
+    state: FlowState,
+    settings: Settings,
+    runtime: Runtime,
+    tag: str,
+    drop: frozenset[str] = frozenset(),
+) -> list[tuple[str, str]]:
+    """The headers of a request hookwall sends itself through its own listener (a redirect
+    hop, a retry): the sender's, without framing, ``drop`` and the signature headers the
+    destination's scheme writes (the request is signed again; the webhook id is kept), plus
+    the marker ``InternalHops`` recognises (``tag``: ``hop=N`` or ``attempt=N``)."""
+    owned = (
+        set(settings.signing.scheme.owned_headers) - {"webhook-id"} if settings.signing else set()
+    )
+    headers = [
+        (name, value)
+        for name, value in flow.request.headers.items(multi=True)
+        if name.lower() not in _NOT_COPIED
+        and name.lower() not in owned
+        and name.lower() not in drop
+    ]
+    marker = f"{runtime.internal_token} rid={state.request_id} {tag}"
+    marker += f" signed={1 if state.signed else 0}"
+    if state.sender:
+        marker += f" sender={state.sender}"
+    headers.append((INTERNAL_HEADER, marker))
+    return headers
+
+
+def own_listener(runtime: Runtime) -> tuple[str, int]:
+    """Where to send such a request: the first listen address, loopback for a wildcard."""
+    host, port = runtime.listen_addrs[0]
+    if ipaddress.ip_address(host or "::").is_unspecified:
+        host = "127.0.0.1"
+    return host, port
 
 
 class InternalHops:
@@ -134,26 +173,9 @@ class Redirects:
     ) -> HopResponse:
         assert state.decision and state.decision.settings and decision.target and decision.method
         settings = state.decision.settings
-        owned = (
-            set(settings.signing.scheme.owned_headers) - {"webhook-id"}
-            if settings.signing
-            else set()
-        )
-        headers = [
-            (name, value)
-            for name, value in flow.request.headers.items(multi=True)
-            if name.lower() not in _NOT_COPIED
-            and name.lower() not in owned
-            and (decision.keep_body or name.lower() != "content-type")
-        ]
-        marker = f"{self.runtime.internal_token} rid={state.request_id} hop={hop}"
-        marker += f" signed={1 if state.signed else 0}"
-        if state.sender:
-            marker += f" sender={state.sender}"
-        headers.append((INTERNAL_HEADER, marker))
-        host, port = self.runtime.listen_addrs[0]
-        if ipaddress.ip_address(host or "::").is_unspecified:
-            host = "127.0.0.1"
+        drop = frozenset() if decision.keep_body else frozenset({"content-type"})
+        headers = internal_request_headers(flow, state, settings, self.runtime, f"hop={hop}", drop)
+        host, port = own_listener(self.runtime)
         # A hop may queue, connect and wait for its answer like any request; no longer.
         timeouts, limits = settings.timeouts, settings.limits.config
         async with asyncio.timeout(timeouts.connect + timeouts.response + limits.queue_timeout):

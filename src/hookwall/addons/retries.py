@@ -16,13 +16,12 @@ with full jitter, never shorter than the receiver's ``Retry-After`` (clamped by
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import time
 
 from mitmproxy import http
 
-from hookwall.addons.redirects import _NOT_COPIED, INTERNAL_HEADER
+from hookwall.addons.redirects import internal_request_headers, own_listener
 from hookwall.limits.retry import backoff, retriable
 from hookwall.limits.retryafter import parse_retry_after
 from hookwall.policy.model import Settings
@@ -108,24 +107,9 @@ class Retries:
     async def _send(
         self, flow: http.HTTPFlow, state: FlowState, settings: Settings, attempt: int
     ) -> HopResponse:
-        owned = (
-            set(settings.signing.scheme.owned_headers) - {"webhook-id"}
-            if settings.signing
-            else set()
-        )
-        headers = [
-            (name, value)
-            for name, value in flow.request.headers.items(multi=True)
-            if name.lower() not in _NOT_COPIED and name.lower() not in owned
-        ]
-        marker = f"{self.runtime.internal_token} rid={state.request_id} attempt={attempt}"
-        marker += f" signed={1 if state.signed else 0}"
-        if state.sender:
-            marker += f" sender={state.sender}"
-        headers.append((INTERNAL_HEADER, marker))
-        host, port = self.runtime.listen_addrs[0]
-        if ipaddress.ip_address(host or "::").is_unspecified:
-            host = "127.0.0.1"
+        tag = f"attempt={attempt}"
+        headers = internal_request_headers(flow, state, settings, self.runtime, tag)
+        host, port = own_listener(self.runtime)
         return await send_through_proxy(
             (host, port),
             flow.request.method,

@@ -28,8 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from hookwall import jsontext
 from hookwall.logs import EXCHANGE_FIELDS
 from hookwall.store.query import Filters, where_clause
 from hookwall.store.record import Record
@@ -395,15 +394,6 @@ class Store:
 # -- row conversion -----------------------------------------------------------------------------
 _NOT_EXTRA = frozenset((*COLUMNS, "ts", "level"))
 # One encoder each, built once (json.dumps with options builds one per call).
-_EXTRA_JSON = json.JSONEncoder(ensure_ascii=False, default=str, separators=(",", ":"))
-
-
-def _to_json(value: object) -> str:
-    """Compact JSON text: orjson, or json for what orjson refuses (integers beyond 64 bits)."""
-    try:
-        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-    except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return _EXTRA_JSON.encode(value)
 
 
 def _row_values(record: Record) -> tuple[object, ...]:
@@ -420,7 +410,7 @@ def _row_values(record: Record) -> tuple[object, ...]:
         status // 100 if isinstance(status, int) else None,
         host[::-1] if isinstance(host, str) else None,
         _path(url) if isinstance(url, str) else None,
-        _to_json(extra),
+        jsontext.dumps(extra),
         _headers_json(record.request_headers),
         record.request_body,
         int(record.request_truncated),
@@ -437,7 +427,7 @@ def _scalar(value: object) -> object:
 
 
 def _headers_json(headers: list[tuple[str, str]] | None) -> str | None:
-    return None if headers is None else _to_json(headers)
+    return None if headers is None else jsontext.dumps(headers)
 
 
 def _path(url: str) -> str:

@@ -70,6 +70,15 @@ DEFAULT_TOP_DESTINATIONS = 20
 _REASON = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 
 
+def _series(cache: dict[tuple[str, ...], Any], metric: Any, key: tuple[str, ...]) -> Any:
+    """``metric.labels(*key)``, kept: labels() takes a lock and builds a key on every call.
+    Only for series with a fixed, bounded label set (never per destination: those retire)."""
+    child = cache.get(key)
+    if child is None:
+        child = cache[key] = metric.labels(*key)
+    return child
+
+
 def status_class(status: object) -> str:
     """``2xx`` ... ``5xx``, or ``none`` when the exchange ended without a status."""
     if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599:
@@ -203,8 +212,8 @@ class Metrics:
         )
         r = self.registry
         # Children of the fixed-label metrics, by label values (bounded: see the docstring).
-        self._request_series: dict[tuple[str, str, str], Any] = {}
-        self._phase_series: dict[tuple[str, str], Any] = {}
+        self._request_series: dict[tuple[str, ...], Any] = {}
+        self._phase_series: dict[tuple[str, ...], Any] = {}
         self.requests = PromCounter(
             "hookwall_requests",
             "HTTP exchanges (CONNECTs included) by decision, denial reason and status class",
@@ -283,17 +292,11 @@ class Metrics:
         decision = "deny" if event.get("decision") == "deny" else "allow"
         reason = reason_label(event.get("reason"))
         key = (decision, reason, status_class(event.get("status")))
-        counter = self._request_series.get(key)
-        if counter is None:  # labels() takes a lock and builds a key: once per series
-            counter = self._request_series[key] = self.requests.labels(*key)
-        counter.inc()
+        _series(self._request_series, self.requests, key).inc()
         for phase, field in PHASES.items():
             value = event.get(field)
             if isinstance(value, int | float) and not isinstance(value, bool):
-                histogram = self._phase_series.get((phase, decision))
-                if histogram is None:
-                    histogram = self.phases.labels(phase, decision)
-                    self._phase_series[(phase, decision)] = histogram
+                histogram = _series(self._phase_series, self.phases, (phase, decision))
                 histogram.observe(max(0.0, value) / 1000)
         if reason == "dns-failed":
             self.dns_failures.inc()

@@ -20,7 +20,3 @@ def _skip(self: object) -> None:
 def install() -> None:
     """Idempotent; applies to every message created afterwards."""
     http.MessageData.__post_init__ = _skip  # type: ignore[method-assign]
-
-
-def installed() -> bool:
-    return getattr(http.MessageData, "__post_init__", None) is _skip

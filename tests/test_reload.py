@@ -138,7 +138,9 @@ def test_a_good_policy_is_swapped_with_what_it_implies(tmp_path: Path) -> None:
     assert runtime.policy is not old and runtime.policy.max_body == 8 * 1024 * 1024
     assert runtime.resolver is not resolver  # dns settings changed: a new resolver
     options = reloader.options
-    assert options.tcp_timeout == 5 and options.body_size_limit == str(8 * 1024 * 1024)
+    # mitmproxy's inactivity backstop: the longer of hookwall's idle (5s) and head (10s)
+    # deadlines plus the longest quiet exchange (body 30s + connect 5s + response 30s).
+    assert options.tcp_timeout == 10 + 65 and options.body_size_limit == str(8 * 1024 * 1024)
 
 
 def test_a_resolver_is_kept_when_only_overridden_servers_changed(tmp_path: Path) -> None:

@@ -22,10 +22,15 @@ STATUS_BY_REASON: dict[str, int] = {
     "dns-failed": 403,
     "sender-denied": 403,
     "internal-error": 403,
-    # malformed requests
+    # malformed or too slow requests
     "bad-request": 400,
+    "request-timeout": 408,  # the request head or body did not arrive in time
+    "header-too-large": 431,  # the request head has too many bytes or fields
+    # the sender went away before the exchange ended (never sent: nobody is listening)
+    "client-closed": 499,
     # the proxy could not do its part
     "signing-failed": 500,
+    "proxy-error": 502,  # hookwall's HTTP engine failed on this exchange; the connection closed
     # access control
     "auth-required": 407,
     # limits
@@ -38,6 +43,7 @@ STATUS_BY_REASON: dict[str, int] = {
     # upstream
     "redirect-denied": 502,
     "response-too-large": 502,
+    "response-head-too-large": 502,
     "upstream-error": 502,
     "tls-failed": 502,
     "connect-timeout": 504,

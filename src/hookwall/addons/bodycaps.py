@@ -1,19 +1,40 @@
-"""BodyCaps: per-destination size caps on request and response bodies.
+"""BodyCaps: per-destination bounds on bodies: their size, and how long a request body may
+take to arrive.
 
-mitmproxy has one ``body_size_limit`` for both directions; we set it to the largest cap of
-the policy (so nothing larger is ever buffered) and apply each destination's own caps here:
-on ``Content-Length`` up front, and on the bytes actually read.
+- mitmproxy has one ``body_size_limit`` for both directions; we set it to the largest cap of
+  the policy (so nothing larger is ever buffered) and apply each destination's own caps here:
+  on ``Content-Length`` up front, and on the bytes actually read.
+- ``timeouts.body``: from the request head to the end of its body. A sender that trickles its
+  body is answered ``408 request-timeout`` (on plain HTTP; inside TLS the connection closes)
+  and holds no slot meanwhile: flood control admits a request only once its body is whole.
 """
 
 from __future__ import annotations
 
+import asyncio
+
 from mitmproxy import http
 
 from hookwall.denials import Denial
-from hookwall.proxy import errorpages
+from hookwall.proxy import conns, errorpages
+from hookwall.proxy.holds import Hold
 from hookwall.proxy.respond import deny
 from hookwall.proxy.state import FlowState, state_of
 from hookwall.units import format_size
+
+BODY_TIMER_KEY = "hookwall.body_timer"
+
+
+def _too_slow(flow: http.HTTPFlow, seconds: float) -> None:
+    """The body did not arrive in time: answer 408 and close the sender's connection."""
+    state = state_of(flow)
+    if state is None or flow.request.timestamp_end is not None or not flow.live:
+        return
+    denial = Denial(
+        "request-timeout", f"the request body did not arrive complete within {seconds:g}s"
+    )
+    state.denial = denial
+    conns.close_client(flow.client_conn.id, errorpages.render(408, denial, state.request_id))
 
 
 def _declared_length(message: http.Message) -> int | None:
@@ -47,8 +68,18 @@ class BodyCaps:
         declared = _declared_length(flow.request)
         if found and declared is not None and declared > found[1]:
             deny(flow, found[0], _request_too_large(declared, found[1]))
+            return
+        if found is not None:
+            state = found[0]
+            assert state.decision is not None and state.decision.settings is not None
+            seconds = state.decision.settings.timeouts.body
+            timer = asyncio.get_running_loop().call_later(seconds, _too_slow, flow, seconds)
+            flow.metadata[BODY_TIMER_KEY] = state.holds.add("deadline: request body", timer.cancel)
 
     def request(self, flow: http.HTTPFlow) -> None:
+        timer: Hold | None = flow.metadata.pop(BODY_TIMER_KEY, None)
+        if timer is not None:
+            timer.release()  # the body is whole, before any wait for a slot
         found = _limits(flow)
         size = len(flow.request.raw_content or b"")
         if found and size > found[1]:

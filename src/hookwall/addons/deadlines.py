@@ -2,39 +2,39 @@
 
 - ``timeouts.headers``: from the request being sent to the response headers;
 - ``timeouts.response``: from the request being sent to the whole response (a receiver that
-  trickles one byte a second is cut here);
+  trickles one byte a second is cut here); for a ``tls: passthrough`` tunnel, from its
+  admission to its end: hookwall cannot see the requests inside, so the tunnel is one exchange;
 - ``timeouts.connect`` is enforced where mitmproxy connects (``proxy/connect.py``);
-- idle client connections: mitmproxy's ``tcp_timeout``, set from ``proxy.idle_timeout``;
-- ``proxy.max_connections``: concurrent client connections beyond it are closed at once.
+- ``timeouts.body`` (the sender's request body) is ``BodyCaps``'; connection deadlines
+  (head, idle) are ``ConnectionGuard``'s.
 
 On expiry the receiver's connection is closed and the sender gets 504 ``response-timeout``.
+Every timer is a hold of its exchange (or tunnel), so it is cancelled however that ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 
-from mitmproxy import connection, ctx, http
+from mitmproxy import http
 
 from hookwall import logs
+from hookwall.addons.lifecycle import Lifecycle
 from hookwall.denials import Denial
-from hookwall.proxy import errorpages
-from hookwall.proxy.runtime import Runtime
+from hookwall.proxy import conns, errorpages
+from hookwall.proxy.holds import Hold
 from hookwall.proxy.state import state_of
 
 TIMERS_KEY = "hookwall.timers"
 
 
 class Deadlines:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.clients: set[str] = set()
-        self._refused_logged_at = 0.0
+    def __init__(self, lifecycle: Lifecycle) -> None:
+        self.lifecycle = lifecycle
 
     # -- per-request deadlines ------------------------------------------------------------------
     def request(self, flow: http.HTTPFlow) -> None:
-        """The request is complete and about to go upstream: start both clocks."""
+        """The request is complete, admitted and about to go upstream: start both clocks."""
         state = state_of(flow)
         if state is None or state.denial is not None or state.decision is None:
             return
@@ -43,19 +43,16 @@ class Deadlines:
             return
         loop = asyncio.get_running_loop()
         t = settings.timeouts
-        flow.metadata[TIMERS_KEY] = {
-            "headers": loop.call_later(
-                t.headers, self._expire, flow, "response headers", t.headers
-            ),
-            "response": loop.call_later(
-                t.response, self._expire, flow, "whole response", t.response
-            ),
-        }
+        timers: dict[str, Hold] = {}
+        for what, seconds in (("response headers", t.headers), ("whole response", t.response)):
+            timer = loop.call_later(seconds, self._expire, flow, what, seconds)
+            timers[what] = state.holds.add(f"deadline: {what}", timer.cancel)
+        flow.metadata[TIMERS_KEY] = timers
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         timers = flow.metadata.get(TIMERS_KEY)
         if timers:
-            timers.pop("headers").cancel()
+            timers["response headers"].release()
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._cancel(flow)
@@ -66,7 +63,7 @@ class Deadlines:
     @staticmethod
     def _cancel(flow: http.HTTPFlow) -> None:
         for timer in flow.metadata.pop(TIMERS_KEY, {}).values():
-            timer.cancel()
+            timer.release()
 
     def _expire(self, flow: http.HTTPFlow, what: str, seconds: float) -> None:
         state = state_of(flow)
@@ -78,21 +75,27 @@ class Deadlines:
         )
         state.denial = denial
         errorpages.expect_error_response(flow.client_conn.id, state.request_id, denial)
-        handler = ctx.master.addons.get("proxyserver").connections.get(flow.client_conn.id)
-        if handler is not None and flow.server_conn in handler.transports:
-            handler.close_connection(flow.server_conn)
+        conns.close_server(flow.client_conn.id, flow.server_conn)
 
-    # -- client connections ---------------------------------------------------------------------
-    def client_connected(self, client: connection.Client) -> None:
-        limit = self.runtime.policy.proxy.max_connections
-        if len(self.clients) >= limit:
-            client.error = f"hookwall is at its limit of {limit} client connections"
-            now = time.monotonic()
-            if now - self._refused_logged_at > 1.0:  # at most one line a second under a flood
-                self._refused_logged_at = now
-                logs.get_logger().warning("client_refused", reason="max-connections", limit=limit)
+    # -- passthrough tunnels --------------------------------------------------------------------
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        """An admitted passthrough tunnel lives at most its destination's response timeout."""
+        state = state_of(flow)
+        if state is None or state.denial is not None or state.decision is None:
             return
-        self.clients.add(client.id)
+        settings = state.decision.settings
+        if settings is None or settings.tls != "passthrough":
+            return
+        seconds = settings.timeouts.response
+        client_id, host = flow.client_conn.id, state.decision.host
+        timer = asyncio.get_running_loop().call_later(
+            seconds, self._end_tunnel, client_id, host, seconds
+        )
+        self.lifecycle.connection_holds(client_id).add("tunnel deadline", timer.cancel)
 
-    def client_disconnected(self, client: connection.Client) -> None:
-        self.clients.discard(client.id)
+    @staticmethod
+    def _end_tunnel(client_id: str, host: str, seconds: float) -> None:
+        if conns.close_client(client_id):
+            logs.get_logger().info(
+                "tunnel_closed", reason="tunnel-timeout", host=host, timeout_s=seconds
+            )

@@ -14,9 +14,11 @@ from typing import Any
 from mitmproxy import connection, http, tls
 
 from hookwall import logs
+from hookwall.addons.lifecycle import settle_error
 from hookwall.correlation import id_headers, webhook_id
 from hookwall.denials import Denial
 from hookwall.proxy import errorpages
+from hookwall.proxy.holds import Holds
 from hookwall.proxy.respond import deny
 from hookwall.proxy.state import METADATA_KEY, FlowState, TunnelState, state_of
 
@@ -42,8 +44,10 @@ class ExchangeLog:
         tunnels: dict[str, TunnelState],
         sink: ExchangeSink | None = None,
         observer: ExchangeObserver | None = None,
+        connection_holds: Callable[[str], Holds] | None = None,
     ) -> None:
         self.tunnels = tunnels
+        self.connection_holds = connection_holds  # a tunnel's event waits for its end
         self.log = logs.get_logger()
         self.sink = sink
         self.observer = observer
@@ -54,15 +58,21 @@ class ExchangeLog:
 
     def error(self, flow: http.HTTPFlow) -> None:
         state = self._state(flow)
-        if state.denial is None:
-            state.denial = errorpages.classify_error(flow.error.msg if flow.error else "")
-        state.error = flow.error.msg if flow.error else None
+        settle_error(flow)  # already settled by Lifecycle, unless the flow was never judged
+        assert state.denial is not None
         # mitmproxy writes the error response itself, right after this hook; ours replaces it.
         errorpages.expect_error_response(flow.client_conn.id, state.request_id, state.denial)
         self._emit(flow)
 
     def client_disconnected(self, client: connection.Client) -> None:
         errorpages.forget(client.id)
+
+    def abandoned(self, flow: http.HTTPFlow) -> None:
+        """mitmproxy dropped this flow without a response or error hook (Lifecycle)."""
+        state = self._state(flow)
+        if state.denial is None:
+            state.denial = Denial("client-closed", "the connection ended before the exchange did")
+        self._emit(flow)
 
     # -- CONNECT ---------------------------------------------------------------------------------
     def http_connect_error(self, flow: http.HTTPFlow) -> None:
@@ -76,10 +86,25 @@ class ExchangeLog:
         self._emit(flow)
 
     def http_connected(self, flow: http.HTTPFlow) -> None:
+        """A passthrough tunnel is one exchange: logged when it ends, with its outcome."""
         tunnel = self.tunnels.get(flow.client_conn.id)
         settings = tunnel.decision.settings if tunnel else None
         if settings is not None and settings.tls == "passthrough":
-            self._emit(flow, tls="passthrough")
+            if self.connection_holds is None:
+                self._emit(flow, tls="passthrough")
+                return
+            holds = self.connection_holds(flow.client_conn.id)
+            holds.add("tunnel event", lambda: self._tunnel_ended(flow))
+
+    def _tunnel_ended(self, flow: http.HTTPFlow) -> None:
+        state = self._state(flow)
+        server = flow.server_conn
+        if state.denial is None and server.error and server.timestamp_tcp_setup is None:
+            state.error = server.error
+            state.denial = Denial(
+                "upstream-error", f"cannot connect to the receiver: {server.error}"
+            )
+        self._emit(flow, tls="passthrough")
 
     def tls_failed_client(self, data: tls.TlsData) -> None:
         """The sender refused our certificate: no request will follow, so this is the event.

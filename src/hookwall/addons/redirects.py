@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import json
 import logging
 
@@ -23,7 +22,7 @@ from hookwall.policy.model import Settings
 from hookwall.proxy.hopclient import HopResponse, send_through_proxy
 from hookwall.proxy.respond import deny
 from hookwall.proxy.runtime import Runtime
-from hookwall.proxy.state import METADATA_KEY, FlowState, state_of
+from hookwall.proxy.state import METADATA_KEY, FlowState, start_state, state_of
 from hookwall.redirects import Chain, RedirectDecision, decide_redirect
 
 logger = logging.getLogger(__name__)
@@ -68,11 +67,8 @@ def internal_request_headers(
 
 
 def own_listener(runtime: Runtime) -> tuple[str, int]:
-    """Where to send such a request: the first listen address, loopback for a wildcard."""
-    host, port = runtime.listen_addrs[0]
-    if ipaddress.ip_address(host or "::").is_unspecified:
-        host = "127.0.0.1"
-    return host, port
+    """Where to send such a request: the internal listener (still open while draining)."""
+    return runtime.internal_addrs[0]
 
 
 class InternalHops:
@@ -81,11 +77,14 @@ class InternalHops:
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         value = flow.request.headers.pop(INTERNAL_HEADER, None)
-        if value is None:
+        token, _, rest = (value or "").partition(" ")
+        if value is None or not hmac.compare_digest(
+            token.encode(), self.runtime.internal_token.encode()
+        ):
+            # A sender imitating us gains nothing: an ordinary request, or refused when it
+            # came to the internal listener (which serves hookwall's own hops only).
+            self._refuse_outsider(flow)
             return
-        token, _, rest = value.partition(" ")
-        if not hmac.compare_digest(token.encode(), self.runtime.internal_token.encode()):
-            return  # a sender imitating us gains nothing: treated as an ordinary request
         fields = dict(part.split("=", 1) for part in rest.split() if "=" in part)
         flow.metadata[METADATA_KEY] = FlowState(
             policy=self.runtime.policy,
@@ -96,6 +95,16 @@ class InternalHops:
             chain_signed=fields.get("signed") == "1",
             sender=fields.get("sender") or None,
         )
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        self._refuse_outsider(flow)
+
+    def _refuse_outsider(self, flow: http.HTTPFlow) -> None:
+        sockname = flow.client_conn.sockname
+        if sockname and tuple(sockname[:2]) in self.runtime.internal_addrs:
+            state = start_state(flow, self.runtime.policy, None)
+            message = "this is hookwall's internal listener; send requests to its proxy port"
+            deny(flow, state, Denial("bad-request", message))
 
     def request(self, flow: http.HTTPFlow) -> None:
         """A signed delivery is never redirected to a target that would get it unsigned."""

@@ -38,6 +38,7 @@ class Timeouts:
     connect: float = 5.0  # TCP connect to the receiver
     headers: float = 15.0  # request sent -> response headers received
     response: float = 30.0  # request sent -> whole response received (the deadline)
+    body: float = 30.0  # request head received -> whole request body received (slow senders)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,13 @@ class ProxySettings:
     """Process-wide limits (top-level ``proxy:``)."""
 
     max_connections: int = 2000  # concurrent client connections
-    idle_timeout: float = 60.0  # an idle client connection is closed after this
+    max_connections_per_client: int = 200  # concurrent connections from one client address
+    idle_timeout: float = 60.0  # a connection with no exchange in flight is closed after this
+    head_timeout: float = 10.0  # a request head (or CONNECT + TLS handshake) must be complete
+    max_header_bytes: int = 64 * 1024  # of a request or response head, start line included
+    max_header_fields: int = 100  # header lines of a request or response head
+    max_idle_upstream_per_client: int = 8  # idle receiver connections kept for one client
+    max_idle_upstream: int = 512  # idle receiver connections kept in all
 
 
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -63,8 +70,18 @@ _LIMIT_KEYS = (
     "circuit",
 )
 _CIRCUIT_KEYS = ("failures", "cooloff")
-_TIMEOUT_KEYS = ("connect", "headers", "response")
-_PROXY_KEYS = ("max_connections", "idle_timeout")
+_TIMEOUT_KEYS = ("connect", "headers", "response", "body")
+# key -> how its value is read: a count (minimum), a duration or a size.
+_PROXY_COUNTS = {
+    "max_connections": 1,
+    "max_connections_per_client": 1,
+    "max_header_fields": 1,
+    "max_idle_upstream_per_client": 0,
+    "max_idle_upstream": 0,
+}
+_PROXY_DURATIONS = ("idle_timeout", "head_timeout")
+_PROXY_SIZES = ("max_header_bytes",)
+_PROXY_KEYS = (*_PROXY_COUNTS, *_PROXY_DURATIONS, *_PROXY_SIZES)
 _RATE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*")
 _PER = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
 
@@ -184,14 +201,19 @@ def check_proxy(checker: _FileChecker, node: YNode) -> ProxySettings | None:
     if mapping is None:
         return None
     checker.keys(mapping, "proxy", _PROXY_KEYS, "proxy")
-    settings = ProxySettings()
-    entries = mapping.entries
-    if "max_connections" in entries:
-        count = _count(checker, entries["max_connections"].value, "proxy.max_connections", 1)
-        settings = replace(settings, max_connections=count or settings.max_connections)
-    if "idle_timeout" in entries:
-        idle = checker.duration(entries["idle_timeout"].value, "proxy.idle_timeout", positive=True)
-        settings = replace(settings, idle_timeout=idle or settings.idle_timeout)
+    values: dict[str, Any] = {}
+    for key, entry in mapping.entries.items():
+        where = f"proxy.{key}"
+        value: object = None
+        if key in _PROXY_COUNTS:
+            value = _count(checker, entry.value, where, _PROXY_COUNTS[key])
+        elif key in _PROXY_DURATIONS:
+            value = checker.duration(entry.value, where, positive=True) or None
+        elif key in _PROXY_SIZES:
+            value = check_size(checker, entry.value, where)
+        if value is not None:
+            values[key] = value
+    settings = replace(ProxySettings(), **values)
     return settings
 
 

@@ -223,14 +223,19 @@ class Policy:
     _matcher: HostMatcher[PatternRules] = field(init=False, repr=False, compare=False)
     # The largest body any destination accepts: mitmproxy's buffering ceiling.
     max_body: int = field(init=False, compare=False)
+    # The longest a sender's connection may go without a byte while an exchange is in progress
+    # (body upload, connect, the receiver's answer): mitmproxy's inactivity backstop.
+    longest_quiet: float = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         matcher: HostMatcher[PatternRules] = HostMatcher()
         by_pattern: dict[str, PatternRules] = {}  # an unscoped rule and sender-scoped ones
         largest = max(self.defaults.max_request_body, self.defaults.max_response_body)
+        quiet = _quiet(self.defaults)
         for rule in self.rules:
             merged = merge_rule(self.defaults, rule)
             largest = max(largest, merged.max_request_body, merged.max_response_body)
+            quiet = max(quiet, _quiet(merged))
             for pattern in rule.hosts:
                 if pattern not in by_pattern:
                     by_pattern[pattern] = PatternRules()
@@ -238,6 +243,7 @@ class Policy:
                 by_pattern[pattern].add(merged)
         object.__setattr__(self, "_matcher", matcher)
         object.__setattr__(self, "max_body", largest)
+        object.__setattr__(self, "longest_quiet", quiet)
 
     def settings_for(self, host: str, sender: str | None = None) -> Settings:
         """Effective settings for a canonical host (lower-case A-label name or IP text), as
@@ -249,3 +255,8 @@ class Policy:
         """The rule for (host, sender) and the access verdicts on it (policy/senders.py)."""
         candidates = self._matcher.matches(host)
         return select_rule(candidates, self.defaults, self.senders, host, sender)
+
+
+def _quiet(settings: Settings) -> float:
+    timeouts = settings.timeouts
+    return timeouts.body + timeouts.connect + timeouts.response

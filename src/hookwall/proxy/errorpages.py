@@ -38,6 +38,12 @@ def classify_error(message: str) -> Denial:
     lowered = message.lower()
     if "hookwall refused" in lowered:
         return Denial("address-blocked", message)
+    if RESPONSE_HEAD_MARK in lowered:
+        return Denial(
+            "response-head-too-large", f"the receiver's response head is too large: {message}"
+        )
+    if lowered.startswith(("client disconnected", "client closed")):
+        return Denial("client-closed", "the sender closed its connection before the exchange ended")
     if CONNECT_TIMEOUT_MARK in lowered:
         return Denial("connect-timeout", f"the receiver did not accept the connection: {message}")
     if "tls" in lowered or "certificate" in lowered or "ssl" in lowered:
@@ -50,6 +56,7 @@ def classify_error(message: str) -> Denial:
 
 
 CONNECT_TIMEOUT_MARK = "connect timed out"
+RESPONSE_HEAD_MARK = "response head too large"
 
 
 def expect_error_response(client_id: str, request_id: str, denial: Denial) -> None:

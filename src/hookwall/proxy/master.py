@@ -20,6 +20,7 @@ from mitmproxy.master import Master
 from hookwall import logs
 from hookwall.addons.access import AccessControl
 from hookwall.addons.bodycaps import BodyCaps
+from hookwall.addons.connections import ConnectionGuard
 from hookwall.addons.correlate import Correlation
 from hookwall.addons.deadlines import Deadlines
 from hookwall.addons.deliverystore import DeliveryStore
@@ -32,8 +33,10 @@ from hookwall.addons.redirects import InternalHops, Redirects
 from hookwall.addons.retries import Retries
 from hookwall.addons.safety import SafetyChecks, forbidden_options_set
 from hookwall.addons.signing import RequestSigning
+from hookwall.addons.upstreams import UpstreamPool
 from hookwall.metrics import Metrics
-from hookwall.proxy import connect, errorpages, typechecks
+from hookwall.proxy import connect, crashguard, errorpages, http1guard, typechecks
+from hookwall.proxy.bounds import apply_proxy_settings, backstop_timeout
 from hookwall.proxy.ca import ensure_ca, upstream_ca_bundle
 from hookwall.proxy.dispatch import CachedAddonManager
 from hookwall.proxy.operations import Operations, OpsConfig
@@ -56,7 +59,7 @@ class ProxyConfig:
 
 def build_options(config: ProxyConfig, runtime: Runtime) -> dict[str, object]:
     return {
-        "mode": ["regular"],
+        "mode": ["regular"],  # and the internal listener of hops and retries (Lifecycle)
         "listen_host": config.listen_host,
         "listen_port": config.listen_port,
         "confdir": str(config.data_dir),
@@ -68,10 +71,11 @@ def build_options(config: ProxyConfig, runtime: Runtime) -> dict[str, object]:
         "ssl_verify_upstream_trusted_ca": str(
             upstream_ca_bundle(config.data_dir, runtime.policy.ca_bundle)
         ),
-        "connection_strategy": "eager",
+        # Receiver connections open only once a request (or a passthrough tunnel) is admitted.
+        "connection_strategy": "lazy",
         # Nothing larger than the largest per-destination cap is ever buffered.
         "body_size_limit": str(runtime.policy.max_body),
-        "tcp_timeout": max(1, int(runtime.policy.proxy.idle_timeout)),
+        "tcp_timeout": backstop_timeout(runtime.policy),
         "validate_inbound_headers": True,
     }
 
@@ -89,30 +93,39 @@ class HookwallMaster(Master):
         self.options.changed.disconnect(self.addons._configure_all)
         self.addons = CachedAddonManager(self)
         self.guard = DestinationGuard(runtime)
-        self.lifecycle = Lifecycle(runtime)
+        self.lifecycle = Lifecycle(runtime, self.guard.tunnels)
+        self.connections = ConnectionGuard(runtime, self.lifecycle)
         # The delivery store (hookwall logs) lives in the data dir; fed by ExchangeLog.
         self.store = DeliveryStore(runtime, data_dir) if data_dir is not None else None
+        exchange_log = ExchangeLog(
+            self.guard.tunnels,
+            self.store.record if self.store else None,
+            metrics.observe_exchange if metrics else None,
+            self.lifecycle.connection_holds,
+        )
+        self.lifecycle.on_abandoned.append(exchange_log.abandoned)
+        http1guard.on_head_started[:] = [self.connections.head_started]
+        crashguard.on_crash[:] = [self.lifecycle.crashed]
         self.addons.add(
             core.Core(),
             SafetyChecks(),
             InternalHops(runtime),  # first: recognises redirect hops hookwall sends itself
-            self.lifecycle,
+            self.lifecycle,  # every exchange begins here; its error verdict is settled here
+            self.connections,  # connection caps and deadlines (head, handshake, idle)
             AccessControl(runtime, self.guard.tunnels),  # the rule depends on the sender
             self.guard,
             Correlation(),  # reads X-Hookwall-Replay-Of before HopHeaders strips it
             HopHeaders(),
-            BodyCaps(),  # before queueing: a body that is too large never waits for a slot
-            FloodControl(runtime.limiter),
+            BodyCaps(),  # before queueing: a body too large or too slow never waits for a slot
+            FloodControl(runtime.limiter, self.lifecycle),
             RequestSigning(),  # after every addon that modifies requests
-            Deadlines(runtime),  # clocks start when the request is complete
+            Deadlines(self.lifecycle),  # clocks start when the request is admitted
             Redirects(runtime),  # after the slot is returned: a hop may go to the same host
-            ExchangeLog(
-                self.guard.tunnels,
-                self.store.record if self.store else None,
-                metrics.observe_exchange if metrics else None,
-            ),
+            exchange_log,
             *([self.store] if self.store else []),
             Retries(runtime),  # after the log: each attempt is its own event, in order
+            UpstreamPool(runtime, self.lifecycle, self.guard.tunnels),
+            self.lifecycle.end,  # last: the exchange is over, everything it holds goes back
             proxyserver.Proxyserver(),
             next_layer.NextLayer(),
             tlsconfig.TlsConfig(),
@@ -125,6 +138,9 @@ async def serve(config: ProxyConfig, runtime: Runtime) -> int:
     ensure_ca(config.data_dir, config.ca)
     errorpages.install()
     typechecks.install()
+    http1guard.install()
+    crashguard.install()
+    apply_proxy_settings(runtime.policy)
     opts = options.Options()
     metrics = Metrics()
     master = HookwallMaster(opts, runtime, config.data_dir if config.store else None, metrics)
@@ -187,6 +203,8 @@ async def _drain_then_exit(master: HookwallMaster, grace: float) -> None:
     """Close the listener, let exchanges in flight finish (bounded), then stop."""
     ps = master.addons.get("proxyserver")
     try:
+        # The public listener closes; the internal one (not among mitmproxy's servers) stays
+        # for the hops and retries of the exchanges we wait for.
         await ps.servers.update([])
         logs.get_logger().info("proxy_draining", inflight=master.lifecycle.inflight)
         async with asyncio.timeout(grace):

@@ -34,6 +34,7 @@ from hookwall import logs
 from hookwall.metrics import Metrics
 from hookwall.netguard.resolver import Resolver
 from hookwall.policy import DnsSettings, Policy, PolicyError, default_policy_path, load_policy
+from hookwall.proxy.bounds import apply_proxy_settings, backstop_timeout
 from hookwall.proxy.runtime import Runtime
 from hookwall.proxy.state import state_of
 
@@ -295,7 +296,7 @@ class PolicyReloader:
         """On the event loop, no await: flows see the old world or the new, never a mix."""
         changed: list[str] = []
         values: dict[str, object] = {}
-        tcp_timeout = max(1, int(new.proxy.idle_timeout))
+        tcp_timeout = backstop_timeout(new)
         if self.options.tcp_timeout != tcp_timeout:
             values["tcp_timeout"] = tcp_timeout
             changed.append("tcp_timeout")
@@ -315,6 +316,7 @@ class PolicyReloader:
             self.options.update(**values)
         self.runtime.policy = new
         self.runtime.resolver = resolver
+        apply_proxy_settings(new)
         self.sync_body_limit()
         return changed
 

@@ -28,7 +28,9 @@ class Runtime:
     self_addresses: SelfAddresses = field(default_factory=SelfAddresses)
     # Marks requests hookwall sends through itself (redirect hops); never leaves the process.
     internal_token: str = field(default_factory=_token)
-    listen_addrs: list[tuple[str, int]] = field(default_factory=list)
+    listen_addrs: list[tuple[str, int]] = field(default_factory=list)  # the public listeners
+    # Where redirect hops and retries are sent: open until the drain has finished.
+    internal_addrs: list[tuple[str, int]] = field(default_factory=list)
     # This process's; its share of the host's caps (--workers); or Redis (limits.backend).
     limiter: Limiter = field(default_factory=lambda: DestinationLimiter(on_event=log_limit_event))
 

@@ -15,6 +15,7 @@ from hookwall import ids
 from hookwall.denials import Denial
 from hookwall.netguard.guard import Decision
 from hookwall.policy import Policy
+from hookwall.proxy.holds import Holds
 
 METADATA_KEY = "hookwall"
 
@@ -51,6 +52,9 @@ class FlowState:
     replay_of: str | None = None  # request id this exchange replays (`hookwall replay`)
     error: str | None = None
     logged: bool = False
+    # What this exchange has taken (in-flight count, slot, timers): given back exactly once,
+    # after its last handler or when its connection ends (Lifecycle).
+    holds: Holds = field(default_factory=Holds)
 
 
 @dataclass(slots=True)

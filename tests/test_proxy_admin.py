@@ -126,7 +126,7 @@ def test_metrics_move_with_deliveries_and_reloads(tmp_path, policy, dns_server, 
         assert value(text, "hookwall_exchange_phase_seconds_count", **phase) == 2
         assert value(text, "hookwall_exchange_phase_seconds_count", phase="ttfb", decision="allow")
         waits = "hookwall_queue_wait_seconds_count"
-        assert value(text, waits, destination="m.admin.test") == 2
+        assert value(text, waits, destination=f"m.admin.test:{receiver.port}") == 2
         assert value(text, "hookwall_circuits", state="closed") == 1
         assert value(text, "hookwall_client_connections_total") >= 3
         # A rejected reload shows in the metrics; the policy in force stays.

@@ -27,7 +27,9 @@ class Limits:
     """Per-destination flood control: the limiter's config plus how requests are grouped."""
 
     config: LimitConfig = field(default_factory=LimitConfig)
-    key: KeyBy = "host"  # one budget per host, or per host and port
+    # One budget (and one circuit) per host and port by default: failures of one service
+    # never open the circuit of another on the same host; `key: host` shares them on purpose.
+    key: KeyBy = "host-port"
     per_sender: bool = False  # each sender gets its own budget at this destination
 
 

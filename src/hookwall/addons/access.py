@@ -23,6 +23,7 @@ import logging
 from mitmproxy import http
 
 from hookwall.access import authenticate
+from hookwall.addons.lifecycle import CLOSE_AFTER
 from hookwall.denials import Denial
 from hookwall.proxy.respond import deny
 from hookwall.proxy.runtime import Runtime
@@ -67,6 +68,8 @@ class AccessControl:
             state.would_deny.extend(result.would_deny)
             if result.denial is not None:
                 deny(flow, state, Denial(*result.denial))
+                if result.denial[0] == "auth-required":  # no keep-alive without credentials
+                    flow.metadata[CLOSE_AFTER] = True
         except Exception as exc:
             logger.exception("access control failed; denying")
             message = f"hookwall failed while checking proxy credentials ({type(exc).__name__})"

@@ -8,7 +8,8 @@ hookwall keeps mitmproxy's only as a backstop and enforces these itself:
 - ``proxy.head_timeout``: from a connection's start, and from the first byte of each later
   request, the request head must be complete in time; after a CONNECT, the TLS handshake and
   the first request inside it too. Credentials travel in the head, so an unauthenticated client
-  holds a connection for at most this long. A late plain-HTTP head is answered 408;
+  holds a connection for at most this long, and after a 407 its next head is due within
+  ``head_timeout`` again (no idle time). A late plain-HTTP head is answered 408;
 - ``proxy.idle_timeout``: a connection with no exchange in flight is closed after this, however
   many bytes of an unfinished head trickle in; an exchange in flight never counts as idle (its
   own deadlines bound it). A passthrough tunnel is bounded by its destination's
@@ -128,11 +129,19 @@ class ConnectionGuard:
             self._disarm(state)  # the tunnel's own deadline bounds it
             state.waiting_for = "tunnel"
 
-    def _idle(self, client_id: str) -> None:
-        """Lifecycle: the connection's last exchange in flight has ended."""
+    def _idle(self, client_id: str, ended: http.HTTPFlow) -> None:
+        """Lifecycle: the connection's last exchange in flight has ended. After refused
+        credentials the sender gets no idle time: its next head is due within head_timeout."""
         state = self._conns.get(client_id)
-        if state is not None and state.waiting_for == "":
-            self._arm(client_id, state, "idle", self.runtime.policy.proxy.idle_timeout)
+        if state is None or state.waiting_for != "":
+            return
+        flow_state = state_of(ended)
+        denial = flow_state.denial if flow_state is not None else None
+        proxy = self.runtime.policy.proxy
+        if denial is not None and denial.reason == "auth-required":
+            self._arm(client_id, state, "head", proxy.head_timeout)
+        else:
+            self._arm(client_id, state, "idle", proxy.idle_timeout)
 
     def _arm(self, client_id: str, state: _Conn, what: str, seconds: float) -> None:
         self._disarm(state)

@@ -39,8 +39,9 @@ INTERNAL_MODE = "regular@127.0.0.1:0"
 
 # Called for a flow mitmproxy dropped without a response or error hook, before its holds go.
 Abandoned = Callable[[http.HTTPFlow], None]
-# Called with a client connection's id when its last exchange in flight has ended.
-Idle = Callable[[str], None]
+# Called with a client connection's id and the exchange that ended, when it was the last one
+# in flight on that connection.
+Idle = Callable[[str, http.HTTPFlow], None]
 
 
 class Lifecycle:
@@ -143,7 +144,7 @@ class Lifecycle:
             return
         if not flows:
             for listener in self.on_client_idle:
-                listener(client_id)
+                listener(client_id, flow)
 
     def client_gone(self, client: connection.Client) -> None:
         """The connection ended: every exchange still open on it ends now, logged once."""

@@ -36,7 +36,7 @@ class UpstreamPool:
         self._idle: OrderedDict[str, int] = OrderedDict()
         self.total = 0
 
-    def _client_idle(self, client_id: str) -> None:
+    def _client_idle(self, client_id: str, _ended: object = None) -> None:
         if self._passthrough(client_id):
             return  # a passthrough tunnel's one connection is the tunnel itself
         proxy = self.runtime.policy.proxy

@@ -8,7 +8,15 @@ The path picks the behaviour, so one listener serves every scenario:
   /huge-declared          Content-Length: 2 GiB, then a few bytes and silence
   /huge-chunked           chunked body without end
   /status/<code>          that status; ``?retry_after=N`` adds Retry-After
-It counts connections and concurrent requests, and the maximum concurrency it ever saw.
+  /trailers               a chunked 200 whose body ends with a trailer section
+  /bighead?bytes=N        a 200 whose head carries one header of N bytes
+  /manyfields?n=N         a 200 with N header fields
+  /sleep?s=X              a 200 after X seconds (a slow receiver, within its timeouts)
+  /partial                headers promising 100 bytes, 10 of them, then the connection closes
+  /redirect?to=URL        302 to URL
+  /flip-gate?key=K        503 the first time for K, then like /gate
+It counts connections (and those still open), concurrent requests, and the maximum
+concurrency it ever saw.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ class Adversary:
         self.host, self.port = self.sock.getsockname()[:2]
         self.gate = threading.Event()
         self.connections = 0
+        self.open = 0  # connections not yet closed (by either side)
+        self.flipped: set[str] = set()
         self.active = 0
         self.max_active = 0
         self.paths: list[str] = []
@@ -49,6 +59,7 @@ class Adversary:
                 return
             with self._lock:
                 self.connections += 1
+                self.open += 1
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
@@ -77,6 +88,8 @@ class Adversary:
             pass
         finally:
             conn.close()
+            with self._lock:
+                self.open -= 1
 
     def _respond(self, conn: socket.socket, target: str) -> None:
         url = urlsplit(target)
@@ -86,7 +99,23 @@ class Adversary:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
         try:
-            if url.path == "/gate":
+            if url.path == "/flip-gate":
+                key = query.get("key", [""])[0]
+                with self._lock:
+                    first = key not in self.flipped
+                    self.flipped.add(key)
+                if first:
+                    conn.sendall(b"HTTP/1.1 503 X\r\nContent-Length: 4\r\n\r\nflip")
+                    return
+                self.gate.wait(timeout=30)
+            elif url.path in self._RAW:
+                conn.sendall(self._RAW[url.path](query))
+                if url.path == "/partial":
+                    conn.shutdown(socket.SHUT_RDWR)
+                return
+            elif url.path == "/sleep":
+                self._stop.wait(timeout=float(query["s"][0]))
+            elif url.path == "/gate":
                 self.gate.wait(timeout=30)
             elif url.path == "/hang":
                 self._stop.wait(timeout=30)
@@ -122,6 +151,23 @@ class Adversary:
         finally:
             with self._lock:
                 self.active -= 1
+
+
+def _ok_with(extra: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\r\n" + extra + b"Content-Length: 2\r\n\r\nok"
+
+
+Adversary._RAW = {
+    "/trailers": lambda q: (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T: 1\r\n\r\n"
+    ),
+    "/bighead": lambda q: _ok_with(b"X-Big: " + b"a" * int(q["bytes"][0]) + b"\r\n"),
+    "/manyfields": lambda q: _ok_with(b"".join(b"X-F%d: v\r\n" % i for i in range(int(q["n"][0])))),
+    "/partial": lambda q: b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
+    "/redirect": lambda q: (
+        b"HTTP/1.1 302 Found\r\nLocation: " + q["to"][0].encode() + b"\r\nContent-Length: 0\r\n\r\n"
+    ),
+}
 
 
 class BlackHole:

@@ -48,10 +48,10 @@ on_head_started: list[Callable[[str], None]] = []
 def head_problem(buffered: bytes, max_bytes: int, max_fields: int) -> str | None:
     """Why a (possibly incomplete) head is refused, or None. The start line counts towards
     the bytes, not the fields; a continuation line (obs-fold) counts as a field."""
-    end = _BLANK_LINE.search(buffered)
-    head = buffered[: end.start()] if end else buffered
-    head = head.lstrip(b"\r\n")  # h11 skips empty lines before a head
-    if len(head) > max_bytes:
+    stripped = buffered.lstrip(b"\r\n")  # h11 skips empty lines before a head: they count too
+    end = _BLANK_LINE.search(stripped)
+    head = stripped[: end.start()] if end else stripped
+    if len(head) + len(buffered) - len(stripped) > max_bytes:
         return f"more than {max_bytes} bytes"
     fields = head.count(b"\n")  # lines after the start line (a final line has no \n yet)
     if fields > max_fields:

@@ -1,0 +1,162 @@
+"""Hostile senders as raw bytes on a socket, and the invariants checked after them.
+
+Every attack here ends, and then ``assert_settled`` asks the proxy itself (``/metrics``) that
+nothing is left in flight or queued, and sends a normal delivery that must get 200.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.proxyproc import ProxyProcess
+
+
+def connect(proxy: ProxyProcess, source: str = "127.0.0.1", timeout: float = 10) -> socket.socket:
+    """A TCP connection to the proxy from ``source`` (any 127/8 address: another client)."""
+    sock = socket.create_connection((proxy.host, proxy.port), timeout, (source, 0))
+    sock.settimeout(timeout)
+    return sock
+
+
+def read_all(sock: socket.socket, limit: int = 1 << 20) -> bytes:
+    """Everything until the peer closes (or the socket's timeout, or ``limit`` bytes)."""
+    out = b""
+    try:
+        while len(out) < limit:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return out
+
+
+def exchange(
+    proxy: ProxyProcess, data: bytes, *, close: bool = False, timeout: float = 10
+) -> bytes:
+    """Send raw bytes, read the answer until the proxy closes; ``close``: hang up at once."""
+    with connect(proxy, timeout=timeout) as sock:
+        sock.sendall(data)
+        if close:
+            return b""
+        return read_all(sock)
+
+
+def closes_within(sock: socket.socket, seconds: float) -> tuple[bool, bytes]:
+    """Whether the proxy closed the connection within ``seconds`` (and what it said)."""
+    sock.settimeout(seconds)
+    out = b""
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return True, out
+            out += chunk
+    except TimeoutError:
+        return False, out
+    except ConnectionResetError:
+        return True, out
+    return False, out
+
+
+def trickle(sock: socket.socket, data: bytes, every: float, budget: float) -> tuple[float, bytes]:
+    """Send ``data`` one byte every ``every`` seconds (the attack) until the proxy closes the
+    connection or ``budget`` seconds pass; how long the proxy let it go on, and its answer."""
+    start = time.monotonic()
+    sock.settimeout(every)
+    answer = b""
+    for byte in data:
+        if time.monotonic() - start > budget:
+            break
+        try:
+            sock.sendall(bytes([byte]))
+            chunk = sock.recv(65536)  # the wait between bytes; the proxy may answer meanwhile
+            if not chunk:
+                return time.monotonic() - start, answer
+            answer += chunk
+        except TimeoutError:
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            return time.monotonic() - start, answer
+    return time.monotonic() - start, answer
+
+
+def status_of(answer: bytes) -> int | None:
+    try:
+        return int(answer.split(b" ", 2)[1])
+    except (IndexError, ValueError):
+        return None
+
+
+def reason_of(answer: bytes) -> str | None:
+    for line in answer.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"x-hookwall-reason":
+            return value.strip().decode()
+    return None
+
+
+def request(method: str, url: str, headers: Iterable[str] = (), body: bytes = b"") -> bytes:
+    """An absolute-form request head (and body) as a sender would write it to a proxy."""
+    authority = url.split("/", 3)[2]
+    lines = [f"{method} {url} HTTP/1.1", f"Host: {authority}", *headers]
+    if body and not any(
+        h.lower().startswith(("content-length", "transfer-encoding")) for h in headers
+    ):
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def gauges(proxy: ProxyProcess) -> dict[str, float]:
+    """In flight (exchanges), slots held and requests queued, summed over destinations."""
+    assert proxy.admin_url is not None
+    text = requests.get(proxy.admin_url + "/metrics", timeout=10).text
+    totals = {"in_flight": 0.0, "slots": 0.0, "queued": 0.0}
+    names = {
+        "hookwall_requests_in_flight": "in_flight",
+        "hookwall_destination_in_flight": "slots",
+        "hookwall_destination_queue_depth": "queued",
+    }
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in names:
+                totals[names[sample.name]] += sample.value
+    return totals
+
+
+def wait_until(predicate, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} not reached within {timeout}s"
+        time.sleep(0.02)
+
+
+def assert_settled(proxy: ProxyProcess, normal_url: str, timeout: float = 10.0) -> None:
+    """Nothing in flight, no slot held, nothing queued; then a normal delivery gets 200."""
+    last: dict[str, float] = {}
+
+    def settled() -> bool:
+        last.update(gauges(proxy))
+        return not any(last.values())
+
+    try:
+        wait_until(settled, timeout, "gauges back to 0")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {last}") from None
+    r = requests.post(normal_url, data=b"{}", proxies={"http": proxy.url}, timeout=20)
+    assert r.status_code == 200, (r.status_code, r.text)
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")

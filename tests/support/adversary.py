@@ -22,13 +22,21 @@ concurrency it ever saw.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from typing import ClassVar
 import socket
 import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
 
+# path -> the raw answer (from the query) of the receivers that misbehave in one write
+RawAnswer = Callable[[dict[str, list[str]]], bytes]
+
+
 class Adversary:
+    _RAW: ClassVar[dict[str, RawAnswer]] = {}
+
     def __init__(self, host: str = "127.0.0.2") -> None:
         self.sock = socket.socket()
         self.sock.bind((host, 0))
@@ -157,7 +165,7 @@ def _ok_with(extra: bytes) -> bytes:
     return b"HTTP/1.1 200 OK\r\n" + extra + b"Content-Length: 2\r\n\r\nok"
 
 
-Adversary._RAW = {
+Adversary._RAW |= {
     "/trailers": lambda q: (
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T: 1\r\n\r\n"
     ),

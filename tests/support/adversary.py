@@ -22,13 +22,12 @@ concurrency it ever saw.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from typing import ClassVar
 import socket
 import threading
 import time
+from collections.abc import Callable
+from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
-
 
 # path -> the raw answer (from the query) of the receivers that misbehave in one write
 RawAnswer = Callable[[dict[str, list[str]]], bytes]

@@ -391,6 +391,7 @@ def start_mitmdump(env: Env) -> Config:
 
 # Variants of hookwall measured next to it (--no-variants skips them): what each default
 # costs or saves, side by side in the same run. (name, extra `hookwall run` flags, what).
+BASELINE = "hw-baseline"
 VARIANTS = (
     ("hw-nostore", ["--no-store"], "hookwall as above with --no-store (no delivery store)"),
     (
@@ -407,7 +408,10 @@ def start_hookwall(
     name: str = "hookwall",
     extra: Sequence[str] = (),
     description: str = "hookwall run, default-like policy, signing on, JSON log to a file",
+    source: Path | None = None,
 ) -> Config:
+    """``source``: run the hookwall package found in this src/ directory (another checkout,
+    e.g. the commit before a change) with this venv's dependencies."""
     port = free_port(PROXY_IP)
     policy = env.tmp / "hookwall-policy.yaml"
     policy.write_text(
@@ -421,14 +425,20 @@ def start_hookwall(
         )
     )
     data_dir = env.tmp / f"{name}-data"
+    program = [str(VENV_BIN / "hookwall")]
+    if source is not None:
+        program = [str(VENV_BIN / "python"), "-m", "hookwall"]
     command = [
-        str(VENV_BIN / "hookwall"), "run", "--policy", str(policy),
+        *program, "run", "--policy", str(policy),
         "--listen", f"{PROXY_IP}:{port}", "--data-dir", str(data_dir),
         "--dns-server", env.dns.spec, "--quiet", "--log-file", str(log_file),
         "--admin-listen", f"{PROXY_IP}:0", *extra,
     ]  # fmt: skip
+    child_env = env.child_env | env.secret
+    if source is not None:  # ahead of this checkout's editable install on sys.path
+        child_env = child_env | {"PYTHONPATH": str(source)}
     proc = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env.child_env | env.secret
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=child_env
     )
     wait_port(PROXY_IP, port, proc, name)
     return Config(
@@ -685,6 +695,12 @@ def ratios(summary: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str,
             v = by_config.get(variant)
             if v is not None and mitm is not None:
                 row[f"{variant}_rps_vs_mitmdump"] = ratio(v["rps"], mitm["rps"])
+        base = by_config.get(BASELINE)
+        if base is not None:
+            row["rps_vs_baseline"] = ratio(hw["rps"], base["rps"])
+            row["cpu_per_req_vs_baseline"] = ratio(
+                hw["proxy_cpu_us_per_req"], base["proxy_cpu_us_per_req"]
+            )
         for other in ("mitmdump", "direct", "squid"):
             o = by_config.get(other)
             if o is None:
@@ -749,6 +765,15 @@ def print_ratios(rat: dict[str, dict[str, Any]], has_squid: bool) -> None:
         )
         note = "  (Squid: tunnel)" if has_squid and scenario.tls else ""
         print(f"  {scenario.key:<20}{cells}{note}")
+    if any("rps_vs_baseline" in row for row in rat.values()):
+        print("\nThis checkout / the baseline (--baseline), in the same run")
+        print(f"  {'scenario':<20}{'thr':>11}{'cpu/req':>11}")
+        for scenario in SCENARIOS:
+            row = rat.get(scenario.key)
+            if row is not None and "rps_vs_baseline" in row:
+                cells = fmt(row.get("rps_vs_baseline"), ".2f", 11)
+                cells += fmt(row.get("cpu_per_req_vs_baseline"), ".2f", 11)
+                print(f"  {scenario.key:<20}{cells}")
     keys = [(f"{name}_rps_vs_mitmdump", name) for name, *_ in VARIANTS]
     if not any(key in row for row in rat.values() for key, _ in keys):
         return
@@ -824,6 +849,12 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         stack.callback(stop_process, configs[-1].proc)
         for name, extra, what in () if args.no_variants else VARIANTS:
             configs.append(start_hookwall(env, env.tmp / f"{name}.log", name, extra, what))
+            stack.callback(stop_process, configs[-1].proc)
+        if args.baseline is not None:
+            what = f"hookwall from {args.baseline} (the baseline a change is compared with)"
+            configs.append(
+                start_hookwall(env, env.tmp / "baseline.log", BASELINE, (), what, args.baseline)
+            )
             stack.callback(stop_process, configs[-1].proc)
         squid = None if args.no_squid else start_squid(env)
         if squid is not None:
@@ -969,6 +1000,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scenario", action="append", help="only these scenario keys")
     parser.add_argument("--json", metavar="PATH", help="write the raw numbers here")
     parser.add_argument("--no-squid", action="store_true", help="skip Squid even if installed")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="SRC",
+        help="also measure the hookwall package in this src/ directory (e.g. a git worktree of "
+        "the commit before a change: git worktree add /tmp/base HEAD~1; --baseline "
+        "/tmp/base/src) and print this checkout's ratios to it",
+    )
     parser.add_argument(
         "--no-variants",
         action="store_true",

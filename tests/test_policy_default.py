@@ -122,14 +122,15 @@ def test_summary_mentions_files_defaults_and_every_rule(full: Policy) -> None:
     assert lines[2] == (
         "dns: 1.1.1.1:53, 127.0.0.1:5353, [::1]:53; timeout 2s; max ttl 5m; cache 10000 entries"
     )
-    assert lines[3].startswith("proxy: at most 2000 client connections")
-    assert lines[4] == f"extra upstream CAs: {(GOOD / 'extra-ca.pem').absolute()}"
-    assert lines[5].startswith(
+    assert lines[3].startswith("proxy: at most 2000 client connections (200 per client address)")
+    assert lines[4].startswith("the delivery store keeps")
+    assert lines[5] == f"extra upstream CAs: {(GOOD / 'extra-ca.pem').absolute()}"
+    assert lines[6].startswith(
         "defaults: allow; tls intercept; upgrade off; ports 80, 443, 8000-8999; "
         "deny special-purpose, 198.51.100.0/24; allow 192.0.2.0/28; limits 8 in flight"
     )
-    assert lines[6].startswith("4 destinations (the most specific host pattern wins")
-    rule_lines = lines[7:]
+    assert lines[7].startswith("4 destinations (the most specific host pattern wins")
+    rule_lines = lines[8:]
     assert len(rule_lines) == len(full.rules) == 4
     assert rule_lines[0].startswith(
         "  example: allow hooks.example.com, *.example.org; tls passthrough; upgrade off; "

@@ -92,3 +92,47 @@ def test_proxy_section_errors(tmp_path: Path) -> None:
     text = str(info.value)
     assert "proxy.max_connections: expected a whole number >= 1" in text
     assert "unknown key 'idle'" in text
+
+
+def test_proxy_bounds_have_defaults_and_can_be_set(tmp_path: Path) -> None:
+    default = load_policy(write(tmp_path, "")).proxy
+    assert (default.max_connections, default.max_connections_per_client) == (2000, 200)
+    assert (default.head_timeout, default.idle_timeout) == (10.0, 60.0)
+    assert (default.max_header_bytes, default.max_header_fields) == (64 * 1024, 100)
+    assert (default.max_idle_upstream_per_client, default.max_idle_upstream) == (8, 512)
+    proxy = load_policy(
+        write(
+            tmp_path,
+            "proxy:\n  max_connections_per_client: 5\n  head_timeout: 2s\n"
+            "  max_header_bytes: 16KiB\n  max_header_fields: 30\n"
+            "  max_idle_upstream_per_client: 0\n  max_idle_upstream: 10\n"
+            "defaults:\n  timeouts: {body: 3s}\n",
+        )
+    )
+    assert proxy.proxy.max_connections_per_client == 5 and proxy.proxy.head_timeout == 2.0
+    assert (proxy.proxy.max_header_bytes, proxy.proxy.max_header_fields) == (16 * 1024, 30)
+    assert (proxy.proxy.max_idle_upstream_per_client, proxy.proxy.max_idle_upstream) == (0, 10)
+    assert proxy.defaults.timeouts.body == 3.0
+    assert proxy.defaults.limits.key == "host-port"  # one circuit per port unless key: host
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        (
+            "max_connections_per_client: 0",
+            "proxy.max_connections_per_client: expected a whole number >= 1",
+        ),
+        ("head_timeout: 0s", "proxy.head_timeout: must be longer than 0s"),
+        ("max_header_bytes: lots", "proxy.max_header_bytes"),
+        ("max_header_fields: -1", "proxy.max_header_fields: expected a whole number >= 1"),
+        ("max_idle_upstream: many", "proxy.max_idle_upstream: expected a whole number >= 0"),
+        ("head_timeuot: 2s", "did you mean 'head_timeout'?"),
+    ],
+)
+def test_proxy_bound_errors_are_located(tmp_path: Path, section: str, message: str) -> None:
+    path = write(tmp_path, f"proxy:\n  {section}\n")
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    assert message in str(info.value)
+    assert f"{path}:3:" in str(info.value)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +59,9 @@ destinations:
     tls: passthrough
     limits: {concurrency: 1, queue: 0}
     timeouts: {response: 1500ms}
+  - hosts: [deadtunnel.hooks.test]
+    tls: passthrough
+    limits: {circuit: {failures: 1, cooloff: 60s}}
   - hosts: [hops.test]
     redirects: {mode: follow, scope: any}
   - hosts: [retry.test]
@@ -87,6 +91,7 @@ def policy_file(
     for name in NAMES:
         dns_server.add(f"{name}.test", "127.0.0.2")
     dns_server.add("tunnel.hooks.test", "127.0.0.2")
+    dns_server.add("deadtunnel.hooks.test", "127.0.0.2")
     path = tmp_path_factory.mktemp("hostile") / "policy.yaml"
     path.write_text(POLICY.replace("{ca}", str(receiver_ca_file)))
     return path
@@ -379,6 +384,34 @@ def test_passthrough_tunnels_count_against_their_destination(
     assert status_of(answer) == 200
     event = proxy.exchange(method="CONNECT", tls="passthrough")
     assert event["peer_ip"] == "127.0.0.2" and event["decision"] == "allow"
+    settled(proxy, receiver)
+
+
+def test_a_passthrough_tunnel_whose_receiver_is_down_counts_for_the_circuit(
+    proxy, receiver, receiver_ca_file
+) -> None:
+    target = f"deadtunnel.hooks.test:{free_port()}"
+    with hostile.connect(proxy) as sock:
+        sock.sendall(f"CONNECT {target} HTTP/1.1\r\n\r\n".encode())
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")  # admitted; no connection yet
+        with pytest.raises((ssl.SSLError, OSError)):  # the receiver is down: the tunnel ends
+            trusting(receiver_ca_file).wrap_socket(sock, server_hostname="deadtunnel.hooks.test")
+    event = proxy.exchange(host="deadtunnel.hooks.test", method="CONNECT")
+    assert event["reason"] == "upstream-error" and event["tls"] == "passthrough"
+    answer = hostile.exchange(proxy, f"CONNECT {target} HTTP/1.1\r\n\r\n".encode(), timeout=5)
+    assert status_of(answer) == 503 and reason_of(answer) == "circuit-open", answer
+    settled(proxy, receiver)
+
+
+def test_the_internal_listener_serves_only_hookwalls_own_requests(proxy, receiver) -> None:
+    started = proxy.wait_for(lambda e: e.get("event") == "proxy_started")
+    host, _, port = started["internal_listen"][0].rpartition(":")
+    before = receiver.connections
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(hostile.request("POST", normal(receiver), body=b"{}"))
+        answer = hostile.read_all(sock)
+    assert status_of(answer) == 400 and reason_of(answer) == "bad-request"
+    assert b"internal listener" in answer and receiver.connections == before
     settled(proxy, receiver)
 
 

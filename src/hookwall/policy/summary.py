@@ -48,12 +48,15 @@ def _settings(settings: Settings, *, deny: bool) -> str:
         flood += f", {config.rate:g}/s"
     if config.circuit_failures:
         flood += f", circuit after {config.circuit_failures} failures"
+    if limits.key == "host":
+        flood += ", shared by all ports"
     if limits.per_sender:
         flood += ", per sender"
     fields.append(flood)
     fields.append(
         f"timeouts connect {format_duration(timeouts.connect)}, headers "
-        f"{format_duration(timeouts.headers)}, response {format_duration(timeouts.response)}"
+        f"{format_duration(timeouts.headers)}, response {format_duration(timeouts.response)}, "
+        f"request body {format_duration(timeouts.body)}"
     )
     fields.append(
         f"bodies up to {format_size(settings.max_request_body)} out, "
@@ -107,9 +110,16 @@ def summarize(policy: Policy) -> str:
     )
     proxy, store = policy.proxy, policy.logging
     lines.append(
-        f"proxy: at most {proxy.max_connections} client connections; idle ones closed after "
-        f"{format_duration(proxy.idle_timeout)}; the delivery store keeps "
-        f"{format_duration(store.retention)}, at most {format_size(store.max_size)}"
+        f"proxy: at most {proxy.max_connections} client connections "
+        f"({proxy.max_connections_per_client} per client address); a request head within "
+        f"{format_duration(proxy.head_timeout)}, at most {format_size(proxy.max_header_bytes)} "
+        f"and {proxy.max_header_fields} fields; idle connections closed after "
+        f"{format_duration(proxy.idle_timeout)}; at most {proxy.max_idle_upstream_per_client} "
+        f"idle receiver connections per client connection, {proxy.max_idle_upstream} in all"
+    )
+    lines.append(
+        f"the delivery store keeps {format_duration(store.retention)}, "
+        f"at most {format_size(store.max_size)}"
     )
     if policy.ca_bundle:
         lines.append(f"extra upstream CAs: {policy.ca_bundle}")

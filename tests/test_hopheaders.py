@@ -33,3 +33,24 @@ from hookwall.addons.hopheaders import headers_to_strip
 )
 def test_headers_to_strip(names: list[str], connection: list[str], expected: set[str]) -> None:
     assert headers_to_strip(names, connection) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "closes"),
+    [("close", True), ("X-Hop, Close", True), ("keep-alive", False), (None, False)],
+)
+def test_a_sender_asking_to_close_gets_its_connection_closed(
+    value: str | None, closes: bool
+) -> None:
+    """mitmproxy reads Connection: close from the header HopHeaders strips; the flag keeps it."""
+    from mitmproxy.test import tflow
+
+    from hookwall.addons.hopheaders import HopHeaders
+    from hookwall.addons.lifecycle import CLOSE_AFTER
+
+    flow = tflow.tflow()
+    if value is not None:
+        flow.request.headers["Connection"] = value
+    HopHeaders().requestheaders(flow)
+    assert "connection" not in flow.request.headers
+    assert bool(flow.metadata.get(CLOSE_AFTER)) is closes

@@ -93,3 +93,16 @@ def test_errors_are_classified_once_and_first() -> None:
     state.denial = None
     flow.error.msg = "HTTP/1 protocol error: peer closed connection"  # type: ignore[union-attr]
     assert settle_error(flow).denial.reason == "client-closed"  # type: ignore[union-attr]
+
+
+def test_a_hook_that_runs_after_its_connection_ended_takes_nothing() -> None:
+    """mitmproxy runs hooks as tasks: requestheaders may come after client_disconnected."""
+    lifecycle, seen = make()
+    flow, given = tflow.tflow(), []
+    lifecycle.client_connected(flow.client_conn)
+    lifecycle.end.client_disconnected(flow.client_conn)
+    lifecycle.requestheaders(flow)
+    state = state_of(flow)
+    assert state is not None and lifecycle.inflight == 0 and not lifecycle.open
+    state.holds.add("slot", lambda: given.append("slot"))  # a slot granted later
+    assert given == ["slot"] and seen == [f"abandoned {flow.id}"]

@@ -293,6 +293,13 @@ def test_a_trickled_body_holds_no_slot_and_is_cut_at_timeouts_body(proxy, receiv
     settled(proxy, receiver)
 
 
+def test_a_sender_that_asks_for_close_is_not_kept_open(proxy, receiver) -> None:
+    with hostile.connect(proxy) as sock:
+        sock.sendall(hostile.request("POST", normal(receiver), ["Connection: close"], b"{}"))
+        closed, answer = hostile.closes_within(sock, 5)
+    assert closed and status_of(answer) == 200 and b"Connection: close" in answer
+
+
 def test_idle_timeout_never_cuts_a_delivery_waiting_for_a_slow_receiver(proxy, receiver) -> None:
     # idle_timeout is 1.5s, the receiver answers after 2.5s, slow.test allows 5s.
     r = requests.post(

@@ -277,7 +277,7 @@ class Metrics:
         )
         self.clients_refused = PromCounter(
             "hookwall_client_connections_refused",
-            "Sender connections refused at the proxy.max_connections limit",
+            "Sender connections refused (proxy.max_connections, max_connections_per_client)",
             registry=r,
         )
         Info("hookwall_build", "hookwall build information", registry=r).info(_build_info())

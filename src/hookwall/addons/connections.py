@@ -115,19 +115,24 @@ class ConnectionGuard:
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         state = self._conns.get(flow.client_conn.id)
-        if state is not None:  # the handshake and the first request inside, in head_timeout
-            self._arm(
-                flow.client_conn.id, state, "handshake", self.runtime.policy.proxy.head_timeout
-            )
+        if state is not None:
+            self._disarm(state)  # the CONNECT is an exchange (it may wait for a tunnel's slot)
 
     def http_connected(self, flow: http.HTTPFlow) -> None:
+        """The tunnel is open: a passthrough tunnel has its own deadline; in an intercepted one
+        the TLS handshake and the first request must be complete within head_timeout."""
         state = self._conns.get(flow.client_conn.id)
+        if state is None:
+            return
         flow_state = state_of(flow)
         decision = flow_state.decision if flow_state else None
         settings = decision.settings if decision else None
-        if state is not None and settings is not None and settings.tls == "passthrough":
-            self._disarm(state)  # the tunnel's own deadline bounds it
+        if settings is not None and settings.tls == "passthrough":
+            self._disarm(state)
             state.waiting_for = "tunnel"
+        else:
+            seconds = self.runtime.policy.proxy.head_timeout
+            self._arm(flow.client_conn.id, state, "handshake", seconds)
 
     def _idle(self, client_id: str, ended: http.HTTPFlow) -> None:
         """Lifecycle: the connection's last exchange in flight has ended. After refused
@@ -179,6 +184,3 @@ class ConnectionGuard:
         if now - self._logged_at.get(key, 0.0) > 1.0:
             self._logged_at[key] = now
             logs.get_logger().warning(event, **fields)
-
-    def snapshot(self) -> dict[str, int]:
-        return {"connections": self._public, "internal_connections": self._internal}

@@ -85,10 +85,9 @@ class FloodControl:
         if state is None or settings is None or settings.tls != "passthrough":
             return  # an intercepted tunnel's requests are admitted one by one
         client_id = flow.client_conn.id
-        admission = await self._admit(
-            flow, state, settings, self.lifecycle.connection_holds(client_id)
-        )
-        if admission is not None:
+        holds = self.lifecycle.connection_holds(client_id)
+        admission = await self._admit(flow, state, settings, holds)
+        if admission is not None and not holds.closed:  # else: given back already
             self._tunnels[client_id] = admission
 
     async def _admit(

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from mitmproxy import http
 
+from hookwall.addons.lifecycle import CLOSE_AFTER
+
 HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -41,5 +43,9 @@ class HopHeaders:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         headers = flow.request.headers
         connection = headers.get_all("connection") + headers.get_all("proxy-connection")
+        if any(t.strip().lower() == "close" for value in connection for t in value.split(",")):
+            # The sender wants the connection closed after this exchange: mitmproxy reads that
+            # from the very header we strip, so the response says it (Lifecycle).
+            flow.metadata[CLOSE_AFTER] = True
         for name in headers_to_strip(list(headers.keys()), connection):
             del headers[name]

@@ -112,6 +112,14 @@ class Lifecycle:
     def _begin(self, flow: http.HTTPFlow) -> None:
         tunnel = self.tunnels.get(flow.client_conn.id)
         state = start_state(flow, self.runtime.policy, tunnel)
+        if flow.client_conn.id not in self._connections:
+            # A hook that ran after its connection ended (mitmproxy runs hooks as tasks): the
+            # exchange is over before it began (logged once), and whatever it takes later is
+            # given back at once.
+            for abandoned in self.on_abandoned:
+                abandoned(flow)
+            state.holds.release_all()
+            return
         flows = self.open.setdefault(flow.client_conn.id, {})
         if flow.id in flows or state.holds.closed:
             return

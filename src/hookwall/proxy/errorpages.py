@@ -39,9 +39,7 @@ def classify_error(message: str) -> Denial:
     if "hookwall refused" in lowered:
         return Denial("address-blocked", message)
     if RESPONSE_HEAD_MARK in lowered:
-        return Denial(
-            "response-head-too-large", f"the receiver's response head is too large: {message}"
-        )
+        return Denial("response-head-too-large", message.split(":", 1)[-1].strip())
     if lowered.startswith(("client disconnected", "client closed")):
         return Denial("client-closed", "the sender closed its connection before the exchange ended")
     if CONNECT_TIMEOUT_MARK in lowered:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from logging import WARNING
 from typing import Any
 
 from mitmproxy.proxy import commands, events
@@ -71,13 +72,16 @@ def _server_read(self: Any, event: events.ConnectionEvent) -> Generator[Any, Any
                 listener(self.conn.id)
         problem = head_problem(buffered, limits.max_bytes, limits.max_fields)
         if problem is not None:
-            message = f"the request head has {problem}; hookwall accepts at most " + (
-                f"{limits.max_bytes} bytes and {limits.max_fields} header fields"
+            message = (
+                f"the request head has {problem}; hookwall accepts at most {limits.max_bytes} "
+                f"bytes and {limits.max_fields} header fields (proxy.max_header_bytes, "
+                "proxy.max_header_fields in the policy)"
             )
             denial = Denial("header-too-large", message)
             yield commands.SendData(self.conn, errorpages.render(431, denial, ""))
             yield commands.CloseConnection(self.conn)
-            yield commands.Log(f"hookwall refused a request head: {problem}")
+            peer = self.conn.peername[0] if self.conn.peername else "?"
+            yield commands.Log(f"hookwall refused a request head from {peer}: {problem}", WARNING)
             self.state = self.done
             return
     yield from _server_read_headers(self, event)
@@ -93,8 +97,9 @@ def _client_read(self: Any, event: events.ConnectionEvent) -> Generator[Any, Any
                 ResponseProtocolError(
                     self.stream_id,
                     f"{errorpages.RESPONSE_HEAD_MARK}: the receiver's response head has "
-                    f"{problem} (at most {limits.max_bytes} bytes and "
-                    f"{limits.max_fields} header fields are accepted)",
+                    f"{problem}; hookwall accepts at most {limits.max_bytes} bytes and "
+                    f"{limits.max_fields} header fields (proxy.max_header_bytes, "
+                    "proxy.max_header_fields)",
                     ErrorCode.GENERIC_SERVER_ERROR,
                 )
             )

@@ -8,7 +8,7 @@ We wrap each connection's root layer: on an exception, the sender is told (a 502
 plain-HTTP connection; inside TLS the connection just closes), the connection is closed, and
 every later event is swallowed. Closing the connection runs ``client_disconnected``, where
 Lifecycle ends every exchange still open on it and gives back what it held.
-mitmproxy is pinned; ``tests/test_proxy_bounds.py`` fails if the hook point moves.
+mitmproxy is pinned; ``tests/test_mitm_hookpoints.py`` fails if the hook point moves.
 """
 
 from __future__ import annotations

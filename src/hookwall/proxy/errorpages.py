@@ -4,7 +4,7 @@ When mitmproxy itself fails a request (the receiver refused the connection, TLS 
 its response was malformed), it writes a small HTML page from deep inside its HTTP/1 layer. We
 replace that page with our JSON body and ``X-Hookwall-Reason`` so a sender can always tell
 what happened. This wraps an internal method (``Http1Server.send``); mitmproxy is pinned and
-``tests/test_proxy_errors.py`` fails if the hook point moves.
+``tests/test_mitm_hookpoints.py`` fails if the hook point moves.
 """
 
 from __future__ import annotations

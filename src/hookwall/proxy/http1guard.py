@@ -11,7 +11,7 @@ from receivers) so that a head over ``proxy.max_header_bytes`` bytes or
   ``502 response-head-too-large``.
 
 The same wrapper tells ``ConnectionGuard`` when the first byte of a new request head arrives,
-which starts the head deadline. mitmproxy is pinned; ``tests/test_proxy_bounds.py`` fails if
+which starts the head deadline. mitmproxy is pinned; ``tests/test_mitm_hookpoints.py`` fails if
 the hook points move.
 """
 

@@ -121,6 +121,8 @@ def assert_refused(response: requests.Response | httpx.Response, reason: str, st
     assert body["request_id"].startswith("req_")
     if status == 407:
         assert response.headers["Proxy-Authenticate"] == CHALLENGE
+        # No keep-alive without credentials: a sender without them cannot hold a connection.
+        assert response.headers["Connection"] == "close"
     return body
 
 

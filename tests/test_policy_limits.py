@@ -100,12 +100,14 @@ def test_proxy_bounds_have_defaults_and_can_be_set(tmp_path: Path) -> None:
     assert (default.head_timeout, default.idle_timeout) == (10.0, 60.0)
     assert (default.max_header_bytes, default.max_header_fields) == (64 * 1024, 100)
     assert (default.max_idle_upstream_per_client, default.max_idle_upstream) == (8, 512)
+    assert default.max_buffered_bodies == 256 * 1024 * 1024
     proxy = load_policy(
         write(
             tmp_path,
             "proxy:\n  max_connections_per_client: 5\n  head_timeout: 2s\n"
             "  max_header_bytes: 16KiB\n  max_header_fields: 30\n"
             "  max_idle_upstream_per_client: 0\n  max_idle_upstream: 10\n"
+            "  max_buffered_bodies: 32MiB\n"
             "defaults:\n  timeouts: {body: 3s}\n",
         )
     )
@@ -113,6 +115,7 @@ def test_proxy_bounds_have_defaults_and_can_be_set(tmp_path: Path) -> None:
     assert (proxy.proxy.max_header_bytes, proxy.proxy.max_header_fields) == (16 * 1024, 30)
     assert (proxy.proxy.max_idle_upstream_per_client, proxy.proxy.max_idle_upstream) == (0, 10)
     assert proxy.defaults.timeouts.body == 3.0
+    assert proxy.proxy.max_buffered_bodies == 32 * 1024 * 1024
     assert proxy.defaults.limits.key == "host-port"  # one circuit per port unless key: host
 
 

@@ -432,6 +432,33 @@ def test_an_intercepted_connect_opens_no_receiver_connection_before_a_request(
     settled(proxy, receiver)
 
 
+def test_request_bodies_in_memory_are_bounded_in_all(
+    policy_file, tmp_path, dns_server, receiver
+) -> None:
+    path = tmp_path / "budget.yaml"
+    path.write_text(
+        policy_file.read_text().replace(
+            "max_idle_upstream: 4", "max_idle_upstream: 4\n  max_buffered_bodies: 2KiB"
+        )
+    )
+    proc = start(path, tmp_path, dns_server)
+    url = f"http://queued.test:{receiver.port}/ok"
+    try:
+        with hostile.connect(proc) as slow:
+            slow.sendall(hostile.request("POST", url, ["Content-Length: 1500"]) + b"x")
+            wait_until(lambda: gauges(proc)["in_flight"] == 1, what="the slow body in flight")
+            r = requests.post(url, data=b"y" * 1000, proxies={"http": proc.url}, timeout=10)
+            assert r.status_code == 503 and r.headers["X-Hookwall-Reason"] == "proxy-busy"
+            assert r.headers["Retry-After"] == "1" and "max_buffered_bodies" in r.text
+            # The trickler is cut at timeouts.body (1s); its reservation goes back with it.
+            assert status_of(hostile.closes_within(slow, 5)[1]) == 408
+        assert_settled(proc, url)
+        r = requests.post(url, data=b"y" * 1000, proxies={"http": proc.url}, timeout=10)
+        assert r.status_code == 200
+    finally:
+        assert proc.stop() == 0
+
+
 def test_connections_per_client_address_are_capped(
     policy_file, tmp_path, dns_server, receiver
 ) -> None:

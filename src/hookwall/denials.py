@@ -39,6 +39,7 @@ STATUS_BY_REASON: dict[str, int] = {
     "queue-full": 503,
     "queue-timeout": 503,
     "circuit-open": 503,
+    "proxy-busy": 503,  # request bodies in memory are at proxy.max_buffered_bodies
     "limits-unavailable": 503,  # the shared limits store is down (on_backend_failure: refuse)
     # upstream
     "redirect-denied": 502,

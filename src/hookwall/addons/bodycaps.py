@@ -7,6 +7,9 @@ take to arrive.
 - ``timeouts.body``: from the request head to the end of its body. A sender that trickles its
   body is answered ``408 request-timeout`` (on plain HTTP; inside TLS the connection closes)
   and holds no slot meanwhile: flood control admits a request only once its body is whole.
+- ``proxy.max_buffered_bodies``: the request bodies of every exchange in flight together
+  (``limits/budget.py``); a request that does not fit is answered ``503 proxy-busy`` before
+  its body is read.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ import asyncio
 from mitmproxy import http
 
 from hookwall.denials import Denial
+from hookwall.limits.budget import ByteBudget
 from hookwall.proxy import conns, errorpages
 from hookwall.proxy.holds import Hold
 from hookwall.proxy.respond import deny
+from hookwall.proxy.runtime import Runtime
 from hookwall.proxy.state import FlowState, state_of
 from hookwall.units import format_size
 
@@ -35,6 +40,14 @@ def _too_slow(flow: http.HTTPFlow, seconds: float) -> None:
     )
     state.denial = denial
     conns.close_client(flow.client_conn.id, errorpages.render(408, denial, state.request_id))
+
+
+def _expected_size(request: http.Request, declared: int | None, cap: int) -> int:
+    """What a body will take in memory: its Content-Length; chunked, up to the cap; else 0."""
+    if declared is not None:
+        return declared
+    chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
+    return cap if chunked else 0
 
 
 def _declared_length(message: http.Message) -> int | None:
@@ -63,6 +76,10 @@ def _request_too_large(size: int, cap: int) -> Denial:
 
 
 class BodyCaps:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.budget = ByteBudget()
+
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         found = _limits(flow)
         declared = _declared_length(flow.request)
@@ -71,10 +88,26 @@ class BodyCaps:
             return
         if found is not None:
             state = found[0]
+            if not self._reserve(flow, state, _expected_size(flow.request, declared, found[1])):
+                return
             assert state.decision is not None and state.decision.settings is not None
             seconds = state.decision.settings.timeouts.body
             timer = asyncio.get_running_loop().call_later(seconds, _too_slow, flow, seconds)
             flow.metadata[BODY_TIMER_KEY] = state.holds.add("deadline: request body", timer.cancel)
+
+    def _reserve(self, flow: http.HTTPFlow, state: FlowState, size: int) -> bool:
+        """Room for this body among all the bodies in memory, or a 503 now."""
+        limit = self.runtime.policy.proxy.max_buffered_bodies
+        if not self.budget.reserve(size, limit):
+            message = (
+                f"hookwall holds {format_size(self.budget.in_use)} of request bodies, its limit "
+                f"(proxy.max_buffered_bodies: {format_size(limit)}); retry shortly"
+            )
+            deny(flow, state, Denial("proxy-busy", message, retry_after=1))
+            return False
+        if size > 0:
+            state.holds.add("buffered body", lambda: self.budget.give_back(size))
+        return True
 
     def request(self, flow: http.HTTPFlow) -> None:
         timer: Hold | None = flow.metadata.pop(BODY_TIMER_KEY, None)

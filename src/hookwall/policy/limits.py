@@ -55,6 +55,7 @@ class ProxySettings:
     max_header_fields: int = 100  # header lines of a request or response head
     max_idle_upstream_per_client: int = 8  # idle receiver connections kept for one client
     max_idle_upstream: int = 512  # idle receiver connections kept in all
+    max_buffered_bodies: int = 256 * 1024 * 1024  # request bodies held in memory at once
 
 
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -82,7 +83,7 @@ _PROXY_COUNTS = {
     "max_idle_upstream": 0,
 }
 _PROXY_DURATIONS = ("idle_timeout", "head_timeout")
-_PROXY_SIZES = ("max_header_bytes",)
+_PROXY_SIZES = ("max_header_bytes", "max_buffered_bodies")
 _PROXY_KEYS = (*_PROXY_COUNTS, *_PROXY_DURATIONS, *_PROXY_SIZES)
 _RATE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*")
 _PER = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}

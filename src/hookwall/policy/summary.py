@@ -115,7 +115,8 @@ def summarize(policy: Policy) -> str:
         f"{format_duration(proxy.head_timeout)}, at most {format_size(proxy.max_header_bytes)} "
         f"and {proxy.max_header_fields} fields; idle connections closed after "
         f"{format_duration(proxy.idle_timeout)}; at most {proxy.max_idle_upstream_per_client} "
-        f"idle receiver connections per client connection, {proxy.max_idle_upstream} in all"
+        f"idle receiver connections per client connection, {proxy.max_idle_upstream} in all; "
+        f"request bodies in memory up to {format_size(proxy.max_buffered_bodies)}"
     )
     lines.append(
         f"the delivery store keeps {format_duration(store.retention)}, "

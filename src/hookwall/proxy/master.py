@@ -116,7 +116,9 @@ class HookwallMaster(Master):
             self.guard,
             Correlation(),  # reads X-Hookwall-Replay-Of before HopHeaders strips it
             HopHeaders(),
-            BodyCaps(),  # before queueing: a body too large or too slow never waits for a slot
+            BodyCaps(
+                runtime
+            ),  # before queueing: a body too large or too slow never waits for a slot
             FloodControl(runtime.limiter, self.lifecycle),
             RequestSigning(),  # after every addon that modifies requests
             Deadlines(self.lifecycle),  # clocks start when the request is admitted

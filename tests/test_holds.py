@@ -52,3 +52,34 @@ def test_one_failing_release_does_not_keep_the_others(caplog: pytest.LogCaptureF
         holds.release_all()
     assert given == ["in-flight"]
     assert "releasing broken failed" in caplog.text
+
+
+def test_work_for_an_exchange_stops_when_it_ends_and_only_while_inside() -> None:
+    import asyncio
+
+    from hookwall.proxy.holds import stopped_if_released
+
+    async def scenario() -> tuple[bool, bool]:
+        holds, after = Holds(), Holds()
+        started = asyncio.Event()
+
+        async def retries() -> None:
+            with stopped_if_released(holds, "retries"):
+                started.set()
+                await asyncio.sleep(60)
+
+        task = asyncio.create_task(retries())
+        await started.wait()
+        holds.release_all()  # the sender left
+        await asyncio.gather(task, return_exceptions=True)
+
+        async def finished_work() -> None:
+            with stopped_if_released(after, "hops"):
+                await asyncio.sleep(0)
+            after.release_all()  # the exchange ends later, in the same task: not cancelled
+            await asyncio.sleep(0)
+
+        await finished_work()
+        return task.cancelled(), after.held() == []
+
+    assert asyncio.run(scenario()) == (True, True)

@@ -250,6 +250,32 @@ def test_drain_waits_for_the_redirect_hops_and_retries_it_started(
     assert attempts and attempts[0]["status"] == 200 and hops and hops[0]["status"] == 200
 
 
+def test_a_departed_sender_stops_its_retries_and_hops(proxy, receiver, tmp_path) -> None:
+    receiver.gate.clear()
+    seen = len(receiver.paths)
+    key = f"gone-{tmp_path.name}"
+    paths = {
+        "retry": f"http://retry.test:{receiver.port}/flip-gate?key={key}",
+        "hop": f"http://hops.test:{receiver.port}/redirect?to=http://one.test:{receiver.port}/gate",
+    }
+    try:
+        for waiting, url in enumerate(paths.values(), start=1):
+            with hostile.connect(proxy) as sock:
+                sock.sendall(hostile.request("POST", url, body=b"{}"))
+                # The retry (or the hop) waits at the receiver; then the sender hangs up.
+                wait_until(lambda w=waiting: receiver.active == w, what="the retry or hop")
+            # Nobody is left to answer: hookwall stops the work it was doing for the sender
+            # (the receiver's own thread still waits at the closed gate), well before the
+            # retry's own deadline (20s) would have ended it.
+            wait_until(lambda: not any(gauges(proxy).values()), 3, "everything given back")
+    finally:
+        receiver.gate.set()
+        wait_until(lambda: receiver.active == 0, what="the receiver's threads done")
+    # The first attempt and one retry (no more), and the hop.
+    assert receiver.paths[seen:].count("/flip-gate") == 2
+    settled(proxy, receiver)
+
+
 # -- 2. time and resources are bounded before they are committed ----------------------------
 def test_slowloris_heads_are_cut_at_head_timeout(proxy, receiver) -> None:
     head = hostile.request("POST", normal(receiver), body=b"{}")

@@ -15,9 +15,6 @@ backpressure and circuit breaking, so one slow or flooded receiver never hurts t
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-
 from mitmproxy import connection, http
 from mitmproxy.proxy import server_hooks
 
@@ -26,7 +23,7 @@ from hookwall.denials import Denial
 from hookwall.limits import Outcome, Rejected, parse_retry_after
 from hookwall.limits.backend import Limiter, SlotHandle
 from hookwall.policy import Settings
-from hookwall.proxy.holds import Hold, Holds
+from hookwall.proxy.holds import Hold, Holds, stopped_if_released
 from hookwall.proxy.respond import deny
 from hookwall.proxy.state import FlowState, state_of
 
@@ -97,16 +94,12 @@ class FloodControl:
         sender = state.sender or (flow.client_conn.peername or ("-",))[0]
         key = limit_key(settings, state.decision.host, state.decision.port, sender)
         state.limit_key = key  # also for refusals: metrics count them per destination
-        task = asyncio.current_task()
-        waiting = state.holds.add("queue wait", _canceller(task)) if task is not None else None
         try:
-            slot = await self.limiter.acquire(key, settings.limits.config)
+            with stopped_if_released(state.holds, "queue wait"):
+                slot = await self.limiter.acquire(key, settings.limits.config)
         except Rejected as exc:
             deny(flow, state, Denial(exc.reason, exc.message, retry_after=exc.retry_after))
             return None
-        finally:
-            if waiting is not None:
-                waiting.forget()
         admission = _Admission(self.limiter, key, slot)
         state.queue_ms = round(slot.queued_ms, 3)
         hold = holder.add("slot", admission.give_back)
@@ -167,15 +160,6 @@ class FloodControl:
 
     def client_disconnected(self, client: connection.Client) -> None:
         self._tunnels.pop(client.id, None)  # the slot itself is a connection hold
-
-
-def _canceller(task: asyncio.Task[object]) -> Callable[[], None]:
-    """Stop waiting in the queue: the sender is gone."""
-
-    def cancel() -> None:
-        task.cancel("the sender went away while queued")
-
-    return cancel
 
 
 def _settings(state: FlowState | None) -> Settings | None:

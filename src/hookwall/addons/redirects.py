@@ -19,6 +19,7 @@ from mitmproxy import http
 
 from hookwall.denials import Denial
 from hookwall.policy.model import Settings
+from hookwall.proxy.holds import stopped_if_released
 from hookwall.proxy.hopclient import HopResponse, send_through_proxy
 from hookwall.proxy.respond import deny
 from hookwall.proxy.runtime import Runtime
@@ -131,7 +132,8 @@ class Redirects:
         if state.denial is not None or state.decision.settings is None:
             return
         try:
-            await self._handle(flow, state)
+            with stopped_if_released(state.holds, "redirect hops"):  # the sender may leave
+                await self._handle(flow, state)
         except Exception as exc:
             logger.exception("redirect handling failed")
             self._refuse(flow, state, None, f"hookwall failed following a redirect ({exc!r})")

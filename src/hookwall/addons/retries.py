@@ -26,6 +26,7 @@ from hookwall.limits.retry import backoff, retriable
 from hookwall.limits.retryafter import parse_retry_after
 from hookwall.policy.model import Settings
 from hookwall.proxy import errorpages
+from hookwall.proxy.holds import stopped_if_released
 from hookwall.proxy.hopclient import HopResponse, send_through_proxy
 from hookwall.proxy.runtime import Runtime
 from hookwall.proxy.state import FlowState, state_of
@@ -49,7 +50,10 @@ class Retries:
         reason = state.denial.reason if state.denial is not None else None
         if not retriable(status, reason, settings.retries.on):
             return
-        final = await self._retry(flow, state, settings, flow.response.headers.get("retry-after"))
+        with stopped_if_released(state.holds, "retries"):  # nobody waits for a departed sender
+            final = await self._retry(
+                flow, state, settings, flow.response.headers.get("retry-after")
+            )
         if final is not None:
             state.received_status = status
             flow.response = http.Response.make(final.status, final.body, final.headers)
@@ -61,7 +65,8 @@ class Retries:
         denial = state.denial or errorpages.classify_error(flow.error.msg if flow.error else "")
         if not retriable(denial.status, denial.reason, settings.retries.on):
             return
-        final = await self._retry(flow, state, settings, None)
+        with stopped_if_released(state.holds, "retries"):
+            final = await self._retry(flow, state, settings, None)
         if final is not None:
             errorpages.expect_raw_response(flow.client_conn.id, _render(final))
 

@@ -10,8 +10,10 @@ stops the others.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 logger = logging.getLogger(__name__)
 
@@ -71,3 +73,22 @@ class Holds:
         self.closed = True
         while self._held:
             self._held.pop().release()
+
+
+@contextmanager
+def stopped_if_released(holds: Holds, what: str) -> Iterator[None]:
+    """While inside, the end of the exchange (its sender gone) cancels the current task: work
+    done on behalf of an exchange (a queue wait, redirect hops, retries) stops with it."""
+    task = asyncio.current_task()
+    if task is None:
+        yield
+        return
+
+    def cancel() -> None:
+        task.cancel(f"the exchange ended during {what}")
+
+    hold = holds.add(what, cancel)
+    try:
+        yield
+    finally:
+        hold.forget()  # done: ending the exchange later must not cancel whoever runs it

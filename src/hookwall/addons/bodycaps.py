@@ -88,7 +88,10 @@ class BodyCaps:
             return
         if found is not None:
             state = found[0]
-            if not self._reserve(flow, state, _expected_size(flow.request, declared, found[1])):
+            size = _expected_size(flow.request, declared, found[1])
+            if size == 0:
+                return  # no body to wait for or to hold in memory
+            if not self._reserve(flow, state, size):
                 return
             assert state.decision is not None and state.decision.settings is not None
             seconds = state.decision.settings.timeouts.body
@@ -105,8 +108,7 @@ class BodyCaps:
             )
             deny(flow, state, Denial("proxy-busy", message, retry_after=1))
             return False
-        if size > 0:
-            state.holds.add("buffered body", lambda: self.budget.give_back(size))
+        state.holds.add("buffered body", lambda: self.budget.give_back(size))
         return True
 
     def request(self, flow: http.HTTPFlow) -> None:

@@ -41,10 +41,14 @@ class UpstreamPool:
             return  # a passthrough tunnel's one connection is the tunnel itself
         proxy = self.runtime.policy.proxy
         idle = conns.idle_servers(client_id, set())
-        for server in idle[: max(0, len(idle) - proxy.max_idle_upstream_per_client)]:
+        extra = len(idle) - proxy.max_idle_upstream_per_client
+        for server in idle[: max(0, extra)]:
             conns.close_server(client_id, server)  # the longest idle go first
-        self._idle.pop(client_id, None)  # re-inserted as the most recently idle sender
-        self._recount(client_id)
+        kept = len(idle) - max(0, extra)
+        self.total -= self._idle.pop(client_id, 0)  # re-inserted as the most recently idle
+        if kept > 0:
+            self._idle[client_id] = kept
+            self.total += kept
         excess = self.total - proxy.max_idle_upstream
         for other in list(self._idle):
             if excess <= 0:

@@ -14,7 +14,7 @@ take to arrive.
 
 from __future__ import annotations
 
-import asyncio
+from functools import partial
 
 from mitmproxy import http
 
@@ -25,6 +25,7 @@ from hookwall.proxy.holds import Hold
 from hookwall.proxy.respond import deny
 from hookwall.proxy.runtime import Runtime
 from hookwall.proxy.state import FlowState, state_of
+from hookwall.proxy.sweep import Sweeper
 from hookwall.units import format_size
 
 BODY_TIMER_KEY = "hookwall.body_timer"
@@ -76,9 +77,10 @@ def _request_too_large(size: int, cap: int) -> Denial:
 
 
 class BodyCaps:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, sweeper: Sweeper) -> None:
         self.runtime = runtime
         self.budget = ByteBudget()
+        self.sweeper = sweeper  # the body deadline, without a timer per request
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         found = _limits(flow)
@@ -95,8 +97,11 @@ class BodyCaps:
                 return
             assert state.decision is not None and state.decision.settings is not None
             seconds = state.decision.settings.timeouts.body
-            timer = asyncio.get_running_loop().call_later(seconds, _too_slow, flow, seconds)
-            flow.metadata[BODY_TIMER_KEY] = state.holds.add("deadline: request body", timer.cancel)
+            key = (BODY_TIMER_KEY, flow.id)
+            self.sweeper.set(key, seconds, partial(_too_slow, flow, seconds))
+            flow.metadata[BODY_TIMER_KEY] = state.holds.add(
+                "deadline: request body", partial(self.sweeper.clear, key)
+            )
 
     def _reserve(self, flow: http.HTTPFlow, state: FlowState, size: int) -> bool:
         """Room for this body among all the bodies in memory, or a 503 now."""

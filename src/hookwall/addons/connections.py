@@ -21,10 +21,10 @@ capped separately, so senders cannot crowd them out.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 
 from mitmproxy import connection, http
 
@@ -34,20 +34,21 @@ from hookwall.denials import Denial
 from hookwall.proxy import conns, errorpages
 from hookwall.proxy.runtime import Runtime
 from hookwall.proxy.state import state_of
+from hookwall.proxy.sweep import Sweeper
 
 
 @dataclass(slots=True)
 class _Conn:
     peer: str
     internal: bool
-    timer: asyncio.TimerHandle | None = None
     waiting_for: str = ""  # "head", "handshake", "idle", "tunnel" or "" (an exchange runs)
 
 
 class ConnectionGuard:
-    def __init__(self, runtime: Runtime, lifecycle: Lifecycle) -> None:
+    def __init__(self, runtime: Runtime, lifecycle: Lifecycle, sweeper: Sweeper) -> None:
         self.runtime = runtime
         self.lifecycle = lifecycle
+        self.sweeper = sweeper  # the deadlines: one dict write per exchange, no timers
         lifecycle.on_client_idle.append(self._idle)
         self._conns: dict[str, _Conn] = {}
         self._per_peer: Counter[str] = Counter()
@@ -92,7 +93,7 @@ class ConnectionGuard:
         state = self._conns.pop(client.id, None)
         if state is None:
             return
-        self._disarm(state)
+        self._disarm(client.id, state)
         if state.internal:
             self._internal -= 1
             return
@@ -111,12 +112,12 @@ class ConnectionGuard:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         state = self._conns.get(flow.client_conn.id)
         if state is not None:
-            self._disarm(state)  # an exchange is in flight: its own deadlines bound it
+            self._disarm(flow.client_conn.id, state)  # in flight: its own deadlines bound it
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         state = self._conns.get(flow.client_conn.id)
-        if state is not None:
-            self._disarm(state)  # the CONNECT is an exchange (it may wait for a tunnel's slot)
+        if state is not None:  # the CONNECT is an exchange (it may wait for a tunnel's slot)
+            self._disarm(flow.client_conn.id, state)
 
     def http_connected(self, flow: http.HTTPFlow) -> None:
         """The tunnel is open: a passthrough tunnel has its own deadline; in an intercepted one
@@ -128,7 +129,7 @@ class ConnectionGuard:
         decision = flow_state.decision if flow_state else None
         settings = decision.settings if decision else None
         if settings is not None and settings.tls == "passthrough":
-            self._disarm(state)
+            self._disarm(flow.client_conn.id, state)
             state.waiting_for = "tunnel"
         else:
             seconds = self.runtime.policy.proxy.head_timeout
@@ -149,23 +150,17 @@ class ConnectionGuard:
             self._arm(client_id, state, "idle", proxy.idle_timeout)
 
     def _arm(self, client_id: str, state: _Conn, what: str, seconds: float) -> None:
-        self._disarm(state)
         state.waiting_for = what
-        loop = asyncio.get_running_loop()
-        state.timer = loop.call_later(seconds, self._expire, client_id, what, seconds)
+        self.sweeper.set(client_id, seconds, partial(self._expire, client_id, what, seconds))
 
-    @staticmethod
-    def _disarm(state: _Conn) -> None:
-        if state.timer is not None:
-            state.timer.cancel()
-            state.timer = None
+    def _disarm(self, client_id: str, state: _Conn) -> None:
+        self.sweeper.clear(client_id)
         state.waiting_for = ""
 
     def _expire(self, client_id: str, what: str, seconds: float) -> None:
         state = self._conns.get(client_id)
         if state is None or state.waiting_for != what:
             return
-        state.timer = None
         final = None
         if what == "head":
             message = f"the request head did not arrive complete within {seconds:g}s"
@@ -176,6 +171,9 @@ class ConnectionGuard:
             )
             if what != "idle":  # an idle keep-alive connection closing is routine
                 self._log("client_closed", reason=reason, timeout_s=seconds, client=state.peer)
+
+    def done(self) -> None:
+        self.sweeper.stop()
 
     def _log(self, event: str, **fields: object) -> None:
         """At most one line a second per kind: a flood must not become a log flood."""

@@ -41,6 +41,7 @@ from hookwall.proxy.ca import ensure_ca, upstream_ca_bundle
 from hookwall.proxy.dispatch import CachedAddonManager
 from hookwall.proxy.operations import Operations, OpsConfig
 from hookwall.proxy.runtime import Runtime
+from hookwall.proxy.sweep import Sweeper
 from hookwall.store import store_path
 
 SNAPSHOT_INTERVAL = 60.0  # seconds between limits_snapshot events
@@ -94,7 +95,8 @@ class HookwallMaster(Master):
         self.addons = CachedAddonManager(self)
         self.guard = DestinationGuard(runtime)
         self.lifecycle = Lifecycle(runtime, self.guard.tunnels)
-        self.connections = ConnectionGuard(runtime, self.lifecycle)
+        sweeper = Sweeper()  # connection and body deadlines, checked four times a second
+        self.connections = ConnectionGuard(runtime, self.lifecycle, sweeper)
         # The delivery store (hookwall logs) lives in the data dir; fed by ExchangeLog.
         self.store = DeliveryStore(runtime, data_dir) if data_dir is not None else None
         exchange_log = ExchangeLog(
@@ -116,9 +118,7 @@ class HookwallMaster(Master):
             self.guard,
             Correlation(),  # reads X-Hookwall-Replay-Of before HopHeaders strips it
             HopHeaders(),
-            BodyCaps(
-                runtime
-            ),  # before queueing: a body too large or too slow never waits for a slot
+            BodyCaps(runtime, sweeper),  # before queueing: a body too big or slow never waits
             FloodControl(runtime.limiter, self.lifecycle),
             RequestSigning(),  # after every addon that modifies requests
             Deadlines(self.lifecycle),  # clocks start when the request is admitted

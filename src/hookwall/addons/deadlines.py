@@ -15,6 +15,7 @@ Every timer is a hold of its exchange (or tunnel), so it is cancelled however th
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 from mitmproxy import http
 
@@ -22,7 +23,6 @@ from hookwall import logs
 from hookwall.addons.lifecycle import Lifecycle
 from hookwall.denials import Denial
 from hookwall.proxy import conns, errorpages
-from hookwall.proxy.holds import Hold
 from hookwall.proxy.state import state_of
 
 TIMERS_KEY = "hookwall.timers"
@@ -43,16 +43,20 @@ class Deadlines:
             return
         loop = asyncio.get_running_loop()
         t = settings.timeouts
-        timers: dict[str, Hold] = {}
-        for what, seconds in (("response headers", t.headers), ("whole response", t.response)):
-            timer = loop.call_later(seconds, self._expire, flow, what, seconds)
-            timers[what] = state.holds.add(f"deadline: {what}", timer.cancel)
-        flow.metadata[TIMERS_KEY] = timers
+        flow.metadata[TIMERS_KEY] = {
+            "response headers": loop.call_later(
+                t.headers, self._expire, flow, "response headers", t.headers
+            ),
+            "whole response": loop.call_later(
+                t.response, self._expire, flow, "whole response", t.response
+            ),
+        }
+        state.holds.add("deadlines", partial(self._cancel, flow))  # one hold for both
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         timers = flow.metadata.get(TIMERS_KEY)
         if timers:
-            timers["response headers"].release()
+            timers.pop("response headers").cancel()
 
     def response(self, flow: http.HTTPFlow) -> None:
         self._cancel(flow)
@@ -63,7 +67,7 @@ class Deadlines:
     @staticmethod
     def _cancel(flow: http.HTTPFlow) -> None:
         for timer in flow.metadata.pop(TIMERS_KEY, {}).values():
-            timer.release()
+            timer.cancel()
 
     def _expire(self, flow: http.HTTPFlow, what: str, seconds: float) -> None:
         state = state_of(flow)

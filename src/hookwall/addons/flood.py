@@ -27,6 +27,7 @@ from hookwall.proxy.holds import Hold, Holds, stopped_if_released
 from hookwall.proxy.respond import deny
 from hookwall.proxy.state import FlowState, state_of
 
+SLOT_KEY = "hookwall.slot"  # a flow's (admission, hold), from admission to its verdict
 # Reasons that mean the receiver (or the way to it) failed: they count for the circuit.
 UPSTREAM_FAILURES = frozenset(
     {"upstream-error", "connect-timeout", "response-timeout", "tls-failed"}
@@ -65,7 +66,6 @@ class FloodControl:
     def __init__(self, limiter: Limiter, lifecycle: Lifecycle) -> None:
         self.limiter = limiter
         self.lifecycle = lifecycle
-        self._slots: dict[str, tuple[_Admission, Hold]] = {}  # flow id -> its admission
         self._tunnels: dict[str, _Admission] = {}  # client id -> its passthrough tunnel's
 
     # -- admission ------------------------------------------------------------------------------
@@ -104,12 +104,8 @@ class FloodControl:
         state.queue_ms = round(slot.queued_ms, 3)
         hold = holder.add("slot", admission.give_back)
         if hold.held and holder is state.holds:
-            self._slots[flow.id] = (admission, hold)
-            state.holds.add("slot entry", lambda: self._forget(flow.id))
+            flow.metadata[SLOT_KEY] = (admission, hold)  # the verdict comes with the response
         return admission
-
-    def _forget(self, flow_id: str) -> None:
-        self._slots.pop(flow_id, None)
 
     # -- verdicts -------------------------------------------------------------------------------
     def response(self, flow: http.HTTPFlow) -> None:
@@ -140,7 +136,7 @@ class FloodControl:
         status: int | None = None,
         retry_after: float | None = None,
     ) -> None:
-        entry = self._slots.pop(flow.id, None)
+        entry: tuple[_Admission, Hold] | None = flow.metadata.pop(SLOT_KEY, None)
         if entry is None:
             return
         admission, hold = entry

@@ -29,9 +29,17 @@ HOP_BY_HOP = frozenset(
 PROTECTED = frozenset({"host", "content-length", "transfer-encoding"})
 
 
-def headers_to_strip(names: list[str], connection_values: list[str]) -> set[str]:
+def connection_tokens(connection_values: list[str]) -> set[str]:
+    """The lower-case options of ``Connection`` (and ``Proxy-Connection``) headers."""
+    return {token.strip().lower() for value in connection_values for token in value.split(",")}
+
+
+def headers_to_strip(
+    names: list[str], connection_values: list[str], listed: set[str] | None = None
+) -> set[str]:
     """Lower-case names of the request headers that must not be forwarded."""
-    listed = {token.strip().lower() for value in connection_values for token in value.split(",")}
+    if listed is None:
+        listed = connection_tokens(connection_values)
     strip = {
         n.lower() for n in names if n.lower() in HOP_BY_HOP or n.lower().startswith("x-hookwall-")
     }
@@ -43,9 +51,10 @@ class HopHeaders:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         headers = flow.request.headers
         connection = headers.get_all("connection") + headers.get_all("proxy-connection")
-        if any(t.strip().lower() == "close" for value in connection for t in value.split(",")):
+        listed = connection_tokens(connection) if connection else set()
+        if "close" in listed:
             # The sender wants the connection closed after this exchange: mitmproxy reads that
             # from the very header we strip, so the response says it (Lifecycle).
             flow.metadata[CLOSE_AFTER] = True
-        for name in headers_to_strip(list(headers.keys()), connection):
+        for name in headers_to_strip(list(headers.keys()), connection, listed):
             del headers[name]

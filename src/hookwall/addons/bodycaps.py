@@ -40,7 +40,7 @@ def _too_slow(flow: http.HTTPFlow, seconds: float) -> None:
         "request-timeout", f"the request body did not arrive complete within {seconds:g}s"
     )
     state.denial = denial
-    conns.close_client(flow.client_conn.id, errorpages.render(408, denial, state.request_id))
+    conns.refuse_and_close(flow.client_conn.id, denial, state.request_id)
 
 
 def _expected_size(request: http.Request, declared: int | None, cap: int) -> int:

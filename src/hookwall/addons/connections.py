@@ -31,7 +31,7 @@ from mitmproxy import connection, http
 from hookwall import logs
 from hookwall.addons.lifecycle import Lifecycle
 from hookwall.denials import Denial
-from hookwall.proxy import conns, errorpages
+from hookwall.proxy import conns
 from hookwall.proxy.runtime import Runtime
 from hookwall.proxy.state import state_of
 from hookwall.proxy.sweep import Sweeper
@@ -60,9 +60,7 @@ class ConnectionGuard:
     def client_connected(self, client: connection.Client) -> None:
         proxy = self.runtime.policy.proxy
         peer = str((client.peername or ("-",))[0])
-        internal = (
-            tuple(client.sockname[:2]) in self.runtime.internal_addrs if client.sockname else False
-        )
+        internal = self.runtime.on_internal_listener(client.sockname)
         if internal:
             refused = "max-connections" if self._internal >= proxy.max_connections else None
         elif self._public >= proxy.max_connections:
@@ -161,11 +159,12 @@ class ConnectionGuard:
         state = self._conns.get(client_id)
         if state is None or state.waiting_for != what:
             return
-        final = None
         if what == "head":
             message = f"the request head did not arrive complete within {seconds:g}s"
-            final = errorpages.render(408, Denial("request-timeout", message), "")
-        if conns.close_client(client_id, final):
+            closed = conns.refuse_and_close(client_id, Denial("request-timeout", message))
+        else:
+            closed = conns.close_client(client_id)
+        if closed:
             reason = {"head": "head-timeout", "handshake": "handshake-timeout"}.get(
                 what, "idle-timeout"
             )

@@ -42,9 +42,9 @@ class ExchangeLog:
     def __init__(
         self,
         tunnels: dict[str, TunnelState],
+        connection_holds: Callable[[str], Holds],
         sink: ExchangeSink | None = None,
         observer: ExchangeObserver | None = None,
-        connection_holds: Callable[[str], Holds] | None = None,
     ) -> None:
         self.tunnels = tunnels
         self.connection_holds = connection_holds  # a tunnel's event waits for its end
@@ -88,11 +88,7 @@ class ExchangeLog:
     def http_connected(self, flow: http.HTTPFlow) -> None:
         """A passthrough tunnel is one exchange: logged when it ends, with its outcome."""
         tunnel = self.tunnels.get(flow.client_conn.id)
-        settings = tunnel.decision.settings if tunnel else None
-        if settings is not None and settings.tls == "passthrough":
-            if self.connection_holds is None:
-                self._emit(flow, tls="passthrough")
-                return
+        if tunnel is not None and tunnel.passthrough:
             holds = self.connection_holds(flow.client_conn.id)
             holds.add("tunnel event", lambda: self._tunnel_ended(flow))
 

@@ -75,7 +75,7 @@ class DestinationGuard:
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         """Passthrough rules tunnel the bytes untouched (the address was checked and pinned)."""
         tunnel = self.tunnels.get(data.context.client.id)
-        if tunnel and tunnel.decision.settings and tunnel.decision.settings.tls == "passthrough":
+        if tunnel is not None and tunnel.passthrough:
             data.ignore_connection = True
 
     def tls_start_server(self, data: tls.TlsData) -> None:

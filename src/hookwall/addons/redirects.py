@@ -101,8 +101,7 @@ class InternalHops:
         self._refuse_outsider(flow)
 
     def _refuse_outsider(self, flow: http.HTTPFlow) -> None:
-        sockname = flow.client_conn.sockname
-        if sockname and tuple(sockname[:2]) in self.runtime.internal_addrs:
+        if self.runtime.on_internal_listener(flow.client_conn.sockname):
             state = start_state(flow, self.runtime.policy, None)
             message = "this is hookwall's internal listener; send requests to its proxy port"
             deny(flow, state, Denial("bad-request", message))

@@ -21,6 +21,7 @@ import time
 
 from mitmproxy import http
 
+from hookwall.addons.lifecycle import settle_error
 from hookwall.addons.redirects import internal_request_headers, own_listener
 from hookwall.limits.retry import backoff, retriable
 from hookwall.limits.retryafter import parse_retry_after
@@ -62,7 +63,9 @@ class Retries:
         state, settings = self._applies(flow)
         if state is None or settings is None or flow.response is not None:
             return
-        denial = state.denial or errorpages.classify_error(flow.error.msg if flow.error else "")
+        settle_error(flow)  # the one classification (already done by Lifecycle, first)
+        denial = state.denial
+        assert denial is not None
         if not retriable(denial.status, denial.reason, settings.retries.on):
             return
         with stopped_if_released(state.holds, "retries"):

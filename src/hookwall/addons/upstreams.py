@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from mitmproxy import connection
+from mitmproxy import connection, http
 from mitmproxy.proxy import server_hooks
 
 from hookwall.addons.lifecycle import Lifecycle
@@ -36,11 +36,12 @@ class UpstreamPool:
         self._idle: OrderedDict[str, int] = OrderedDict()
         self.total = 0
 
-    def _client_idle(self, client_id: str, _ended: object = None) -> None:
-        if self._passthrough(client_id):
+    def _client_idle(self, client_id: str, _ended: http.HTTPFlow) -> None:
+        tunnel = self.tunnels.get(client_id)
+        if tunnel is not None and tunnel.passthrough:
             return  # a passthrough tunnel's one connection is the tunnel itself
         proxy = self.runtime.policy.proxy
-        idle = conns.idle_servers(client_id, set())
+        idle = conns.idle_servers(client_id)
         extra = len(idle) - proxy.max_idle_upstream_per_client
         for server in idle[: max(0, extra)]:
             conns.close_server(client_id, server)  # the longest idle go first
@@ -55,24 +56,24 @@ class UpstreamPool:
                 break
             if other == client_id or self.lifecycle.held_by(other):
                 continue
-            for server in conns.idle_servers(other, set())[:excess]:
+            for server in conns.idle_servers(other)[:excess]:
                 excess -= conns.close_server(other, server)
             self._recount(other)
         if excess > 0:  # only this sender's own are left to close
-            for server in conns.idle_servers(client_id, set())[:excess]:
+            for server in conns.idle_servers(client_id)[:excess]:
                 conns.close_server(client_id, server)
             self._recount(client_id)
 
     def _recount(self, client_id: str) -> None:
-        count = len(conns.idle_servers(client_id, set()))
+        count = len(conns.idle_servers(client_id))
         self.total += count - self._idle.get(client_id, 0)
         if count > 0:
             self._idle[client_id] = count  # an existing entry keeps its place
         else:
             self._idle.pop(client_id, None)
 
-    def requestheaders(self, flow: object) -> None:
-        client_id = flow.client_conn.id  # type: ignore[attr-defined]
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        client_id = flow.client_conn.id
         if client_id in self._idle:  # its connections may be reused now: not idle
             self.total -= self._idle.pop(client_id)
 
@@ -82,8 +83,3 @@ class UpstreamPool:
 
     def client_disconnected(self, client: connection.Client) -> None:
         self.total -= self._idle.pop(client.id, 0)
-
-    def _passthrough(self, client_id: str) -> bool:
-        tunnel = self.tunnels.get(client_id)
-        settings = tunnel.decision.settings if tunnel else None
-        return settings is not None and settings.tls == "passthrough"

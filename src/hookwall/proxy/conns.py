@@ -12,6 +12,9 @@ from typing import Any
 
 from mitmproxy import connection, ctx
 
+from hookwall.denials import Denial
+from hookwall.proxy import errorpages
+
 
 def _handler(client_id: str) -> Any:
     return ctx.master.addons.get("proxyserver").connections.get(client_id)
@@ -32,6 +35,11 @@ def close_client(client_id: str, final: bytes | None = None) -> bool:
     return True
 
 
+def refuse_and_close(client_id: str, denial: Denial, request_id: str = "") -> bool:
+    """Answer the sender with ``denial`` (plain HTTP only) and close its connection."""
+    return close_client(client_id, errorpages.render(denial.status, denial, request_id))
+
+
 def close_server(client_id: str, server: connection.Server) -> bool:
     """Close one receiver connection of a sender's; False if it is not open."""
     handler = _handler(client_id)
@@ -43,8 +51,9 @@ def close_server(client_id: str, server: connection.Server) -> bool:
     return True
 
 
-def idle_servers(client_id: str, busy: set[connection.Server]) -> list[connection.Server]:
-    """The sender's open receiver connections that no exchange is using, oldest first."""
+def idle_servers(client_id: str) -> list[connection.Server]:
+    """The sender's open receiver connections, oldest first (idle when the caller knows the
+    sender has nothing in flight)."""
     handler = _handler(client_id)
     if handler is None:
         return []
@@ -52,7 +61,6 @@ def idle_servers(client_id: str, busy: set[connection.Server]) -> list[connectio
         conn
         for conn, io in handler.transports.items()
         if isinstance(conn, connection.Server)
-        and conn not in busy
         and io.handler is not None
         and conn.state is not connection.ConnectionState.CLOSED
         and conn.timestamp_tcp_setup is not None

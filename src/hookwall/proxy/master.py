@@ -101,9 +101,9 @@ class HookwallMaster(Master):
         self.store = DeliveryStore(runtime, data_dir) if data_dir is not None else None
         exchange_log = ExchangeLog(
             self.guard.tunnels,
+            self.lifecycle.connection_holds,
             self.store.record if self.store else None,
             metrics.observe_exchange if metrics else None,
-            self.lifecycle.connection_holds,
         )
         self.lifecycle.on_abandoned.append(exchange_log.abandoned)
         http1guard.on_head_started[:] = [self.connections.head_started]

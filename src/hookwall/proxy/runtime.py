@@ -34,6 +34,10 @@ class Runtime:
     # This process's; its share of the host's caps (--workers); or Redis (limits.backend).
     limiter: Limiter = field(default_factory=lambda: DestinationLimiter(on_event=log_limit_event))
 
+    def on_internal_listener(self, sockname: tuple[object, ...] | None) -> bool:
+        """Whether a client connection (by its local address) came to the internal listener."""
+        return sockname is not None and tuple(sockname[:2]) in self.internal_addrs
+
 
 def log_limit_event(key: str, event: str, fields: dict[str, object]) -> None:
     """Circuit state changes and receiver pauses are events operators want to see."""

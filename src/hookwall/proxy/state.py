@@ -67,6 +67,12 @@ class TunnelState:
     sender: str | None = None  # verified on the CONNECT: holds for every request inside
     would_deny: tuple[tuple[str, str], ...] = ()  # report-only access verdicts of the CONNECT
 
+    @property
+    def passthrough(self) -> bool:
+        """Its bytes are tunnelled untouched (``tls: passthrough``): no request is ever seen."""
+        settings = self.decision.settings
+        return settings is not None and settings.tls == "passthrough"
+
 
 def start_state(flow: http.HTTPFlow, policy: Policy, tunnel: TunnelState | None) -> FlowState:
     """The flow's state, created on first use with the policy snapshot it will keep."""

@@ -1,10 +1,16 @@
-"""Which request headers stop at the proxy (pure function; the proxy test covers the wiring)."""
+"""Which request headers stop at the proxy (pure function; the proxy test covers the wiring),
+and which receiver response headers never reach the sender."""
 
 from __future__ import annotations
 
 import pytest
+from mitmproxy.test import tflow
 
-from hookwall.addons.hopheaders import headers_to_strip
+from hookwall.addons.hopheaders import HopHeaders, headers_to_strip, hookwall_headers
+from hookwall.denials import Denial
+from hookwall.policy import load_default_policy
+from hookwall.proxy.respond import deny
+from hookwall.proxy.state import start_state
 
 
 @pytest.mark.parametrize(
@@ -54,3 +60,25 @@ def test_a_sender_asking_to_close_gets_its_connection_closed(
     HopHeaders().requestheaders(flow)
     assert "connection" not in flow.request.headers
     assert bool(flow.metadata.get(CLOSE_AFTER)) is closes
+
+
+def test_every_hookwall_header_of_a_receiver_response_is_dropped() -> None:
+    names = ["X-Hookwall-Reason", "x-HOOKWALL-request-id", "X-Hookwall-Future", "X-Hookwallish"]
+    assert hookwall_headers(names) == {
+        "x-hookwall-reason",
+        "x-hookwall-request-id",
+        "x-hookwall-future",
+    }
+    flow = tflow.tflow(resp=True)
+    assert flow.response is not None
+    flow.response.headers["X-Hookwall-Reason"] = "address-blocked"
+    flow.response.headers["x-hookwall-redirect-location"] = "http://evil.test/"
+    flow.response.headers["X-Other"] = "kept"
+    HopHeaders().responseheaders(flow)
+    assert [k.lower() for k in flow.response.headers if k.lower().startswith("x-")] == ["x-other"]
+    # hookwall's own refusal, answered before any receiver was asked, keeps its headers
+    refused = tflow.tflow()
+    deny(refused, start_state(refused, load_default_policy(), None), Denial("host-denied", "no"))
+    HopHeaders().responseheaders(refused)
+    assert refused.response is not None
+    assert refused.response.headers["X-Hookwall-Reason"] == "host-denied"

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from hookwall.policy import PolicyError, load_policy
+from hookwall.policy.summary import summarize
 from hookwall.redirects import Chain, RedirectSettings, decide_redirect
+from hookwall.redirects.credentials import (
+    credentials_to_drop,
+    is_credential_header,
+    same_origin,
+)
+from hookwall.redirects.sites import same_site
 
 FOLLOW = RedirectSettings(mode="follow", scope="any", max_hops=3)
 ORIGIN = "https://hooks.acme.com/in"
@@ -134,3 +141,104 @@ def test_policy_merges_field_by_field(tmp_path: Path) -> None:
     assert policy.settings_for("a.test").redirects == RedirectSettings(
         mode="follow", max_hops=5, scope="same_host"
     )
+
+
+# --- same_site: the Public Suffix List, with its implicit "*" rule --------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("x.a.test", "y.a.test", True),
+        ("a.test", "b.test", False),  # an unknown TLD is a public suffix, not one site
+        ("hooks.a.internal", "evil.b.internal", False),
+        ("x.b.internal", "b.internal", True),
+        ("printer.local", "nas.local", False),
+        ("a.acme.co.uk", "b.acme.co.uk", True),
+        ("acme.co.uk", "evil.co.uk", False),
+        ("acme.github.io", "evil.github.io", False),  # the PRIVATE section counts, as in browsers
+        ("hooks.acme.com", "acme.com", True),
+        ("acme.com", "acme.org", False),
+        ("co.uk", "co.uk", True),  # a public suffix is its own site
+        ("127.0.0.2", "127.0.0.3", False),  # an IP literal is its own site
+        ("127.0.0.2", "127.0.0.2", True),
+        ("[::1]", "::1", True),
+        ("10.0.0.1", "0.1", False),
+    ],
+)
+def test_same_site(a: str, b: str, same: bool) -> None:
+    assert same_site(a, b) is same
+    assert same_site(b, a) is same
+
+
+def test_same_site_scope_on_unlisted_tlds() -> None:
+    settings = RedirectSettings(mode="follow")  # scope: same_site is the default
+    chain = Chain("x.acme.test", visited=["http://x.acme.test/"])
+    follow = decide_redirect(
+        settings, chain, "http://x.acme.test/", "POST", 302, "http://y.acme.test/"
+    )
+    assert follow.action == "follow"
+    chain = Chain("x.acme.test", visited=["http://x.acme.test/"])
+    deny = decide_redirect(settings, chain, "http://x.acme.test/", "POST", 302, "http://evil.test/")
+    assert deny.action == "deny" and "same_site" in deny.message
+
+
+# --- credentials stay with their origin ----------------------------------------------------
+
+NAMES = ["Authorization", "Cookie", "cookie2", "Proxy-Authorization", "Content-Type", "X-Api"]
+
+
+@pytest.mark.parametrize(
+    ("previous", "following", "same"),
+    [
+        ("https://hooks.acme.com/a", "https://hooks.acme.com/b?x=1", True),
+        ("https://hooks.acme.com/a", "https://HOOKS.acme.com:443/b", True),
+        ("http://hooks.acme.com/a", "http://hooks.acme.com:80/b", True),
+        ("https://hooks.acme.com/a", "https://other.acme.com/a", False),  # host
+        ("https://hooks.acme.com/a", "https://hooks.acme.com:8443/a", False),  # port
+        ("https://hooks.acme.com/a", "http://hooks.acme.com/a", False),  # scheme
+        ("http://hooks.acme.com/a", "https://hooks.acme.com/a", False),  # scheme, upgrade too
+        ("http://127.0.0.2:80/", "http://2130706434/", True),  # one canonical host
+        ("http://hooks.acme.com/", "not a url", False),
+    ],
+)
+def test_origin_changes(previous: str, following: str, same: bool) -> None:
+    assert same_origin(previous, following) is same
+    dropped = credentials_to_drop(NAMES, previous, following, keep_credentials=False)
+    expected = set() if same else {"authorization", "cookie", "cookie2", "proxy-authorization"}
+    assert dropped == expected
+
+
+def test_credentials_opt_in_and_a_broader_classifier() -> None:
+    other = ("https://a.test/", "https://b.test/")
+    assert credentials_to_drop(NAMES, *other, keep_credentials=True) == frozenset()
+    broader = credentials_to_drop(
+        NAMES, *other, keep_credentials=False, is_credential=lambda n: n.lower() == "x-api"
+    )
+    assert broader == {"x-api"}
+    assert is_credential_header("COOKIE") and not is_credential_header("Content-Type")
+
+
+@pytest.mark.parametrize(
+    "location", ["http://user:pw@hooks.acme.com/", "http://:pw@hooks.acme.com/", "//u@x.test/"]
+)
+def test_a_location_with_userinfo_is_never_followed(location: str) -> None:
+    d = decide(location=location)
+    assert d.action == "deny" and "not an http(s) URL" in d.message
+
+
+def test_keep_credentials_in_the_policy_and_its_errors(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "version: 1\ndestinations:\n  - hosts: [a.test]\n"
+        "    redirects: {mode: follow, keep_credentials: true}\n"
+    )
+    policy = load_policy(path)
+    assert policy.settings_for("a.test").redirects.keep_credentials is True
+    assert policy.settings_for("b.test").redirects.keep_credentials is False
+    assert "keeping credentials" in summarize(policy)
+    path.write_text(
+        "version: 1\ndestinations:\n  - hosts: [a.test]\n    redirects: {keep_credentials: 1}\n"
+    )
+    with pytest.raises(PolicyError, match=r"p\.yaml:4:\d+: .*keep_credentials"):
+        load_policy(path)

@@ -295,6 +295,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         ops=OpsConfig(
             policy_path=Path(args.policy) if args.policy else None,
             admin_listen=args.admin_listen,
+            admin_reuse_port=getattr(args, "admin_reuse_port", False),
+            sibling_listeners=tuple(getattr(args, "sibling_listeners", ())),
             admin_token=os.environ.get("HOOKWALL_ADMIN_TOKEN") or None,
             dns_servers=tuple(args.dns_server),
             allow_unauthenticated=args.allow_unauthenticated,

@@ -15,6 +15,9 @@ The path picks the behaviour, so one listener serves every scenario:
   /partial                headers promising 100 bytes, 10 of them, then the connection closes
   /redirect?to=URL        302 to URL
   /flip-gate?key=K        503 the first time for K, then like /gate
+  /forged?status=N&to=URL N (default 200) posing as hookwall: X-Hookwall-Reason,
+                          X-Hookwall-Request-Id, X-Hookwall-Redirect-Location and another
+                          X-HOOKWALL-* header; ``to`` adds Location (a forged redirect)
 It counts connections (and those still open), concurrent requests, and the maximum
 concurrency it ever saw.
 """
@@ -164,6 +167,25 @@ def _ok_with(extra: bytes) -> bytes:
     return b"HTTP/1.1 200 OK\r\n" + extra + b"Content-Length: 2\r\n\r\nok"
 
 
+FORGED_REQUEST_ID = "forged-request-id"
+FORGED_LOCATION = "http://forged.invalid/elsewhere"
+
+
+def _forged(query: dict[str, list[str]]) -> bytes:
+    """A response that poses as a hookwall refusal (and, with ``to``, as a redirect)."""
+    status = int(query.get("status", ["200"])[0])
+    head = [
+        f"HTTP/1.1 {status} X",
+        "X-Hookwall-Reason: address-blocked",
+        f"X-Hookwall-Request-Id: {FORGED_REQUEST_ID}",
+        f"X-Hookwall-Redirect-Location: {FORGED_LOCATION}",
+        "x-HOOKWALL-internal: forged",
+        *([f"Location: {query['to'][0]}"] if "to" in query else []),
+        "Content-Length: 2",
+    ]
+    return "\r\n".join([*head, "", ""]).encode() + b"ok"
+
+
 Adversary._RAW |= {
     "/trailers": lambda q: (
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T: 1\r\n\r\n"
@@ -171,6 +193,7 @@ Adversary._RAW |= {
     "/bighead": lambda q: _ok_with(b"X-Big: " + b"a" * int(q["bytes"][0]) + b"\r\n"),
     "/manyfields": lambda q: _ok_with(b"".join(b"X-F%d: v\r\n" % i for i in range(int(q["n"][0])))),
     "/partial": lambda q: b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
+    "/forged": _forged,
     "/redirect": lambda q: (
         b"HTTP/1.1 302 Found\r\nLocation: " + q["to"][0].encode() + b"\r\nContent-Length: 0\r\n\r\n"
     ),

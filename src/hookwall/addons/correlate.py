@@ -4,7 +4,8 @@
   ``replay_of``; it is read here, before HopHeaders strips every ``X-Hookwall-*`` header, so
   the receiver never sees it.
 - Every response the proxy relays carries ``X-Hookwall-Request-Id`` (refusals already do), so
-  a sender can log it and an operator can run ``hookwall logs show <id>``.
+  a sender can log it and an operator can run ``hookwall logs show <id>``. It is always set,
+  never kept from the response: the id is the one in this delivery's exchange event.
 """
 
 from __future__ import annotations
@@ -31,4 +32,4 @@ class Correlation:
     def response(self, flow: http.HTTPFlow) -> None:
         state = state_of(flow)
         if state is not None and flow.response is not None:
-            flow.response.headers.setdefault(REQUEST_ID_HEADER, state.request_id)
+            flow.response.headers[REQUEST_ID_HEADER] = state.request_id

@@ -6,6 +6,12 @@ Headers named in ``Connection`` are the sender's business with us, not the recei
 ``Upgrade`` is dropped too: hookwall relays plain HTTP/1.1 exchanges only (no h2c, no
 websockets). Our own control headers (``X-Hookwall-*``) are stripped so a receiver cannot
 learn or be confused by them.
+
+The other way round, every ``X-Hookwall-*`` header of a receiver's response (any case, 1xx
+included: mitmproxy reads those as the flow's response too) is dropped in ``responseheaders``,
+the first hook that sees it, on every path: direct, inside intercepted TLS, and the hops and
+retries hookwall sends through its own listener. So a receiver cannot pose as a hookwall
+refusal, and a hop's ``X-Hookwall-Reason`` is always hookwall's own verdict on that hop.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 from mitmproxy import http
 
 from hookwall.addons.lifecycle import CLOSE_AFTER
+from hookwall.proxy.respond import is_own_response
 
 HOP_BY_HOP = frozenset(
     {
@@ -47,6 +54,11 @@ def headers_to_strip(
     return strip - PROTECTED
 
 
+def hookwall_headers(names: list[str]) -> set[str]:
+    """Lower-case names in hookwall's own header namespace (``X-Hookwall-*``)."""
+    return {n.lower() for n in names if n.lower().startswith("x-hookwall-")}
+
+
 class HopHeaders:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         headers = flow.request.headers
@@ -58,3 +70,13 @@ class HopHeaders:
             flow.metadata[CLOSE_AFTER] = True
         for name in headers_to_strip(list(headers.keys()), connection, listed):
             del headers[name]
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        response = flow.response
+        if response is None or is_own_response(flow):
+            return  # hookwall's refusal, answered in the request phase: its headers stay
+        for name in hookwall_headers(list(response.headers.keys())):
+            del response.headers[name]
+        if response.trailers is not None:  # HTTP/1 has none in mitmproxy 12; defence only
+            for name in hookwall_headers(list(response.trailers.keys())):
+                del response.trailers[name]

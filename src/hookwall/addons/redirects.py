@@ -14,6 +14,7 @@ import asyncio
 import hmac
 import json
 import logging
+from collections.abc import Callable
 
 from mitmproxy import http
 
@@ -25,6 +26,7 @@ from hookwall.proxy.respond import deny
 from hookwall.proxy.runtime import Runtime
 from hookwall.proxy.state import METADATA_KEY, FlowState, start_state, state_of
 from hookwall.redirects import Chain, RedirectDecision, decide_redirect
+from hookwall.redirects.credentials import credentials_to_drop, is_credential_header
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +34,8 @@ INTERNAL_HEADER = "X-Hookwall-Internal"
 LOCATION_HEADER = "X-Hookwall-Redirect-Location"
 # Hop denials that are about load, not policy: the sender should simply retry later.
 _TRANSIENT = frozenset({429, 503, 504})
+# Which sender headers are credentials, dropped on a hop to another origin.
+IS_CREDENTIAL: Callable[[str], bool] = is_credential_header
 _NOT_COPIED = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", INTERNAL_HEADER.lower()}
 )
@@ -146,6 +150,7 @@ class Redirects:
         method, body = flow.request.method, flow.request.raw_content or b""
         status, headers = first.status_code, first.headers
         final: HopResponse | None = None
+        dropped: frozenset[str] = frozenset()  # once dropped, never sent again in this chain
         while True:
             decision = decide_redirect(
                 settings.redirects, chain, url, method, status, headers.get("location")
@@ -161,13 +166,20 @@ class Redirects:
             assert decision.target and decision.method
             chain.visited.append(decision.target)
             body = body if decision.keep_body else b""
-            hop = await self._send_hop(flow, state, decision, chain.hops, body)
-            if hop.header("X-Hookwall-Reason") is not None and hop.status not in _TRANSIENT:
+            dropped |= credentials_to_drop(
+                flow.request.headers.keys(),
+                url,
+                decision.target,
+                keep_credentials=settings.redirects.keep_credentials,
+                is_credential=IS_CREDENTIAL,
+            )
+            hop = await self._send_hop(flow, state, decision, chain.hops, body, dropped)
+            if hop.refusal is not None and hop.status not in _TRANSIENT:
                 self._refuse(flow, state, decision.target, _hop_refusal(decision.target, hop))
                 return
             final, url, method = hop, decision.target, decision.method
             status, headers = hop.status, http.Headers(hop.headers)
-            if hop.header("X-Hookwall-Reason") is not None:
+            if hop.refusal is not None:
                 break  # a transient refusal of the hop goes back to the sender as it is
         if final is not None:
             self._note(state, None, first.status_code, chain)
@@ -180,10 +192,11 @@ class Redirects:
         decision: RedirectDecision,
         hop: int,
         body: bytes,
+        dropped: frozenset[str],
     ) -> HopResponse:
         assert state.decision and state.decision.settings and decision.target and decision.method
         settings = state.decision.settings
-        drop = frozenset() if decision.keep_body else frozenset({"content-type"})
+        drop = dropped if decision.keep_body else dropped | {"content-type"}
         headers = internal_request_headers(flow, state, settings, self.runtime, f"hop={hop}", drop)
         host, port = own_listener(self.runtime)
         # A hop may queue, connect and wait for its answer like any request; no longer.
@@ -224,5 +237,5 @@ def _hop_refusal(target: str, hop: HopResponse) -> str:
         detail = str(json.loads(hop.body).get("message", ""))
     except (ValueError, AttributeError):
         detail = ""
-    reason = hop.header("X-Hookwall-Reason")
+    reason = hop.refusal
     return f"the redirect to {target} was refused: {reason}" + (f": {detail}" if detail else "")

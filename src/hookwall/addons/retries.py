@@ -106,7 +106,7 @@ class Retries:
             except (OSError, TimeoutError, ValueError) as exc:
                 logger.warning("retry attempt %d of %s failed: %r", attempt, state.request_id, exc)
                 break
-            reason = final.header("X-Hookwall-Reason")
+            reason = final.refusal
             if not retriable(final.status, reason, policy.on):
                 break
             retry_after = final.header("Retry-After")

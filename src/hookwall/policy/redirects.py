@@ -10,7 +10,16 @@ from hookwall.policy.yamlload import YNode, YScalar
 if TYPE_CHECKING:
     from hookwall.policy.schema import _FileChecker
 
-_KEYS = ("mode", "max_hops", "scope", "https_only", "allow_downgrade", "method")
+_KEYS = (
+    "mode",
+    "max_hops",
+    "scope",
+    "https_only",
+    "allow_downgrade",
+    "method",
+    "keep_credentials",
+)
+_FLAGS = ("https_only", "allow_downgrade", "keep_credentials")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "mode": ("deny", "pass", "follow"),
     "scope": ("same_host", "same_site", "any"),
@@ -30,7 +39,7 @@ def check_redirects(checker: _FileChecker, node: YNode, path: str) -> Override:
             choice = checker.choice(value, where, _CHOICES[key])
             if choice is not None:
                 out.append((key, choice))
-        elif key in ("https_only", "allow_downgrade"):
+        elif key in _FLAGS:
             flag = checker.boolean(value, where)
             if flag is not None:
                 out.append((key, flag))

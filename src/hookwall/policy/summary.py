@@ -68,7 +68,10 @@ def _settings(settings: Settings, *, deny: bool) -> str:
         fields.append(f"event id from {settings.logging.id_header}")
     redirects = settings.redirects
     if redirects.mode == "follow":
-        fields.append(f"redirects follow ({redirects.scope}, up to {redirects.max_hops} hops)")
+        credentials = ", keeping credentials" if redirects.keep_credentials else ""
+        fields.append(
+            f"redirects follow ({redirects.scope}, up to {redirects.max_hops} hops{credentials})"
+        )
     else:
         fields.append(f"redirects {redirects.mode}")
     if settings.signing is not None:

@@ -96,9 +96,10 @@ class AdminApp:
 
 
 class AdminServer:
-    def __init__(self, app: AdminApp, host: str, port: int) -> None:
+    def __init__(self, app: AdminApp, host: str, port: int, *, reuse_port: bool = False) -> None:
         self.app = app
         self.host, self.port = host, port
+        self.reuse_port = reuse_port
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
@@ -108,7 +109,9 @@ class AdminServer:
 
     async def start(self) -> str:
         """Bind (OSError if the address is taken) and return the bound ``host:port``."""
-        self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        self._server = await asyncio.start_server(
+            self._accept, self.host, self.port, reuse_port=self.reuse_port or None
+        )
         sockname = self._server.sockets[0].getsockname()
         self.host, self.port = sockname[0], sockname[1]
         return self.address

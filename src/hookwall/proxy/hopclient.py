@@ -27,6 +27,13 @@ class HopResponse:
                 return value.decode("latin-1")
         return None
 
+    @property
+    def refusal(self) -> str | None:
+        """hookwall's reason code when it refused this hop itself, else None. Trustworthy: the
+        answer comes from our own listener, which drops every ``X-Hookwall-*`` header of a
+        receiver's response before adding its own (``HopHeaders.responseheaders``)."""
+        return self.header("X-Hookwall-Reason")
+
 
 async def send_through_proxy(
     proxy: tuple[str, int],

@@ -36,6 +36,10 @@ DEFAULT_ADMIN_LISTEN = ("127.0.0.1", 9090)
 class OpsConfig:
     policy_path: Path | None = None  # watched for changes; None: the built-in policy (SIGHUP only)
     admin_listen: tuple[str, int] | None = None  # None: no admin listener
+    admin_reuse_port: bool = False  # --workers: worker 1 joins the port the supervisor holds
+    # Listeners of this hookwall served by another process (worker 1's admin, for the other
+    # workers): never a destination either.
+    sibling_listeners: tuple[tuple[str, int], ...] = ()
     admin_token: str | None = None  # required as a bearer token for /metrics
     dns_servers: tuple[tuple[str, int], ...] = ()  # --dns-server, which overrides dns.servers
     allow_unauthenticated: bool = False  # --allow-unauthenticated
@@ -91,7 +95,8 @@ class Operations:
         self.admin: AdminServer | None = None
         if config.admin_listen is not None:
             app = AdminApp(self.health, metrics.render, config.admin_token)
-            self.admin = AdminServer(app, *config.admin_listen)
+            host, port = config.admin_listen
+            self.admin = AdminServer(app, host, port, reuse_port=config.admin_reuse_port)
         metrics.sources = LiveSources(
             limiter_snapshot=lambda: runtime.limiter.snapshot(limit=1_000_000),
             requests_in_flight=lambda: master.lifecycle.inflight,
@@ -122,6 +127,11 @@ class Operations:
                     "address; set HOOKWALL_ADMIN_TOKEN, or keep the port behind a firewall",
                 )
         self.master.lifecycle.started_fields["admin"] = admin
+        # The loop guard: no request through the proxy may reach the admin listener.
+        if self.admin is not None:
+            self.runtime.self_addresses.add_listener(self.admin.host, self.admin.port)
+        for host, port in self.config.sibling_listeners:
+            self.runtime.self_addresses.add_listener(host, port)
         await self.reloader.prime()
         self.metrics.policy_applied(len(self.runtime.policy.rules), reload=False)
         loop = asyncio.get_running_loop()

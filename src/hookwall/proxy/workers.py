@@ -17,6 +17,9 @@ the kernel spreads new connections over them.
 - SIGTERM/SIGINT are forwarded; every worker drains (its own bounded drain) and the supervisor
   exits 0 once all have exited cleanly; a second signal is forwarded too (workers stop at
   once). SIGHUP (policy reload) and SIGUSR1 (limits snapshot) are forwarded.
+- The admin listener (``--admin-listen``) is reserved by the supervisor too (port 0 becomes a
+  free port) and served by worker 1; every worker knows its address, so no worker lets a
+  request through to it (the loop guard, ``netguard/selfaddr.py``).
 - Workers share the secret that marks hookwall's own redirect hops (a hop may land on any
   worker); it reaches them on stdin, never in argv or the environment.
 - A worker whose supervisor disappears (SIGKILL) stops itself, gracefully.
@@ -110,8 +113,12 @@ def enter_worker(args: argparse.Namespace) -> WorkerInfo:
         info.internal_token = None  # started by hand: redirect hops stay on this worker
     info.parent = os.getppid()
     args.ca = None  # the supervisor installed it; N workers rewriting it would race readers
-    if info.index > 1 and getattr(args, "admin_listen", None) is not None:
+    admin = getattr(args, "admin_listen", None)
+    if info.index > 1 and admin is not None:
         args.admin_listen = None  # one admin listener per host: worker 1's
+        args.sibling_listeners = (admin,)  # still never a destination
+    elif admin is not None:
+        args.admin_reuse_port = True  # the supervisor holds the port (see supervise)
     _current = info
     config = structlog.get_config()
     fields = {"worker": info.index, "pid": os.getpid()}
@@ -172,9 +179,16 @@ class _Slot:
 
 class Supervisor:
     def __init__(
-        self, command: list[str], host: str, port: int, count: int, drain_grace: float
+        self,
+        command: list[str],
+        host: str,
+        port: int,
+        count: int,
+        drain_grace: float,
+        admin: tuple[str, int] | None = None,
     ) -> None:
         self.command = command
+        self.admin = admin  # reserved here, so every worker knows the port
         self.host, self.port, self.count = host, port, count
         self.drain_grace = drain_grace
         self.token = secrets.token_hex(16)
@@ -186,7 +200,11 @@ class Supervisor:
 
     def argv(self, slot: _Slot) -> list[str]:
         where = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-        return [*self.command, "--listen", where, "--worker", f"{slot.index}/{self.count}"]
+        argv = [*self.command, "--listen", where, "--worker", f"{slot.index}/{self.count}"]
+        if self.admin is not None:
+            host, port = self.admin
+            argv += ["--admin-listen", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+        return argv
 
     async def spawn(self, slot: _Slot) -> None:
         # Its own process group: a Ctrl-C in a terminal reaches the supervisor only, which
@@ -310,6 +328,21 @@ def supervise(args: argparse.Namespace, policy: Any, data_dir: Path) -> int:
     except OSError as exc:
         print(f"hookwall: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    admin: tuple[str, int] | None = getattr(args, "admin_listen", None)
+    if admin is not None:
+        try:
+            reserved += listener.reserve(*admin)
+        except OSError as exc:
+            for sock in reserved:
+                sock.close()
+            print(
+                f"hookwall: cannot listen for the admin endpoint on {admin[0]}:{admin[1]}: "
+                f"{exc.strerror or exc}; pass --admin-listen HOST:PORT (port 0 picks a free "
+                "one), or --admin-listen off",
+                file=sys.stderr,
+            )
+            return 1
+        admin = (admin[0], reserved[-1].getsockname()[1])
     try:
         port = reserved[0].getsockname()[1]
         ensure_ca(data_dir, args.ca)  # once: N workers creating it at once would race
@@ -332,7 +365,7 @@ def supervise(args: argparse.Namespace, policy: Any, data_dir: Path) -> int:
         )
         argv = list(getattr(args, "argv", None) or sys.argv[1:])
         command = [sys.executable, "-m", "hookwall", *argv]
-        supervisor = Supervisor(command, host, port, args.workers, DRAIN_GRACE)
+        supervisor = Supervisor(command, host, port, args.workers, DRAIN_GRACE, admin)
         return asyncio.run(supervisor.run())
     finally:
         for sock in reserved:

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
-import publicsuffix2
-
 from hookwall.netguard.hostname import InvalidHost, canonicalize_host
+from hookwall.redirects.sites import same_site
 
 RedirectMode = Literal["deny", "pass", "follow"]
 Scope = Literal["same_host", "same_site", "any"]
@@ -35,6 +34,7 @@ class RedirectSettings:
     method: MethodChoice = (
         "keep-method"  # for 301/302/303: keep the method and body, or switch to GET
     )
+    keep_credentials: bool = False  # Authorization, Cookie, ... also to another origin
 
 
 @dataclass(slots=True)
@@ -100,7 +100,7 @@ def _follow(
         return _deny(target, f"redirect to {target} refused: {exc}")
     if settings.scope == "same_host" and host != chain.origin_host:
         return _deny(target, f"redirect to another host ({host}) refused: scope is same_host")
-    if settings.scope == "same_site" and _site(host) != _site(chain.origin_host):
+    if settings.scope == "same_site" and not same_site(host, chain.origin_host):
         return _deny(target, f"redirect to another site ({host}) refused: scope is same_site")
     keep = status in (307, 308) or settings.method == "keep-method"
     next_method = method if keep else "GET"
@@ -117,16 +117,10 @@ def _absolute(current: str, location: str | None) -> str | None:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         return None
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
+    # A Location with userinfo (even ``http://:secret@host/``) is never followed.
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
         return None
     return parts._replace(fragment="").geturl()
-
-
-def _site(host: str) -> str:
-    """The registrable domain (eTLD+1) of a name; an IP literal is its own site."""
-    if ":" in host or host.replace(".", "").isdigit():
-        return host
-    return publicsuffix2.get_sld(host) or host
 
 
 def _deny(target: str | None, message: str) -> RedirectDecision:

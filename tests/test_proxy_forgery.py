@@ -346,3 +346,33 @@ def test_a_redirect_to_the_admin_listener_is_refused(proxy, adversary) -> None:
     r = post(proxy, forged("follow.forge.test", adversary.port, 302, target))
     assert r.status_code == 502 and r.headers["X-Hookwall-Reason"] == "redirect-denied"
     assert "address-blocked" in r.json()["message"]
+
+
+def test_with_two_workers_no_worker_lets_a_request_reach_the_admin_listener(
+    tmp_path: Path, dns_server: TestDnsServer, receiver_ca_file: Path
+) -> None:
+    """The supervisor reserves the admin port (0 becomes a free one) and worker 1 serves it,
+    so every worker knows it: connections spread over both workers are all refused."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY.format(ca=receiver_ca_file))
+    proc = ProxyProcess(
+        policy, tmp_path / "data", dns=[dns_server.spec], extra_args=["--workers", "2"]
+    )
+    try:
+        proc.wait_for(lambda e: sum(x.get("event") == "proxy_started" for x in proc.events) >= 2)
+        workers = [e for e in proc.events if e.get("event") == "proxy_started"]
+        admins = [e["admin"] for e in workers if e.get("admin")]
+        assert len(admins) == 1, workers  # one admin listener per host: worker 1's
+        port = int(admins[0].rpartition(":")[2])
+        assert requests.get(f"http://{admins[0]}/healthz", timeout=10).status_code == 200
+        mark = proc.mark()
+        for _ in range(20):  # a new connection each: the kernel picks a worker for each
+            r = requests.get(
+                f"http://127.0.0.1:{port}/metrics", proxies={"http": proc.url}, timeout=20
+            )
+            assert r.status_code == 403 and r.headers["X-Hookwall-Reason"] == "address-blocked"
+        proc.wait_for(lambda e: sum(x.get("event") == "exchange" for x in proc.events[mark:]) >= 20)
+        refused_by = {e["pid"] for e in proc.events[mark:] if e.get("event") == "exchange"}
+        assert refused_by == {e["pid"] for e in workers}  # both workers refused some
+    finally:
+        assert proc.stop() == 0

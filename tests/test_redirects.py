@@ -242,3 +242,15 @@ def test_keep_credentials_in_the_policy_and_its_errors(tmp_path: Path) -> None:
     )
     with pytest.raises(PolicyError, match=r"p\.yaml:4:\d+: .*keep_credentials"):
         load_policy(path)
+
+
+def test_the_suffix_list_is_preloaded_only_for_policies_that_need_it(tmp_path: Path) -> None:
+    from hookwall.proxy.master import follows_same_site
+
+    path = tmp_path / "p.yaml"
+    path.write_text("version: 1\ndestinations:\n  - hosts: [a.test]\n    redirects: {mode: pass}\n")
+    assert not follows_same_site(load_policy(path))
+    path.write_text(
+        "version: 1\ndestinations:\n  - hosts: [a.test]\n    redirects: {mode: follow}\n"
+    )
+    assert follows_same_site(load_policy(path))

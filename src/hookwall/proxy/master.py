@@ -35,6 +35,7 @@ from hookwall.addons.safety import SafetyChecks, forbidden_options_set
 from hookwall.addons.signing import RequestSigning
 from hookwall.addons.upstreams import UpstreamPool
 from hookwall.metrics import Metrics
+from hookwall.policy.model import Policy, merge_rule
 from hookwall.proxy import connect, crashguard, errorpages, http1guard, typechecks
 from hookwall.proxy.bounds import apply_proxy_settings, backstop_timeout
 from hookwall.proxy.ca import ensure_ca, upstream_ca_bundle
@@ -42,6 +43,7 @@ from hookwall.proxy.dispatch import CachedAddonManager
 from hookwall.proxy.operations import Operations, OpsConfig
 from hookwall.proxy.runtime import Runtime
 from hookwall.proxy.sweep import Sweeper
+from hookwall.redirects import sites
 from hookwall.store import store_path
 
 SNAPSHOT_INTERVAL = 60.0  # seconds between limits_snapshot events
@@ -138,6 +140,8 @@ class HookwallMaster(Master):
 async def serve(config: ProxyConfig, runtime: Runtime) -> int:
     """Run until SIGTERM/SIGINT, then stop accepting and let in-flight exchanges finish."""
     ensure_ca(config.data_dir, config.ca)
+    if follows_same_site(runtime.policy):
+        sites.preload()  # the Public Suffix List (0.2 s), not on the first redirect's path
     errorpages.install()
     typechecks.install()
     http1guard.install()
@@ -187,6 +191,13 @@ async def serve(config: ProxyConfig, runtime: Runtime) -> int:
         await ops.stop()
     logs.get_logger().info("proxy_stopped")
     return 0
+
+
+def follows_same_site(policy: Policy) -> bool:
+    """Whether any destination follows redirects within ``same_site`` (a reload that adds one
+    parses the list on its first such redirect)."""
+    settings = [policy.defaults, *(merge_rule(policy.defaults, rule) for rule in policy.rules)]
+    return any(s.redirects.mode == "follow" and s.redirects.scope == "same_site" for s in settings)
 
 
 def log_snapshot(runtime: Runtime, why: str) -> None:

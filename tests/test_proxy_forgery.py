@@ -348,11 +348,12 @@ def test_a_redirect_to_the_admin_listener_is_refused(proxy, adversary) -> None:
     assert "address-blocked" in r.json()["message"]
 
 
-def test_with_two_workers_no_worker_lets_a_request_reach_the_admin_listener(
+def test_with_two_workers_no_worker_lets_a_request_reach_another_workers_listener(
     tmp_path: Path, dns_server: TestDnsServer, receiver_ca_file: Path
 ) -> None:
-    """The supervisor reserves the admin port (0 becomes a free one) and worker 1 serves it,
-    so every worker knows it: connections spread over both workers are all refused."""
+    """The supervisor reserves the admin port (0 becomes a free one; worker 1 serves it) and one
+    internal-listener port per worker, so every worker knows all of them: connections spread
+    over both workers, to each of those listeners, are all refused."""
     policy = tmp_path / "policy.yaml"
     policy.write_text(POLICY.format(ca=receiver_ca_file))
     proc = ProxyProcess(
@@ -363,15 +364,16 @@ def test_with_two_workers_no_worker_lets_a_request_reach_the_admin_listener(
         workers = [e for e in proc.events if e.get("event") == "proxy_started"]
         admins = [e["admin"] for e in workers if e.get("admin")]
         assert len(admins) == 1, workers  # one admin listener per host: worker 1's
-        port = int(admins[0].rpartition(":")[2])
         assert requests.get(f"http://{admins[0]}/healthz", timeout=10).status_code == 200
+        internal = sorted({e["internal_listen"][0] for e in workers})
+        assert len(internal) == 2, workers  # one per worker: hop chains stay on their worker
+        targets = [admins[0], *internal]
         mark = proc.mark()
-        for _ in range(20):  # a new connection each: the kernel picks a worker for each
-            r = requests.get(
-                f"http://127.0.0.1:{port}/metrics", proxies={"http": proc.url}, timeout=20
-            )
+        for i in range(21):  # a new connection each: the kernel picks a worker for each
+            url = f"http://{targets[i % 3]}/metrics"
+            r = requests.get(url, proxies={"http": proc.url}, timeout=20)
             assert r.status_code == 403 and r.headers["X-Hookwall-Reason"] == "address-blocked"
-        proc.wait_for(lambda e: sum(x.get("event") == "exchange" for x in proc.events[mark:]) >= 20)
+        proc.wait_for(lambda e: sum(x.get("event") == "exchange" for x in proc.events[mark:]) >= 21)
         refused_by = {e["pid"] for e in proc.events[mark:] if e.get("event") == "exchange"}
         assert refused_by == {e["pid"] for e in workers}  # both workers refused some
     finally:

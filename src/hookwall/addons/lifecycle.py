@@ -30,12 +30,13 @@ from hookwall import logs
 from hookwall.denials import Denial
 from hookwall.proxy import errorpages, eventloop
 from hookwall.proxy.holds import Holds
-from hookwall.proxy.runtime import Runtime
+from hookwall.proxy.runtime import INTERNAL_HOST, Runtime
 from hookwall.proxy.state import FlowState, TunnelState, start_state, state_of
 
 CLOSE_AFTER = "hookwall.close"  # set on a flow whose connection should close after it
-# The listener redirect hops and retries are sent to (loopback, a port of its own).
-INTERNAL_MODE = "regular@127.0.0.1:0"
+# The listener redirect hops and retries are sent to (loopback, a port of its own; with
+# --workers, the one the supervisor reserved for this worker).
+INTERNAL_MODE = f"regular@{INTERNAL_HOST}:0"
 
 # Called for a flow mitmproxy dropped without a response or error hook, before its holds go.
 Abandoned = Callable[[http.HTTPFlow], None]
@@ -67,7 +68,8 @@ class Lifecycle:
         ps = ctx.master.addons.get("proxyserver")
         # Outside mitmproxy's ``mode`` option, so that a drain can close the public listeners
         # (``servers.update([])``) and leave this one serving the hops it waits for.
-        self._internal = ServerInstance.make(INTERNAL_MODE, ps)
+        mode = f"regular@{INTERNAL_HOST}:{self.runtime.internal_port}"
+        self._internal = ServerInstance.make(mode, ps)
         await self._internal.start()
         self.runtime.internal_addrs[:] = [(h, p) for h, p, *_ in self._internal.listen_addrs]
         public = [(host, port) for host, port, *_ in ps.listen_addrs()]

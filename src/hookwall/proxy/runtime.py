@@ -16,6 +16,8 @@ from hookwall.netguard.resolver import Resolver
 from hookwall.netguard.selfaddr import SelfAddresses
 from hookwall.policy import Policy
 
+INTERNAL_HOST = "127.0.0.1"  # the internal listener's address (hops and retries)
+
 
 def _token() -> str:
     return secrets.token_hex(16)
@@ -31,6 +33,9 @@ class Runtime:
     listen_addrs: list[tuple[str, int]] = field(default_factory=list)  # the public listeners
     # Where redirect hops and retries are sent: open until the drain has finished.
     internal_addrs: list[tuple[str, int]] = field(default_factory=list)
+    # The internal listener's port: 0 (a free one), or, with --workers, the one the supervisor
+    # reserved for this worker (it reserves one per worker, so each knows all of them).
+    internal_port: int = 0
     # This process's; its share of the host's caps (--workers); or Redis (limits.backend).
     limiter: Limiter = field(default_factory=lambda: DestinationLimiter(on_event=log_limit_event))
 

@@ -20,6 +20,9 @@ the kernel spreads new connections over them.
 - The admin listener (``--admin-listen``) is reserved by the supervisor too (port 0 becomes a
   free port) and served by worker 1; every worker knows its address, so no worker lets a
   request through to it (the loop guard, ``netguard/selfaddr.py``).
+- So is one port per worker for its internal listener (where its hops and retries go, so a
+  chain stays on its worker): every worker knows all of them and refuses them as
+  destinations.
 - Workers share the secret that marks hookwall's own redirect hops (a hop may land on any
   worker); it reaches them on stdin, never in argv or the environment.
 - A worker whose supervisor disappears (SIGKILL) stops itself, gracefully.
@@ -71,6 +74,8 @@ class WorkerInfo:
     index: int  # 1..count
     count: int
     internal_token: str | None = None  # from the supervisor, on stdin
+    # The internal listeners' ports, one per worker (reserved by the supervisor; stdin too).
+    internal_ports: tuple[int, ...] = ()
     parent: int | None = None
 
 
@@ -108,7 +113,9 @@ def enter_worker(args: argparse.Namespace) -> WorkerInfo:
     info: WorkerInfo = args.worker
     line = sys.stdin.readline() if not sys.stdin.isatty() else ""
     try:
-        info.internal_token = json.loads(line)["internal_token"] or None
+        shared = json.loads(line)
+        info.internal_token = shared["internal_token"] or None
+        info.internal_ports = tuple(int(port) for port in shared.get("internal_ports") or ())
     except (ValueError, KeyError, TypeError):
         info.internal_token = None  # started by hand: redirect hops stay on this worker
     info.parent = os.getppid()
@@ -135,6 +142,7 @@ async def run_proxy(config: Any, runtime: Any, worker: WorkerInfo | None = None)
     """Serve one proxy process: ``hookwall run``, or one worker of ``--workers N``."""
     from hookwall.proxy.limiting import build_limiter
     from hookwall.proxy.master import serve
+    from hookwall.proxy.runtime import INTERNAL_HOST
 
     share = worker.count if worker is not None else 1
     tasks: set[asyncio.Task[None]] = set()
@@ -142,6 +150,10 @@ async def run_proxy(config: Any, runtime: Any, worker: WorkerInfo | None = None)
         listener.install()
         if worker.internal_token:
             runtime.internal_token = worker.internal_token
+        if len(worker.internal_ports) == worker.count:
+            runtime.internal_port = worker.internal_ports[worker.index - 1]
+            for port in worker.internal_ports:  # every worker's: never a destination
+                runtime.self_addresses.add_listener(INTERNAL_HOST, port)
         tasks.add(asyncio.get_running_loop().create_task(_watch_parent(worker)))
     built = build_limiter(runtime.policy, share)
     runtime.limiter = built.limiter
@@ -186,9 +198,11 @@ class Supervisor:
         count: int,
         drain_grace: float,
         admin: tuple[str, int] | None = None,
+        internal_ports: tuple[int, ...] = (),
     ) -> None:
         self.command = command
         self.admin = admin  # reserved here, so every worker knows the port
+        self.internal_ports = internal_ports  # likewise: one internal listener per worker
         self.host, self.port, self.count = host, port, count
         self.drain_grace = drain_grace
         self.token = secrets.token_hex(16)
@@ -213,7 +227,8 @@ class Supervisor:
             *self.argv(slot), stdin=asyncio.subprocess.PIPE, process_group=0
         )
         assert proc.stdin is not None
-        proc.stdin.write(json.dumps({"internal_token": self.token}).encode() + b"\n")
+        shared = {"internal_token": self.token, "internal_ports": self.internal_ports}
+        proc.stdin.write(json.dumps(shared).encode() + b"\n")
         with contextlib.suppress(OSError):
             await proc.stdin.drain()
         proc.stdin.close()
@@ -320,6 +335,7 @@ def supervise(args: argparse.Namespace, policy: Any, data_dir: Path) -> int:
     """The supervisor of ``hookwall run --workers N`` (N > 1); returns the exit status."""
     from hookwall.limits.share import describe_share
     from hookwall.proxy.ca import ensure_ca
+    from hookwall.proxy.runtime import INTERNAL_HOST
     from hookwall.store.db import STORE_FILENAME, Store, StoreError
 
     host, port = args.listen
@@ -343,6 +359,16 @@ def supervise(args: argparse.Namespace, policy: Any, data_dir: Path) -> int:
             )
             return 1
         admin = (admin[0], reserved[-1].getsockname()[1])
+    internal_ports: list[int] = []
+    try:
+        for _ in range(args.workers):
+            reserved += listener.reserve(INTERNAL_HOST, 0)
+            internal_ports.append(reserved[-1].getsockname()[1])
+    except OSError as exc:
+        for sock in reserved:
+            sock.close()
+        print(f"hookwall: cannot reserve a loopback port: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     try:
         port = reserved[0].getsockname()[1]
         ensure_ca(data_dir, args.ca)  # once: N workers creating it at once would race
@@ -365,7 +391,9 @@ def supervise(args: argparse.Namespace, policy: Any, data_dir: Path) -> int:
         )
         argv = list(getattr(args, "argv", None) or sys.argv[1:])
         command = [sys.executable, "-m", "hookwall", *argv]
-        supervisor = Supervisor(command, host, port, args.workers, DRAIN_GRACE, admin)
+        supervisor = Supervisor(
+            command, host, port, args.workers, DRAIN_GRACE, admin, tuple(internal_ports)
+        )
         return asyncio.run(supervisor.run())
     finally:
         for sock in reserved:

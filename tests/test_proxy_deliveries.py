@@ -36,7 +36,9 @@ COOKIE = "session=cookie_value_9a8b7c"
 
 POLICY = """\
 version: 1
-logging: {{capture_body: 64KiB}}
+logging:
+  capture_body: 64KiB
+  redact: {{headers: [X-Tenant-Pin], query: [ticket]}}
 defaults:
   network: {{allow: [127.0.0.2/32], ports: ["1-65535"]}}
   ca_bundle: {ca}
@@ -182,6 +184,72 @@ def test_no_credential_or_signature_value_reaches_the_store_file(
     for value in forbidden:  # ...and none of these, anywhere in the file
         assert value.encode() not in raw, value
         assert value not in shown
+
+
+# Credentials outside the old name heuristic, in headers and in the URL (query, fragment-free),
+# plus one name only the policy's logging.redact adds.
+CREDENTIAL_HEADERS = {
+    "Ocp-Apim-Subscription-Key": "apim_9f8e7d6c5b4a",
+    "X-Functions-Key": "funckey_1a2b3c4d5e",
+    "X-Access-Key": "accesskey_77aa88bb",
+    "Api_Key": "apikey_underscore_3141",
+    "X-Signing-Key": "signingkey_2718",
+    "X-Amz-Security-Token": "amztoken_0xdeadbeef",
+    "X-Tenant-Pin": "tenantpin_55443322",  # the policy's addition
+}
+CREDENTIAL_QUERY = {
+    "token": "qtoken_abcdef123",
+    "api_key": "qapikey_456789",
+    "sig": "qsig_sv2026xyz",
+    "code": "qcode_functionkey_00",
+    "access_token": "qaccess_tok_31337",
+    "ticket": "qticket_policy_added",  # the policy's addition
+}
+
+
+def test_credentials_outside_the_old_heuristic_stay_out_of_log_and_store(
+    setup, plain_twins, capsys
+) -> None:
+    proxy, data = setup
+    allowed, _ = plain_twins
+    query = "&".join(f"{k}={v}" for k, v in CREDENTIAL_QUERY.items())
+    start = proxy.mark()
+    r = post(
+        proxy,
+        f"http://sw.hooks.test:{allowed.port}/creds?event=paid&{query}",
+        b'{"type": "creds"}',
+        **CREDENTIAL_HEADERS,
+        **{"X-Request-Id": "trace-kept-42"},
+    )
+    assert r.status_code == 200
+    rid = request_id(r)
+    got = allowed.requests[-1]  # the receiver got every value intact
+    assert got.path == f"/creds?event=paid&{query}"
+    for name, value in CREDENTIAL_HEADERS.items():
+        assert got.headers[name.lower()] == value
+    row = wait_rows(data, rid)[rid]
+    logged = proxy.exchange(rid, start=start)
+    assert logged["url"].startswith(f"http://sw.hooks.test:{allowed.port}/creds?event=paid&")
+    assert f"token={REDACTED}" in logged["url"] and row.event["url"] == logged["url"]
+    stored = dict(row.request_headers or [])
+    assert all(stored[name] == REDACTED for name in CREDENTIAL_HEADERS)
+    assert stored["X-Request-Id"] == "trace-kept-42" and stored["Host"]
+
+    lines = "\n".join(json.dumps(e) for e in proxy.events[start:])  # every JSON line since
+    raw = b"".join(path.read_bytes() for path in sorted(data.glob("deliveries.db*")))
+    assert b"trace-kept-42" in raw  # the store does hold this row...
+    code, listed, _ = cli(capsys, "logs", "--data-dir", str(data), "--json", "--limit", "500")
+    assert code == 0
+    code, shown, _ = cli(capsys, "logs", "show", rid, "--data-dir", str(data))
+    assert code == 0 and "X-Functions-Key" in shown
+    for value in [*CREDENTIAL_HEADERS.values(), *CREDENTIAL_QUERY.values()]:
+        assert value not in lines, value  # ...and none of these, anywhere
+        assert value.encode() not in raw, value
+        assert value not in listed and value not in shown, value
+
+    # Replaying it would send [redacted] as the token: refused unless the full URL is given.
+    code, _, err = cli(capsys, "replay", rid, "--proxy", proxy.url, "--data-dir", str(data))
+    assert code == 1 and "pass the full URL with --to" in err
 
 
 def test_filters_on_real_deliveries(setup, plain_twins, capsys) -> None:

@@ -17,10 +17,12 @@ from hookwall import logs
 from hookwall.addons.lifecycle import settle_error
 from hookwall.correlation import id_headers, webhook_id
 from hookwall.denials import Denial
+from hookwall.policy import Policy
 from hookwall.proxy import errorpages
 from hookwall.proxy.holds import Holds
 from hookwall.proxy.respond import deny
 from hookwall.proxy.state import METADATA_KEY, FlowState, TunnelState, state_of
+from hookwall.redaction import BUILT_IN, Rules, redact_event
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +131,7 @@ class ExchangeLog:
             "error": f"{hint} ({data.conn.error})" if data.conn.error else hint,
             "signed": False,
         }
+        redact_event(event, _rules(tunnel.policy if tunnel else None))
         self.log.warning("exchange", **event)
         self._observe(event, None)
         if self.sink is not None:
@@ -148,7 +151,8 @@ class ExchangeLog:
         if state.logged:
             return
         state.logged = True
-        event = exchange_fields(flow, state) | extra
+        # Redacted once, here: the log line and the store row are this same dict.
+        event = redact_event(exchange_fields(flow, state) | extra, _rules(state.policy))
         self.log.info("exchange", **event)
         self._observe(event, state.limit_key)
         if self.sink is not None:
@@ -161,6 +165,11 @@ class ExchangeLog:
             self.observer(event, limit_key)
         except Exception:  # metrics never cost a delivery or its log line
             logger.exception("metrics observer failed")
+
+
+def _rules(policy: Policy | None) -> Rules:
+    """The redaction rules of the exchange's policy snapshot (its ``logging.redact``)."""
+    return policy.logging.redact if policy is not None else BUILT_IN
 
 
 def _peer(address: Any) -> str | None:

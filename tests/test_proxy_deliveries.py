@@ -21,6 +21,7 @@ from standardwebhooks.webhooks import Webhook
 
 from hookwall.cli import main
 from hookwall.store import REDACTED, Row, Store, StoreError, store_path
+from tests.support.adversary import Adversary
 from tests.support.dnsserver import TestDnsServer
 from tests.support.proxyproc import ProxyProcess
 from tests.support.receivers import Receiver
@@ -56,8 +57,12 @@ destinations:
   - hosts: [big.hooks.test]
     max_request_body: 1KiB
   - hosts: [down.hooks.test]
+  - hosts: [slow.hooks.test]
+    timeouts: {{headers: 300ms, response: 5s}}
+  - hosts: [slower.hooks.test]
+    timeouts: {{headers: 5s, response: 400ms}}
 """
-NAMES = ("sw", "gh", "stripe", "nobody", "small", "big", "down")
+NAMES = ("sw", "gh", "stripe", "nobody", "small", "big", "down", "slow", "slower")
 
 
 @pytest.fixture(scope="module")
@@ -250,6 +255,39 @@ def test_credentials_outside_the_old_heuristic_stay_out_of_log_and_store(
     # Replaying it would send [redacted] as the token: refused unless the full URL is given.
     code, _, err = cli(capsys, "replay", rid, "--proxy", proxy.url, "--data-dir", str(data))
     assert code == 1 and "pass the full URL with --to" in err
+
+
+def test_the_store_and_the_log_say_what_the_sender_was_told(setup) -> None:
+    """Every failure is classified once: the reason and message in the sender's refusal are
+    the stored row's and the log line's (a response timeout is not "server closed")."""
+    proxy, data = setup
+    adversary = Adversary()
+    try:
+        cases = {
+            f"http://slow.hooks.test:{adversary.port}/hang": "response-timeout",
+            f"http://slower.hooks.test:{adversary.port}/sleep?s=5": "response-timeout",
+            f"http://slower.hooks.test:{adversary.port}/trickle": "response-timeout",
+            f"http://down.hooks.test:{adversary.port}/partial": "upstream-error",
+            f"http://down.hooks.test:{closed_port('127.0.0.2')}/": "upstream-error",
+        }
+        told = {}
+        for url, reason in cases.items():
+            r = post(proxy, url, b"{}")
+            assert r.headers["X-Hookwall-Reason"] == reason, (url, r.text)
+            told[request_id(r)] = (r.status_code, r.json())
+    finally:
+        adversary.stop()
+    rows = wait_rows(data, *told)
+    for rid, (status, body) in told.items():
+        logged = proxy.exchange(rid)
+        for event in (rows[rid].event, logged):
+            assert event["reason"] == body["error"] and event["status"] == status
+            assert event["error"] == body["message"], event
+            if body["error"] == "response-timeout":  # not the consequence of our closing
+                assert "closed connection" not in event["error"].lower(), event
+    messages = [body["message"] for _, body in told.values()]
+    assert "the receiver did not send the response headers within 0.3s" in messages
+    assert "the receiver did not send the whole response within 0.4s" in messages
 
 
 def test_filters_on_real_deliveries(setup, plain_twins, capsys) -> None:

@@ -198,9 +198,10 @@ def exchange_fields(flow: http.HTTPFlow, state: FlowState) -> dict[str, Any]:
         "decision": "deny" if denial else "allow",
         "reason": denial.reason if denial else None,
         **_would_deny(state),
-        "status": state.received_status
-        or (response.status_code if response else (denial.status if denial else None)),
-        "error": state.error or (denial.message if denial else None),
+        "status": _status(flow, state),
+        # What the sender was told, word for word; the low-level detail only when it was not
+        # refused (the denial's message already carries it when it matters).
+        "error": denial.message if denial else state.error,
         "webhook_id": state.webhook_id
         or webhook_id(
             request.headers,
@@ -229,6 +230,18 @@ def exchange_fields(flow: http.HTTPFlow, state: FlowState) -> dict[str, Any]:
         "request_bytes": len(request.raw_content or b""),
         "response_bytes": len(response.raw_content or b"") if response else 0,
     }
+
+
+def _status(flow: http.HTTPFlow, state: FlowState) -> int | None:
+    """The status the sender got (the receiver's own when hookwall answered for it: a
+    followed redirect, a retry). A failed flow's refusal replaced whatever head the receiver
+    had sent (a 200 that then trickled past ``timeouts.response`` is a 504 to the sender)."""
+    if state.received_status:
+        return state.received_status
+    denial = state.denial
+    if denial is not None and (flow.error is not None or flow.response is None):
+        return denial.status
+    return flow.response.status_code if flow.response else None
 
 
 def _safe_url(flow: http.HTTPFlow) -> str:

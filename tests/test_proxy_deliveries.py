@@ -8,6 +8,7 @@ import base64
 import json
 import socket
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -241,7 +242,11 @@ def test_credentials_outside_the_old_heuristic_stay_out_of_log_and_store(
     assert stored["X-Request-Id"] == "trace-kept-42" and stored["Host"]
 
     lines = "\n".join(json.dumps(e) for e in proxy.events[start:])  # every JSON line since
-    raw = b"".join(path.read_bytes() for path in sorted(data.glob("deliveries.db*")))
+    files = sorted(data.glob("deliveries.db*"))
+    assert {f.name for f in files} >= {"deliveries.db", "deliveries.db-wal", "deliveries.db-shm"}
+    for file in [*files, data / "mitmproxy-ca.pem"]:  # every file with secrets or bodies
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600, file.name
+    raw = b"".join(path.read_bytes() for path in files)
     assert b"trace-kept-42" in raw  # the store does hold this row...
     code, listed, _ = cli(capsys, "logs", "--data-dir", str(data), "--json", "--limit", "500")
     assert code == 0

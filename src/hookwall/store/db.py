@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from hookwall import jsontext
+from hookwall.files import create_private, narrow
 from hookwall.logs import EXCHANGE_FIELDS
 from hookwall.store.query import Filters, where_clause
 from hookwall.store.record import Record
 
 STORE_FILENAME = "deliveries.db"
+SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's own files beside the database
 SCHEMA_VERSION = 1
 
 # Event fields that have a column of their own (the rest go to ``extra``).
@@ -169,6 +171,12 @@ class Store:
         """Open for writing, creating or migrating the file (the proxy's writer)."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # Bodies and headers are sensitive, even redacted: the file is created 0600, and
+            # SQLite gives its -wal, -shm and -journal files the database's mode when it
+            # creates them. Ones an older hookwall left wider are narrowed first.
+            create_private(path)
+            for suffix in SIDE_FILES:
+                narrow(path.with_name(path.name + suffix))
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the delivery store {path}: {exc}") from exc
@@ -195,8 +203,6 @@ class Store:
         except StoreError:
             conn.close()
             raise
-        with contextlib.suppress(OSError):  # bodies and headers are sensitive, even redacted
-            path.chmod(0o600)
         return cls(conn, path)
 
     @classmethod

@@ -93,6 +93,11 @@ def test_redact_additions(tmp_path: Path) -> None:
     assert redact_headers([("x-tenant-pin", "1")], rules) == [("x-tenant-pin", REDACTED)]
     assert redact_url("https://h/?ticket=1&session-key=2", rules).count(REDACTED) == 2
     assert load(tmp_path, "version: 1\n").logging.redact == BUILT_IN
+    from hookwall.policy import summarize
+
+    shown = summarize(policy)
+    assert "redacted besides the built-in credential names: header x-tenant-pin, " in shown
+    assert "?session-key, ?ticket" in shown
 
 
 def test_logging_in_one_file_of_a_directory_only(tmp_path: Path) -> None:

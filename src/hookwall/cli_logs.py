@@ -35,6 +35,7 @@ from hookwall.proxyclient import (
     send,
     sendable_headers,
 )
+from hookwall.redaction import redact_event
 from hookwall.store import (
     REDACTED,
     Filters,
@@ -440,7 +441,7 @@ def _parse_lines(lines: Iterable[str]) -> Iterator[tuple[float, dict[str, Any]]]
         except ValueError:
             continue
         fields = {k: v for k, v in event.items() if k not in ("ts", "level", "event")}
-        yield ts, fields
+        yield ts, redact_event(fields)  # a file an older hookwall wrote, with fewer rules
 
 
 # -- hookwall logs show -------------------------------------------------------------------------

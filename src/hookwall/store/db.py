@@ -31,6 +31,7 @@ from typing import Any
 from hookwall import jsontext
 from hookwall.files import create_private, narrow
 from hookwall.logs import EXCHANGE_FIELDS
+from hookwall.redaction import redact_event, redact_headers
 from hookwall.store.query import Filters, where_clause
 from hookwall.store.record import Record
 
@@ -458,7 +459,8 @@ def _event(row: Sequence[Any]) -> tuple[int, float, dict[str, Any]]:
     # The documented order first (as in the log line), then anything newer.
     ordered = {k: merged[k] for k in EXCHANGE_FIELDS if k in merged}
     ordered |= {k: v for k, v in merged.items() if k not in ordered}
-    return int(row_id), float(ts), ordered
+    # Rows are redacted when written; this covers rows an older hookwall wrote with fewer rules.
+    return int(row_id), float(ts), redact_event(ordered)
 
 
 def _summary(row: Sequence[Any]) -> Row:
@@ -486,6 +488,6 @@ def _load_headers(text: str | None) -> list[tuple[str, str]] | None:
     if text is None:
         return None
     try:
-        return [(str(name), str(value)) for name, value in json.loads(text)]
+        return redact_headers((str(name), str(value)) for name, value in json.loads(text))
     except (TypeError, ValueError):
         return None

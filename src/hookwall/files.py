@@ -40,7 +40,7 @@ def write_private(path: Path, data: bytes) -> None:
 def create_private(path: Path) -> None:
     """Make sure ``path`` exists with mode 0600, creating it empty (contents kept if it
     exists; a wider mode left by an older hookwall is narrowed)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, PRIVATE)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE)  # no O_TRUNC: the rows stay
     try:
         if os.fstat(fd).st_mode & 0o777 != PRIVATE:
             os.fchmod(fd, PRIVATE)

@@ -8,8 +8,8 @@ Top level (the store is one per process)::
       retention: 7d           # rows older than this are deleted, continuously
       max_size: 1GiB          # and the oldest rows go when the store grows past this
       redact:                 # more credential names, on top of the built-in rules
-        headers: [X-Honeycomb-Team]  # their values never reach the log, the store
-        query: [ticket]              # or `hookwall logs` (hookwall.redaction)
+        headers: [X-Tenant-Pin]  # their values never reach the log, the store
+        query: [ticket]          # or `hookwall logs` (hookwall.redaction)
 
 A destination may override what is captured for its hosts (``capture_body``, ``id_header``)
 in ``destinations[].logging``; retention and size are the store's, so top level only, and
@@ -145,16 +145,15 @@ def _redact(checker: _FileChecker, node: YNode) -> Rules:
         if entry is None:
             continue
         path = f"logging.redact.{key}"
-        example = "[X-Honeycomb-Team]" if key == "headers" else "[ticket, session_key]"
+        example = "[X-Tenant-Pin]" if key == "headers" else "[ticket, session_key]"
         items = checker.items(entry.value, path, f"a list of {what} names", f"e.g. {example}")
         for item in items or ():
             name = checker.string(item, path, f"a {what} name")
             if name is None:
                 continue
             if key == "headers" and not _is_header_name(name):
-                checker.issue(
-                    item.location, f"{path}: {name!r} is not a header name (letters, digits, -)"
-                )
+                hint = "no spaces or separators, e.g. X-Tenant-Pin"
+                checker.issue(item.location, f"{path}: {name!r} is not a header name ({hint})")
             elif not name.strip():
                 checker.issue(item.location, f"{path}: an empty name; remove it")
             else:

@@ -18,7 +18,7 @@ import pytest
 from hookwall.cli import main
 from hookwall.cli_logs import replay_headers, sample_webhook
 from hookwall.logs import EXCHANGE_FIELDS
-from hookwall.store import REDACTED, Store, build_record, store_path
+from hookwall.store import REDACTED, Record, Store, build_record, store_path
 
 HOOKWALL = Path(sys.executable).with_name("hookwall")
 
@@ -221,6 +221,35 @@ def test_a_json_log_file_works_too(
         assert code == 0 and json_ids(got) == expected
     code, table, _ = run_main(capsys, "logs", "--file", str(log), "--reason", "circuit-open")
     assert code == 0 and "circuit-open" in table
+
+
+def test_rows_and_lines_an_older_hookwall_wrote_in_clear_are_shown_redacted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before the redaction rules grew, ?token= and X-Functions-Key were stored in clear; a
+    store or log file from then is redacted when it is read."""
+    url = "https://hooks.acme.com/hook?token=old_tok_123&event=paid"
+    clear = Record(
+        ts=time.time(),
+        event=event(1, url=url),
+        request_headers=[("X-Functions-Key", "old_funckey_456"), ("X-Request-Id", "r-1")],
+        request_body=BODY,
+    )
+    store = Store.open(store_path(tmp_path))
+    store.insert([clear])  # as written then: no build_record, no redaction
+    store.close()
+    log = tmp_path / "old.jsonl"
+    log.write_text(json.dumps({"ts": "2026-01-01T00:00:00Z", "event": "exchange", "url": url}))
+    outputs = [
+        run_main(capsys, "logs", "--data-dir", str(tmp_path), "--json")[1],
+        run_main(capsys, "logs", "show", "req_" + f"{1:020x}", "--data-dir", str(tmp_path))[1],
+        run_main(capsys, "logs", "show", "1", "--json", "--data-dir", str(tmp_path))[1],
+        run_main(capsys, "logs", "--file", str(log), "--json")[1],
+    ]
+    for out in outputs:
+        assert "old_tok_123" not in out and "old_funckey_456" not in out
+        assert "token=" in out and "event=paid" in out
+    assert "r-1" in outputs[1] and "X-Functions-Key" in outputs[1]
 
 
 class Lines:

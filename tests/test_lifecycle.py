@@ -10,6 +10,7 @@ from mitmproxy import http
 from mitmproxy.test import tflow
 
 from hookwall.addons.lifecycle import Lifecycle, settle_error
+from hookwall.denials import Denial
 from hookwall.netguard.resolver import Resolver
 from hookwall.policy import load_default_policy
 from hookwall.proxy.runtime import Runtime
@@ -93,6 +94,20 @@ def test_errors_are_classified_once_and_first() -> None:
     state.denial = None
     flow.error.msg = "HTTP/1 protocol error: peer closed connection"  # type: ignore[union-attr]
     assert settle_error(flow).denial.reason == "client-closed"  # type: ignore[union-attr]
+
+
+def test_our_own_verdict_is_not_overwritten_by_its_consequence() -> None:
+    """A deadline closed the receiver's connection: mitmproxy then reports "server closed
+    connection", but the exchange failed because of the timeout, as the sender is told."""
+    flow = tflow.tflow(err=True)
+    lifecycle, _ = make()
+    lifecycle.requestheaders(flow)
+    state = state_of(flow)
+    assert state is not None
+    state.denial = Denial("response-timeout", "the receiver did not send the whole response")
+    flow.error.msg = "Server closed connection"  # type: ignore[union-attr]
+    assert settle_error(flow) is state
+    assert state.denial.reason == "response-timeout" and state.error is None
 
 
 def test_a_hook_that_runs_after_its_connection_ended_takes_nothing() -> None:

@@ -52,3 +52,18 @@ def test_values_orjson_refuses_still_make_a_line(lines) -> None:  # type: ignore
     event = json.loads(stdout[0])
     assert event["big"] == 2**70 and event["keyed"] == {"1": "one"}
     assert "ValueError" in event["obj"]
+
+
+def test_urls_in_any_line_lose_their_credentials(lines) -> None:  # type: ignore[no-untyped-def]
+    """Not only the exchange event: a library warning quoting a URL is redacted too."""
+    logs.get_logger().warning(
+        "library_log",
+        logger="mitmproxy",
+        message="error fetching https://bob:pw_1@h.example/x?sig=sig_2&page=3: reset",
+        target="https://h.example/cb#access_token=tok_3",
+    )
+    stdout, _ = lines()
+    assert not any(secret in stdout[0] for secret in ("pw_1", "sig_2", "tok_3"))
+    event = json.loads(stdout[0])
+    assert event["message"].endswith("?sig=[redacted]&page=3: reset")
+    assert event["target"] == "https://h.example/cb#access_token=[redacted]"

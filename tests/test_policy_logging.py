@@ -63,12 +63,41 @@ def test_top_level_and_per_destination(tmp_path: Path) -> None:
             "destinations:\n  - hosts: [a.example]\n    logging: {bodies: 0}\n",
             "destinations[0].logging.bodies: unknown key",
         ),
+        ("logging: {redact: [X-Pin]}\n", "logging.redact: expected a mapping"),
+        ("logging: {redact: {header: [X-Pin]}}\n", "did you mean 'headers'"),
+        ("logging: {redact: {headers: X-Pin}}\n", "logging.redact.headers: expected a list"),
+        ("logging: {redact: {headers: ['X Pin']}}\n", "'X Pin' is not a header name"),
+        ("logging: {redact: {query: [1]}}\n", "logging.redact.query: expected a query"),
+        ("logging: {redact: {query: ['']}}\n", "logging.redact.query: an empty name"),
+        (
+            "destinations:\n  - hosts: [a.example]\n    logging: {redact: {query: [x]}}\n",
+            "redact applies to the whole store; set it in the top-level logging section",
+        ),
     ],
 )
 def test_errors_name_the_place(tmp_path: Path, text: str, message: str) -> None:
     out = errors(tmp_path, "version: 1\n" + text)
     assert message in out
     assert "policy.yaml:" in out
+
+
+def test_redact_additions(tmp_path: Path) -> None:
+    from hookwall.redaction import BUILT_IN, REDACTED, redact_headers, redact_url
+
+    policy = load(
+        tmp_path,
+        "version: 1\nlogging:\n  redact:\n    headers: [X-Tenant-Pin]\n"
+        "    query: [ticket, Session_Key]\n",
+    )
+    rules = policy.logging.redact
+    assert redact_headers([("x-tenant-pin", "1")], rules) == [("x-tenant-pin", REDACTED)]
+    assert redact_url("https://h/?ticket=1&session-key=2", rules).count(REDACTED) == 2
+    assert load(tmp_path, "version: 1\n").logging.redact == BUILT_IN
+    from hookwall.policy import summarize
+
+    shown = summarize(policy)
+    assert "redacted besides the built-in credential names: header x-tenant-pin, " in shown
+    assert "?session-key, ?ticket" in shown
 
 
 def test_logging_in_one_file_of_a_directory_only(tmp_path: Path) -> None:

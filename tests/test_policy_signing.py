@@ -84,6 +84,12 @@ def test_env_and_file_references_load(tmp_path: Path) -> None:
             4,
             "date-time",
         ),
+        (
+            "{scheme: standard-webhooks, secrets: [env:ACME_WHSEC], header_prefix: svix-}",
+            4,
+            "header_prefix: expected one of webhook, svix",
+        ),
+        ("{scheme: github, secrets: [env:ACME_WHSEC], header_prefix: svix}", 4, "unknown key"),
     ],
 )
 def test_signing_errors_are_clear_and_located(
@@ -94,6 +100,23 @@ def test_signing_errors_are_clear_and_located(
     assert f"{path}:{line}:" in text
     assert message in text
     assert WHSEC not in text and WHSEC[6:] not in text and "12345678" not in text
+
+
+def test_standard_webhooks_header_prefix_svix(tmp_path: Path) -> None:
+    """Receivers built on Svix's libraries read svix-id/-timestamp/-signature."""
+    path = write(
+        tmp_path,
+        "destinations:\n  - hosts: [svix.acme.test]\n    signing:\n"
+        "      {scheme: standard-webhooks, secrets: [env:ACME_WHSEC], header_prefix: svix}\n"
+        "  - hosts: [sw.acme.test]\n"
+        "    signing: {scheme: standard-webhooks, secrets: [env:ACME_WHSEC]}\n",
+    )
+    policy = load_policy(path)
+    svix = policy.settings_for("svix.acme.test").signing
+    plain = policy.settings_for("sw.acme.test").signing
+    assert svix is not None and plain is not None
+    assert svix.scheme.owned_headers == ("svix-id", "svix-timestamp", "svix-signature")
+    assert plain.scheme.owned_headers == ("webhook-id", "webhook-timestamp", "webhook-signature")
 
 
 def test_a_secret_that_does_not_fit_the_scheme_is_named_by_reference(

@@ -8,6 +8,7 @@ import base64
 import json
 import socket
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from standardwebhooks.webhooks import Webhook
 
 from hookwall.cli import main
 from hookwall.store import REDACTED, Row, Store, StoreError, store_path
+from tests.support.adversary import Adversary
 from tests.support.dnsserver import TestDnsServer
 from tests.support.proxyproc import ProxyProcess
 from tests.support.receivers import Receiver
@@ -36,7 +38,9 @@ COOKIE = "session=cookie_value_9a8b7c"
 
 POLICY = """\
 version: 1
-logging: {{capture_body: 64KiB}}
+logging:
+  capture_body: 64KiB
+  redact: {{headers: [X-Tenant-Pin], query: [ticket]}}
 defaults:
   network: {{allow: [127.0.0.2/32], ports: ["1-65535"]}}
   ca_bundle: {ca}
@@ -54,8 +58,12 @@ destinations:
   - hosts: [big.hooks.test]
     max_request_body: 1KiB
   - hosts: [down.hooks.test]
+  - hosts: [slow.hooks.test]
+    timeouts: {{headers: 300ms, response: 5s}}
+  - hosts: [slower.hooks.test]
+    timeouts: {{headers: 5s, response: 400ms}}
 """
-NAMES = ("sw", "gh", "stripe", "nobody", "small", "big", "down")
+NAMES = ("sw", "gh", "stripe", "nobody", "small", "big", "down", "slow", "slower")
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +190,109 @@ def test_no_credential_or_signature_value_reaches_the_store_file(
     for value in forbidden:  # ...and none of these, anywhere in the file
         assert value.encode() not in raw, value
         assert value not in shown
+
+
+# Credentials outside the old name heuristic, in headers and in the URL (query, fragment-free),
+# plus one name only the policy's logging.redact adds.
+CREDENTIAL_HEADERS = {
+    "Ocp-Apim-Subscription-Key": "apim_9f8e7d6c5b4a",
+    "X-Functions-Key": "funckey_1a2b3c4d5e",
+    "X-Access-Key": "accesskey_77aa88bb",
+    "Api_Key": "apikey_underscore_3141",
+    "X-Signing-Key": "signingkey_2718",
+    "X-Amz-Security-Token": "amztoken_0xdeadbeef",
+    "X-Tenant-Pin": "tenantpin_55443322",  # the policy's addition
+}
+CREDENTIAL_QUERY = {
+    "token": "qtoken_abcdef123",
+    "api_key": "qapikey_456789",
+    "sig": "qsig_sv2026xyz",
+    "code": "qcode_functionkey_00",
+    "access_token": "qaccess_tok_31337",
+    "ticket": "qticket_policy_added",  # the policy's addition
+}
+
+
+def test_credentials_outside_the_old_heuristic_stay_out_of_log_and_store(
+    setup, plain_twins, capsys
+) -> None:
+    proxy, data = setup
+    allowed, _ = plain_twins
+    query = "&".join(f"{k}={v}" for k, v in CREDENTIAL_QUERY.items())
+    start = proxy.mark()
+    r = post(
+        proxy,
+        f"http://sw.hooks.test:{allowed.port}/creds?event=paid&{query}",
+        b'{"type": "creds"}',
+        **CREDENTIAL_HEADERS,
+        **{"X-Request-Id": "trace-kept-42"},
+    )
+    assert r.status_code == 200
+    rid = request_id(r)
+    got = allowed.requests[-1]  # the receiver got every value intact
+    assert got.path == f"/creds?event=paid&{query}"
+    for name, value in CREDENTIAL_HEADERS.items():
+        assert got.headers[name.lower()] == value
+    row = wait_rows(data, rid)[rid]
+    logged = proxy.exchange(rid, start=start)
+    assert logged["url"].startswith(f"http://sw.hooks.test:{allowed.port}/creds?event=paid&")
+    assert f"token={REDACTED}" in logged["url"] and row.event["url"] == logged["url"]
+    stored = dict(row.request_headers or [])
+    assert all(stored[name] == REDACTED for name in CREDENTIAL_HEADERS)
+    assert stored["X-Request-Id"] == "trace-kept-42" and stored["Host"]
+
+    lines = "\n".join(json.dumps(e) for e in proxy.events[start:])  # every JSON line since
+    files = sorted(data.glob("deliveries.db*"))
+    assert {f.name for f in files} >= {"deliveries.db", "deliveries.db-wal", "deliveries.db-shm"}
+    for file in [*files, data / "mitmproxy-ca.pem"]:  # every file with secrets or bodies
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600, file.name
+    raw = b"".join(path.read_bytes() for path in files)
+    assert b"trace-kept-42" in raw  # the store does hold this row...
+    code, listed, _ = cli(capsys, "logs", "--data-dir", str(data), "--json", "--limit", "500")
+    assert code == 0
+    code, shown, _ = cli(capsys, "logs", "show", rid, "--data-dir", str(data))
+    assert code == 0 and "X-Functions-Key" in shown
+    for value in [*CREDENTIAL_HEADERS.values(), *CREDENTIAL_QUERY.values()]:
+        assert value not in lines, value  # ...and none of these, anywhere
+        assert value.encode() not in raw, value
+        assert value not in listed and value not in shown, value
+
+    # Replaying it would send [redacted] as the token: refused unless the full URL is given.
+    code, _, err = cli(capsys, "replay", rid, "--proxy", proxy.url, "--data-dir", str(data))
+    assert code == 1 and "pass the full URL with --to" in err
+
+
+def test_the_store_and_the_log_say_what_the_sender_was_told(setup) -> None:
+    """Every failure is classified once: the reason and message in the sender's refusal are
+    the stored row's and the log line's (a response timeout is not "server closed")."""
+    proxy, data = setup
+    adversary = Adversary()
+    try:
+        cases = {
+            f"http://slow.hooks.test:{adversary.port}/hang": "response-timeout",
+            f"http://slower.hooks.test:{adversary.port}/sleep?s=5": "response-timeout",
+            f"http://slower.hooks.test:{adversary.port}/trickle": "response-timeout",
+            f"http://down.hooks.test:{adversary.port}/partial": "upstream-error",
+            f"http://down.hooks.test:{closed_port('127.0.0.2')}/": "upstream-error",
+        }
+        told = {}
+        for url, reason in cases.items():
+            r = post(proxy, url, b"{}")
+            assert r.headers["X-Hookwall-Reason"] == reason, (url, r.text)
+            told[request_id(r)] = (r.status_code, r.json())
+    finally:
+        adversary.stop()
+    rows = wait_rows(data, *told)
+    for rid, (status, body) in told.items():
+        logged = proxy.exchange(rid)
+        for event in (rows[rid].event, logged):
+            assert event["reason"] == body["error"] and event["status"] == status
+            assert event["error"] == body["message"], event
+            if body["error"] == "response-timeout":  # not the consequence of our closing
+                assert "closed connection" not in event["error"].lower(), event
+    messages = [body["message"] for _, body in told.values()]
+    assert "the receiver did not send the response headers within 0.3s" in messages
+    assert "the receiver did not send the whole response within 0.4s" in messages
 
 
 def test_filters_on_real_deliveries(setup, plain_twins, capsys) -> None:

@@ -86,6 +86,19 @@ def _signed(
     return lambda: _as_dict(_sign(scheme, keys, body, age))
 
 
+def _as_webhook(
+    scheme: StandardWebhooks, keys: list[SigningKey]
+) -> Callable[[], dict[str, str | list[str]]]:
+    """svix-* headers read back under the webhook-* names the examples use."""
+
+    def headers() -> dict[str, str | list[str]]:
+        lines = _sign(scheme, keys)
+        assert [name for name, _ in lines] == list(scheme.owned_headers)
+        return _as_dict([(name.replace("svix-", "webhook-", 1), v) for name, v in lines])
+
+    return headers
+
+
 def _joined_github(keys: list[SigningKey]) -> Callable[[], dict[str, str | list[str]]]:
     """Several X-Hub-Signature-256 lines joined into one, as some servers present them."""
 
@@ -108,6 +121,7 @@ def _cases() -> list[Case]:
     other_pub = generate_key("standard-webhooks", ed25519=True).public_key
     assert other_pub is not None
     both = _signed(sw, [k1, k2, ke])
+    svix = StandardWebhooks(header_prefix="svix")
     ex = "verify_standard_webhooks"
     cases += [
         Case("sw-v1-good", ex, BODY, _signed(sw, [k1]), g1.secret, "ok"),
@@ -131,6 +145,9 @@ def _cases() -> list[Case]:
         Case("sw-v1a-wrong-key", ex, BODY, _signed(sw, [ke]), other_pub, "bad"),
         Case("sw-v1a-stale", ex, BODY, _signed(sw, [ke], age=STALE), ge.public_key, "bad"),
         Case("sw-v1-only-v1a-sent", ex, BODY, _signed(sw, [ke]), g1.secret, "bad"),
+        # header_prefix: svix sends the same values under svix- names (the doc says so).
+        Case("sw-svix-names-same-values", ex, BODY, _as_webhook(svix, [k1, ke]), g1.secret, "ok"),
+        Case("sw-v1a-svix-names", ex, BODY, _as_webhook(svix, [ke]), ge.public_key, "ok"),
     ]
 
     # github
@@ -304,6 +321,33 @@ def test_every_example_is_tested() -> None:
     expected = {stem + ext for stem in SCHEME_FILES for ext in LANGUAGES.values()}
     assert present == expected
     assert {c.example for c in CASES} == set(SCHEME_FILES)
+
+
+def test_every_policy_snippet_in_the_doc_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the doc tells an operator to write is a policy hookwall accepts, and it does what
+    the doc says (the svix- header names)."""
+    from hookwall.policy import load_policy
+    from hookwall.policy.signing import HEADER_PREFIXES
+
+    doc = DOC.read_text(encoding="utf-8")
+    snippets = [block.split("```", 1)[0] for block in doc.split("```yaml\n")[1:]]
+    assert snippets, "docs/verifying.md shows how to set the svix- header names"
+    monkeypatch.setenv("ACME_WHSEC", generate_key("standard-webhooks").secret)
+    for n, snippet in enumerate(snippets):
+        policy_file = tmp_path / f"snippet{n}.yaml"
+        body = "".join(f"      {line}\n" for line in snippet.strip().splitlines())
+        policy_file.write_text(
+            f"version: 1\ndestinations:\n  - hosts: [hooks.acme.test]\n    {body.strip()}\n"
+        )
+        signing = load_policy(policy_file).settings_for("hooks.acme.test").signing
+        assert signing is not None
+        for name in signing.scheme.owned_headers:
+            assert f"`{name}`" in doc, name
+    for prefix in HEADER_PREFIXES:  # every name a policy can choose is documented
+        for name in StandardWebhooks(header_prefix=prefix).owned_headers:
+            assert f"`{name}`" in doc, name
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,7 @@ from hookwall.proxyclient import (
     send,
     sendable_headers,
 )
+from hookwall.redaction import redact_event
 from hookwall.store import (
     REDACTED,
     Filters,
@@ -440,7 +441,7 @@ def _parse_lines(lines: Iterable[str]) -> Iterator[tuple[float, dict[str, Any]]]
         except ValueError:
             continue
         fields = {k: v for k, v in event.items() if k not in ("ts", "level", "event")}
-        yield ts, fields
+        yield ts, redact_event(fields)  # a file an older hookwall wrote, with fewer rules
 
 
 # -- hookwall logs show -------------------------------------------------------------------------
@@ -635,7 +636,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if row is None:
         print(f"hookwall replay: no exchange {args.id!r} in {store.path}", file=sys.stderr)
         return 1
-    problem = replay_refusal(row)
+    problem = replay_refusal(row, to=args.to)
     if problem:
         print(f"hookwall replay: cannot replay {args.id}: {problem}", file=sys.stderr)
         return 1
@@ -674,11 +675,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if 200 <= reply.status < 300 else 1
 
 
-def replay_refusal(row: Row) -> str | None:
+def replay_refusal(row: Row, *, to: str | None = None) -> str | None:
     """Why this exchange cannot be replayed faithfully, or None."""
     event = row.event
     if event.get("method") in (None, "CONNECT"):
         return "it is a CONNECT tunnel, not a delivery (the request inside was not seen)"
+    url = str(event.get("url") or "")
+    if to is None and REDACTED in url:
+        return (
+            f"its URL carried credentials the store does not keep ({url}); pass the full URL "
+            "with --to"
+        )
     if row.request_headers is None:
         return "its request headers were not captured"
     if row.request_body is None:

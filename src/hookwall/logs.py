@@ -16,6 +16,7 @@ from typing import IO, Any, TextIO
 import structlog
 
 from hookwall import jsontext
+from hookwall.redaction import redact_text
 
 EXCHANGE_FIELDS: tuple[str, ...] = (
     "request_id",
@@ -108,7 +109,12 @@ def _secret_key(key: str) -> bool:
 
 
 def _drop_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Last line of defence: a field whose name says 'secret' never reaches a log."""
+    """Last line of defence: a field whose name says 'secret' never reaches a log, nor a
+    credential in a URL anywhere in a line (``hookwall.redaction``'s built-in rules; the
+    exchange event was already redacted with its policy's additions)."""
+    for key, value in event.items():
+        if isinstance(value, str) and "://" in value:
+            event[key] = redact_text(value)
     for key in [key for key in event if _secret_key(key)]:
         event[key] = "[redacted]"
     return event

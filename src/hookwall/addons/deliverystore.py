@@ -88,6 +88,7 @@ class DeliveryStore:
             response_body=response.raw_content if response else None,
             capture_body=capture,
             owned_headers=owned,
+            rules=policy.logging.redact,
         )
 
     # -- settings and reports ------------------------------------------------------------------

@@ -17,10 +17,12 @@ from hookwall import logs
 from hookwall.addons.lifecycle import settle_error
 from hookwall.correlation import id_headers, webhook_id
 from hookwall.denials import Denial
+from hookwall.policy import Policy
 from hookwall.proxy import errorpages
 from hookwall.proxy.holds import Holds
 from hookwall.proxy.respond import deny
 from hookwall.proxy.state import METADATA_KEY, FlowState, TunnelState, state_of
+from hookwall.redaction import BUILT_IN, Rules, redact_event
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +131,7 @@ class ExchangeLog:
             "error": f"{hint} ({data.conn.error})" if data.conn.error else hint,
             "signed": False,
         }
+        redact_event(event, _rules(tunnel.policy if tunnel else None))
         self.log.warning("exchange", **event)
         self._observe(event, None)
         if self.sink is not None:
@@ -148,7 +151,8 @@ class ExchangeLog:
         if state.logged:
             return
         state.logged = True
-        event = exchange_fields(flow, state) | extra
+        # Redacted once, here: the log line and the store row are this same dict.
+        event = redact_event(exchange_fields(flow, state) | extra, _rules(state.policy))
         self.log.info("exchange", **event)
         self._observe(event, state.limit_key)
         if self.sink is not None:
@@ -161,6 +165,11 @@ class ExchangeLog:
             self.observer(event, limit_key)
         except Exception:  # metrics never cost a delivery or its log line
             logger.exception("metrics observer failed")
+
+
+def _rules(policy: Policy | None) -> Rules:
+    """The redaction rules of the exchange's policy snapshot (its ``logging.redact``)."""
+    return policy.logging.redact if policy is not None else BUILT_IN
 
 
 def _peer(address: Any) -> str | None:
@@ -189,9 +198,10 @@ def exchange_fields(flow: http.HTTPFlow, state: FlowState) -> dict[str, Any]:
         "decision": "deny" if denial else "allow",
         "reason": denial.reason if denial else None,
         **_would_deny(state),
-        "status": state.received_status
-        or (response.status_code if response else (denial.status if denial else None)),
-        "error": state.error or (denial.message if denial else None),
+        "status": _status(flow, state),
+        # What the sender was told, word for word; the low-level detail only when it was not
+        # refused (the denial's message already carries it when it matters).
+        "error": denial.message if denial else state.error,
         "webhook_id": state.webhook_id
         or webhook_id(
             request.headers,
@@ -220,6 +230,18 @@ def exchange_fields(flow: http.HTTPFlow, state: FlowState) -> dict[str, Any]:
         "request_bytes": len(request.raw_content or b""),
         "response_bytes": len(response.raw_content or b"") if response else 0,
     }
+
+
+def _status(flow: http.HTTPFlow, state: FlowState) -> int | None:
+    """The status the sender got (the receiver's own when hookwall answered for it: a
+    followed redirect, a retry). A failed flow's refusal replaced whatever head the receiver
+    had sent (a 200 that then trickled past ``timeouts.response`` is a 504 to the sender)."""
+    if state.received_status:
+        return state.received_status
+    denial = state.denial
+    if denial is not None and (flow.error is not None or flow.response is None):
+        return denial.status
+    return flow.response.status_code if flow.response else None
 
 
 def _safe_url(flow: http.HTTPFlow) -> str:

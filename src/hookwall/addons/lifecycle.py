@@ -219,7 +219,11 @@ class ExchangeEnd:
 
 
 def settle_error(flow: http.HTTPFlow) -> FlowState | None:
-    """Classify a failed flow once: ``state.denial`` (ours, if we set one) and ``state.error``."""
+    """Classify a failed flow once: ``state.denial`` (ours, if we set one) and ``state.error``.
+
+    When the denial is ours (a deadline closed the receiver's connection, a guard refused),
+    mitmproxy's message is only the consequence ("server closed connection"): it is not kept,
+    so the log and the store say what the sender was told."""
     state = state_of(flow)
     if state is None:
         return None
@@ -229,7 +233,7 @@ def settle_error(flow: http.HTTPFlow) -> FlowState | None:
         if flow.request.timestamp_end is None and denial.reason == "upstream-error":
             denial = _sender_failed(message)  # the request never arrived whole: not the receiver
         state.denial = denial
-    state.error = message or state.error
+        state.error = message or state.error
     return state
 
 

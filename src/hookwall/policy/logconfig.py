@@ -7,9 +7,13 @@ Top level (the store is one per process)::
       id_header: X-Event-Id   # optional: a sender header that carries the event id
       retention: 7d           # rows older than this are deleted, continuously
       max_size: 1GiB          # and the oldest rows go when the store grows past this
+      redact:                 # more credential names, on top of the built-in rules
+        headers: [X-Tenant-Pin]  # their values never reach the log, the store
+        query: [ticket]          # or `hookwall logs` (hookwall.redaction)
 
 A destination may override what is captured for its hosts (``capture_body``, ``id_header``)
-in ``destinations[].logging``; retention and size are the store's, so top level only.
+in ``destinations[].logging``; retention and size are the store's, so top level only, and
+so is ``redact``: a credential name is one everywhere (it can only add to the built-ins).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from hookwall.policy.limits import Override
 from hookwall.policy.yamlload import YEntry, YNode, YScalar
+from hookwall.redaction import BUILT_IN, Rules
 from hookwall.units import parse_size
 
 if TYPE_CHECKING:
@@ -29,7 +34,8 @@ DEFAULT_CAPTURE_BODY = 64 * 1024
 DEFAULT_RETENTION = 7 * 86400.0
 DEFAULT_MAX_SIZE = 1024**3
 
-_TOP_KEYS = ("capture_body", "id_header", "retention", "max_size")
+_TOP_KEYS = ("capture_body", "id_header", "retention", "max_size", "redact")
+_REDACT_KEYS = ("headers", "query")
 _RULE_KEYS = ("capture_body", "id_header")
 
 
@@ -49,6 +55,7 @@ class LoggingSettings:
     id_header: str | None = None
     retention: float = DEFAULT_RETENTION  # seconds
     max_size: int = DEFAULT_MAX_SIZE  # bytes
+    redact: Rules = BUILT_IN  # the built-in credential names plus ``redact``'s
 
     @property
     def destination(self) -> DestinationLogging:
@@ -75,6 +82,8 @@ def check_logging(checker: _FileChecker, node: YNode) -> LoggingSettings | None:
         size = _size(checker, entries["max_size"].value, "logging.max_size", minimum=1)
         if size is not None:
             values["max_size"] = size
+    if "redact" in entries:
+        values["redact"] = _redact(checker, entries["redact"].value)
     return replace(settings, **values)  # type: ignore[arg-type]
 
 
@@ -84,13 +93,14 @@ def check_rule_logging(checker: _FileChecker, node: YNode, path: str) -> Overrid
     if mapping is None:
         return ()
     for key, entry in mapping.entries.items():
-        if key in ("retention", "max_size"):
+        if key in ("retention", "max_size", "redact"):
             checker.issue(
                 entry.key_location,
                 f"{path}.{key}: {key} applies to the whole store; set it in the top-level "
                 "logging section",
             )
-    known = {k: e for k, e in mapping.entries.items() if k not in ("retention", "max_size")}
+    whole_store = ("retention", "max_size", "redact")
+    known = {k: e for k, e in mapping.entries.items() if k not in whole_store}
     for key, entry in known.items():
         if key not in _RULE_KEYS:
             checker.issue(
@@ -121,6 +131,34 @@ def _capture_keys(
             elif name is not None:
                 checker.issue(node.location, f"{path}.id_header: {name!r} is not a header name")
     return out
+
+
+def _redact(checker: _FileChecker, node: YNode) -> Rules:
+    """``redact: {headers: [...], query: [...]}``: names added to the built-in rules."""
+    mapping = checker.mapping(node, "logging.redact")
+    if mapping is None:
+        return BUILT_IN
+    checker.keys(mapping, "logging.redact", _REDACT_KEYS, "logging.redact")
+    names: dict[str, list[str]] = {"headers": [], "query": []}
+    for key, what in (("headers", "header"), ("query", "query parameter")):
+        entry = mapping.entries.get(key)
+        if entry is None:
+            continue
+        path = f"logging.redact.{key}"
+        example = "[X-Tenant-Pin]" if key == "headers" else "[ticket, session_key]"
+        items = checker.items(entry.value, path, f"a list of {what} names", f"e.g. {example}")
+        for item in items or ():
+            name = checker.string(item, path, f"a {what} name")
+            if name is None:
+                continue
+            if key == "headers" and not _is_header_name(name):
+                hint = "no spaces or separators, e.g. X-Tenant-Pin"
+                checker.issue(item.location, f"{path}: {name!r} is not a header name ({hint})")
+            elif not name.strip():
+                checker.issue(item.location, f"{path}: an empty name; remove it")
+            else:
+                names[key].append(name)
+    return Rules.adding(names["headers"], names["query"])
 
 
 def _is_header_name(name: str) -> bool:

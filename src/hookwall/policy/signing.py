@@ -21,9 +21,10 @@ if TYPE_CHECKING:
     from hookwall.policy.schema import _FileChecker
 
 SCHEMES = ("standard-webhooks", "github", "stripe", "hmac")
+HEADER_PREFIXES = ("webhook", "svix")  # standard-webhooks' header names: webhook-id or svix-id
 _COMMON_KEYS = ("scheme", "secrets", "id_header", "keep_sender_signatures")
 _SCHEME_KEYS: dict[str, tuple[str, ...]] = {
-    "standard-webhooks": (),
+    "standard-webhooks": ("header_prefix",),
     "github": ("legacy_sha1",),
     "stripe": (),
     "hmac": (
@@ -59,6 +60,10 @@ def check_signing(checker: _FileChecker, node: YNode, path: str) -> SigningSetti
             if not isinstance(value, YScalar):
                 checker.expected(value, f"{path}.{option}", "a single value")
                 continue
+            if option == "header_prefix":  # svix-id/-timestamp/-signature for Svix receivers
+                prefix = checker.choice(value, f"{path}.{option}", HEADER_PREFIXES)
+                if prefix is None:
+                    continue
             options[option] = value.value
     try:
         scheme = make_scheme(scheme_name, **options)

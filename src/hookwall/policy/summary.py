@@ -125,6 +125,13 @@ def summarize(policy: Policy) -> str:
         f"the delivery store keeps {format_duration(store.retention)}, "
         f"at most {format_size(store.max_size)}"
     )
+    added = store.redact
+    if added.headers or added.query:
+        names = [
+            *(f"header {n}" for n in sorted(added.headers)),
+            *(f"?{n}" for n in sorted(added.query)),
+        ]
+        lines.append(f"redacted besides the built-in credential names: {', '.join(names)}")
     if policy.ca_bundle:
         lines.append(f"extra upstream CAs: {policy.ca_bundle}")
     if policy.shared_limits is not None:

@@ -10,8 +10,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from mitmproxy import certs
 
+from hookwall.files import narrow, write_private
+
 CA_BASENAME = "mitmproxy"  # the file names mitmproxy's tlsconfig expects in its confdir
 CA_CERT_NAME = f"{CA_BASENAME}-ca-cert.pem"
+CA_KEY_NAME = f"{CA_BASENAME}-ca.pem"  # the certificate and its private key
+SECRET_FILES = (CA_KEY_NAME, f"{CA_BASENAME}-ca.p12")  # mode 0600
 KEY_SIZE = 2048
 
 
@@ -26,11 +30,14 @@ def ensure_ca(data_dir: Path, provided: Path | None = None) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if provided is not None:
         install_ca(data_dir, provided)
-    elif not (data_dir / f"{CA_BASENAME}-ca.pem").exists():
+    elif not (data_dir / CA_KEY_NAME).exists():
+        # mitmproxy creates the key files (PEM and PKCS#12) under a 0077 umask: 0600 from
+        # the start (tests/test_files.py checks it with every chmod disabled).
         certs.CertStore.create_store(
             data_dir, CA_BASENAME, KEY_SIZE, organization="hookwall", cn="hookwall egress CA"
         )
-    os.chmod(data_dir / f"{CA_BASENAME}-ca.pem", 0o600)
+    for name in SECRET_FILES:  # left wider by an older hookwall
+        narrow(data_dir / name)
     return ca_cert_path(data_dir)
 
 
@@ -50,10 +57,17 @@ def install_ca(data_dir: Path, provided: Path) -> None:
         raise SystemExit(
             f"hookwall: --ca {provided}: the private key does not match the certificate"
         )
-    target = data_dir / f"{CA_BASENAME}-ca.pem"
-    target.write_bytes(pem)
-    os.chmod(target, 0o600)
-    ca_cert_path(data_dir).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    write_private(data_dir / CA_KEY_NAME, pem)  # created 0600, never readable by others
+    # A CA hookwall generated before holds its key in PKCS#12 too; it is not this CA's.
+    (data_dir / f"{CA_BASENAME}-ca.p12").unlink(missing_ok=True)
+    _write_public(ca_cert_path(data_dir), cert.public_bytes(serialization.Encoding.PEM))
+
+
+def _write_public(path: Path, data: bytes) -> None:
+    """Replace a public file atomically (mitmproxy or a sender may be reading it)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
 
 
 def upstream_ca_bundle(data_dir: Path, extra_bundle: str | None) -> Path:

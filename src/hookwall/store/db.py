@@ -29,11 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from hookwall import jsontext
+from hookwall.files import create_private, narrow
 from hookwall.logs import EXCHANGE_FIELDS
+from hookwall.redaction import redact_event, redact_headers
 from hookwall.store.query import Filters, where_clause
 from hookwall.store.record import Record
 
 STORE_FILENAME = "deliveries.db"
+SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's own files beside the database
 SCHEMA_VERSION = 1
 
 # Event fields that have a column of their own (the rest go to ``extra``).
@@ -169,6 +172,12 @@ class Store:
         """Open for writing, creating or migrating the file (the proxy's writer)."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # Bodies and headers are sensitive, even redacted: the file is created 0600, and
+            # SQLite gives its -wal, -shm and -journal files the database's mode when it
+            # creates them. Ones an older hookwall left wider are narrowed first.
+            create_private(path)
+            for suffix in SIDE_FILES:
+                narrow(path.with_name(path.name + suffix))
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the delivery store {path}: {exc}") from exc
@@ -195,8 +204,6 @@ class Store:
         except StoreError:
             conn.close()
             raise
-        with contextlib.suppress(OSError):  # bodies and headers are sensitive, even redacted
-            path.chmod(0o600)
         return cls(conn, path)
 
     @classmethod
@@ -452,7 +459,8 @@ def _event(row: Sequence[Any]) -> tuple[int, float, dict[str, Any]]:
     # The documented order first (as in the log line), then anything newer.
     ordered = {k: merged[k] for k in EXCHANGE_FIELDS if k in merged}
     ordered |= {k: v for k, v in merged.items() if k not in ordered}
-    return int(row_id), float(ts), ordered
+    # Rows are redacted when written; this covers rows an older hookwall wrote with fewer rules.
+    return int(row_id), float(ts), redact_event(ordered)
 
 
 def _summary(row: Sequence[Any]) -> Row:
@@ -480,6 +488,6 @@ def _load_headers(text: str | None) -> list[tuple[str, str]] | None:
     if text is None:
         return None
     try:
-        return [(str(name), str(value)) for name, value in json.loads(text)]
+        return redact_headers((str(name), str(value)) for name, value in json.loads(text))
     except (TypeError, ValueError):
         return None

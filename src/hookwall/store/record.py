@@ -2,66 +2,19 @@
 
 Built on the proxy's event loop from plain values (no mitmproxy types), so it is cheap and
 testable; everything that touches disk happens later, on the writer thread. Redaction happens
-here, before a record is queued: no credential or signature value ever reaches the writer.
+here, before a record is queued (the rules are ``hookwall.redaction``'s): no credential or
+signature value ever reaches the writer.
 """
 
 from __future__ import annotations
 
-import functools
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-REDACTED = "[redacted]"
+from hookwall.redaction import BUILT_IN, REDACTED, Rules, redact_event, redact_headers
 
-# Credentials and signatures: the value is replaced, the name is kept (it shows the header
-# was there). Lower-case names.
-SECRET_HEADERS = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "set-cookie",
-        "webhook-signature",
-        "svix-signature",
-        "stripe-signature",
-        "x-hub-signature",
-        "x-hub-signature-256",
-    }
-)
-# Header names that say "secret" whatever the vendor: over-redacting is the safe mistake.
-_SECRET_NAME = re.compile(
-    r"signature|token|secret|passw|api-?key|auth|cookie|credential|session", re.IGNORECASE
-)
-# Headers a signing scheme owns that carry no secret: the event id and the timestamp.
-_PUBLIC_OWNED = re.compile(r"(^|-)(id|timestamp)$", re.IGNORECASE)
-
-
-@functools.lru_cache(maxsize=4096)  # runs on the event loop for every header: names repeat
-def _secret_name(lower: str) -> bool:
-    return (
-        lower in SECRET_HEADERS
-        or lower.startswith("x-hub-signature")
-        or bool(_SECRET_NAME.search(lower))
-    )
-
-
-def is_secret_header(name: str, owned: Iterable[str] = ()) -> bool:
-    """True for credential and signature headers, and for the signature headers a
-    destination's signing scheme writes (``owned``: lower-case names)."""
-    lower = name.lower()
-    return _secret_name(lower) or (lower in owned and not _PUBLIC_OWNED.search(lower))
-
-
-def redact_headers(
-    headers: Iterable[tuple[str, str]], owned: Iterable[str] = ()
-) -> list[tuple[str, str]]:
-    """The headers in order, with every secret value replaced by ``[redacted]``."""
-    owned_set = frozenset(name.lower() for name in owned)
-    return [
-        (name, REDACTED if is_secret_header(name, owned_set) else value) for name, value in headers
-    ]
+__all__ = ["REDACTED", "Record", "build_record", "capture", "redact_headers"]
 
 
 def capture(body: bytes | None, cap: int) -> tuple[bytes | None, bool]:
@@ -105,20 +58,24 @@ def build_record(
     response_body: bytes | None,
     capture_body: int,
     owned_headers: Iterable[str] = (),
+    rules: Rules = BUILT_IN,
 ) -> Record:
-    """A redacted, capped record of one exchange."""
+    """A redacted, capped record of one exchange (``hookwall.redaction``: the URLs in the
+    event too, although the event is normally redacted already, as it was logged)."""
     owned = tuple(owned_headers)
     request, request_cut = capture(request_body, capture_body)
     response, response_cut = capture(response_body, capture_body)
     return Record(
         ts=ts,
-        event=dict(event),
-        request_headers=None if request_headers is None else redact_headers(request_headers, owned),
+        event=redact_event(dict(event), rules),
+        request_headers=None
+        if request_headers is None
+        else redact_headers(request_headers, rules, owned),
         request_body=request,
         request_truncated=request_cut,
         response_headers=None
         if response_headers is None
-        else redact_headers(response_headers, owned),
+        else redact_headers(response_headers, rules, owned),
         response_body=response,
         response_truncated=response_cut,
     )

@@ -8,10 +8,10 @@ import pytest
 
 from hookwall.policy import PolicyError, load_policy
 from hookwall.policy.summary import summarize
+from hookwall.redaction import is_credential_header
 from hookwall.redirects import Chain, RedirectSettings, decide_redirect
 from hookwall.redirects.credentials import (
     credentials_to_drop,
-    is_credential_header,
     same_origin,
 )
 from hookwall.redirects.sites import same_site
@@ -204,19 +204,32 @@ NAMES = ["Authorization", "Cookie", "cookie2", "Proxy-Authorization", "Content-T
 )
 def test_origin_changes(previous: str, following: str, same: bool) -> None:
     assert same_origin(previous, following) is same
-    dropped = credentials_to_drop(NAMES, previous, following, keep_credentials=False)
+    dropped = credentials_to_drop(
+        NAMES, previous, following, keep_credentials=False, is_credential=is_credential_header
+    )
     expected = set() if same else {"authorization", "cookie", "cookie2", "proxy-authorization"}
     assert dropped == expected
 
 
 def test_credentials_opt_in_and_a_broader_classifier() -> None:
     other = ("https://a.test/", "https://b.test/")
-    assert credentials_to_drop(NAMES, *other, keep_credentials=True) == frozenset()
+    assert (
+        credentials_to_drop(
+            NAMES, *other, keep_credentials=True, is_credential=is_credential_header
+        )
+        == frozenset()
+    )
     broader = credentials_to_drop(
         NAMES, *other, keep_credentials=False, is_credential=lambda n: n.lower() == "x-api"
     )
     assert broader == {"x-api"}
     assert is_credential_header("COOKIE") and not is_credential_header("Content-Type")
+    # the proxy's classifier is the redaction rule set: API keys stay with their origin too
+    api_keys = ["X-Api-Key", "Ocp-Apim-Subscription-Key", "X-Request-Id"]
+    dropped = credentials_to_drop(
+        api_keys, *other, keep_credentials=False, is_credential=is_credential_header
+    )
+    assert dropped == {"x-api-key", "ocp-apim-subscription-key"}
 
 
 @pytest.mark.parametrize(

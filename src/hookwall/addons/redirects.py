@@ -14,7 +14,6 @@ import asyncio
 import hmac
 import json
 import logging
-from collections.abc import Callable
 
 from mitmproxy import http
 
@@ -25,8 +24,9 @@ from hookwall.proxy.hopclient import HopResponse, send_through_proxy
 from hookwall.proxy.respond import deny
 from hookwall.proxy.runtime import Runtime
 from hookwall.proxy.state import METADATA_KEY, FlowState, start_state, state_of
+from hookwall.redaction import BUILT_IN
 from hookwall.redirects import Chain, RedirectDecision, decide_redirect
-from hookwall.redirects.credentials import credentials_to_drop, is_credential_header
+from hookwall.redirects.credentials import credentials_to_drop
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,6 @@ INTERNAL_HEADER = "X-Hookwall-Internal"
 LOCATION_HEADER = "X-Hookwall-Redirect-Location"
 # Hop denials that are about load, not policy: the sender should simply retry later.
 _TRANSIENT = frozenset({429, 503, 504})
-# Which sender headers are credentials, dropped on a hop to another origin.
-IS_CREDENTIAL: Callable[[str], bool] = is_credential_header
 _NOT_COPIED = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", INTERNAL_HEADER.lower()}
 )
@@ -171,7 +169,8 @@ class Redirects:
                 url,
                 decision.target,
                 keep_credentials=settings.redirects.keep_credentials,
-                is_credential=IS_CREDENTIAL,
+                # the redaction rules name the credentials, the policy's additions included
+                is_credential=(state.policy.logging.redact if state.policy else BUILT_IN).header,
             )
             hop = await self._send_hop(flow, state, decision, chain.hops, body, dropped)
             if hop.refusal is not None and hop.status not in _TRANSIENT:

@@ -6,8 +6,8 @@ curl (host, and since 7.83 scheme or port), Go (another domain), requests (anoth
 https-to-http downgrade) and browsers do. A destination may opt in with
 ``redirects: {keep_credentials: true}``.
 
-Which names are credentials is a predicate, so a broader classifier is a drop-in replacement
-for ``is_credential_header``.
+Which names are credentials is a predicate: the proxy passes the redaction rules
+(``hookwall.redaction``), so a header hidden from the logs never follows a redirect elsewhere.
 """
 
 from __future__ import annotations
@@ -17,15 +17,9 @@ from urllib.parse import urlsplit
 
 from hookwall.netguard.hostname import InvalidHost, canonicalize_host
 
-CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "cookie2"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 Origin = tuple[str, str, int]
-
-
-def is_credential_header(name: str) -> bool:
-    """The headers that carry a sender's credentials by definition (RFC 9110, RFC 6265)."""
-    return name.lower() in CREDENTIAL_HEADERS
 
 
 def origin_of(url: str) -> Origin | None:
@@ -54,7 +48,7 @@ def credentials_to_drop(
     next_url: str,
     *,
     keep_credentials: bool,
-    is_credential: Callable[[str], bool] = is_credential_header,
+    is_credential: Callable[[str], bool],
 ) -> frozenset[str]:
     """Lower-case names of the headers a hop from ``previous_url`` to ``next_url`` must not
     carry: every credential header when the origin changes, unless the destination opted in."""

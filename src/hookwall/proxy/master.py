@@ -33,6 +33,7 @@ from hookwall.addons.redirects import InternalHops, Redirects
 from hookwall.addons.retries import Retries
 from hookwall.addons.safety import SafetyChecks, forbidden_options_set
 from hookwall.addons.signing import RequestSigning
+from hookwall.addons.tunnels import PassthroughTunnels
 from hookwall.addons.upstreams import UpstreamPool
 from hookwall.metrics import Metrics
 from hookwall.proxy import connect, crashguard, errorpages, http1guard, typechecks
@@ -95,6 +96,7 @@ class HookwallMaster(Master):
         self.addons = CachedAddonManager(self)
         self.guard = DestinationGuard(runtime)
         self.lifecycle = Lifecycle(runtime, self.guard.tunnels)
+        self.passthrough = PassthroughTunnels(runtime, self.guard.tunnels)  # after reloads
         sweeper = Sweeper()  # connection and body deadlines, checked four times a second
         self.connections = ConnectionGuard(runtime, self.lifecycle, sweeper)
         # The delivery store (hookwall logs) lives in the data dir; fed by ExchangeLog.
@@ -116,6 +118,7 @@ class HookwallMaster(Master):
             self.connections,  # connection caps and deadlines (head, handshake, idle)
             AccessControl(runtime, self.guard.tunnels),  # the rule depends on the sender
             self.guard,
+            self.passthrough,
             Correlation(),  # reads X-Hookwall-Replay-Of before HopHeaders strips it
             HopHeaders(),
             BodyCaps(runtime, sweeper),  # before queueing: a body too big or slow never waits

@@ -88,6 +88,7 @@ class Operations:
             vet=self._vet,
             generations=self.generations,
         )
+        self.reloader.on_swapped.append(master.passthrough.reloaded)
         self.admin: AdminServer | None = None
         if config.admin_listen is not None:
             app = AdminApp(self.health, metrics.render, config.admin_token)

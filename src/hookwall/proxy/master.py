@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mitmproxy import options
-from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, tlsconfig
+from mitmproxy.addons import core, next_layer, proxyserver, tlsconfig
 from mitmproxy.master import Master
 
 from hookwall import logs
@@ -42,6 +42,7 @@ from hookwall.proxy.ca import ensure_ca, upstream_ca_bundle
 from hookwall.proxy.dispatch import CachedAddonManager
 from hookwall.proxy.operations import Operations, OpsConfig
 from hookwall.proxy.runtime import Runtime
+from hookwall.proxy.startup import StartupErrors
 from hookwall.proxy.sweep import Sweeper
 from hookwall.store import store_path
 
@@ -134,7 +135,7 @@ class HookwallMaster(Master):
             proxyserver.Proxyserver(),
             next_layer.NextLayer(),
             tlsconfig.TlsConfig(),
-            errorcheck.ErrorCheck(),
+            StartupErrors(),  # a port taken: said in hookwall's flags, exit 1
         )
 
 

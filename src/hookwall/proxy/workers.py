@@ -33,8 +33,10 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +45,11 @@ from typing import Any
 import structlog
 
 from hookwall import logs
+from hookwall.access import is_loopback_listen
+from hookwall.listenerrors import cannot_listen
 from hookwall.proxy import listener
+from hookwall.proxy.admin import AdminServer
+from hookwall.proxy.workeradmin import WorkersAdmin
 
 __all__ = [
     "WorkerInfo",
@@ -69,6 +75,7 @@ class WorkerInfo:
     count: int
     internal_token: str | None = None  # from the supervisor, on stdin
     parent: int | None = None
+    admin_socket: str | None = None  # where this worker serves /readyz and /metrics to it
 
 
 _current: WorkerInfo | None = None
@@ -105,13 +112,15 @@ def enter_worker(args: argparse.Namespace) -> WorkerInfo:
     info: WorkerInfo = args.worker
     line = sys.stdin.readline() if not sys.stdin.isatty() else ""
     try:
-        info.internal_token = json.loads(line)["internal_token"] or None
-    except (ValueError, KeyError, TypeError):
+        given = json.loads(line)
+        info.internal_token = given["internal_token"] or None
+        info.admin_socket = given.get("admin_socket") or None
+    except (ValueError, KeyError, TypeError, AttributeError):
         info.internal_token = None  # started by hand: redirect hops stay on this worker
     info.parent = os.getppid()
     args.ca = None  # the supervisor installed it; N workers rewriting it would race readers
-    if info.index > 1 and getattr(args, "admin_listen", None) is not None:
-        args.admin_listen = None  # one admin listener per host: worker 1's
+    if info.admin_socket is not None or info.index > 1:
+        args.admin_listen = None  # the supervisor serves it for all (workeradmin.py)
     _current = info
     config = structlog.get_config()
     fields = {"worker": info.index, "pid": os.getpid()}
@@ -172,9 +181,20 @@ class _Slot:
 
 class Supervisor:
     def __init__(
-        self, command: list[str], host: str, port: int, count: int, drain_grace: float
+        self,
+        command: list[str],
+        host: str,
+        port: int,
+        count: int,
+        drain_grace: float,
+        admin: tuple[str, int] | None = None,
+        admin_token: str | None = None,
     ) -> None:
         self.command = command
+        self.admin_listen = admin
+        self.admin_token = admin_token
+        self.admin_dir: str | None = None  # the workers' admin sockets (0700)
+        self.started_fields: dict[str, object] = {}
         self.host, self.port, self.count = host, port, count
         self.drain_grace = drain_grace
         self.token = secrets.token_hex(16)
@@ -195,7 +215,10 @@ class Supervisor:
             *self.argv(slot), stdin=asyncio.subprocess.PIPE, process_group=0
         )
         assert proc.stdin is not None
-        proc.stdin.write(json.dumps({"internal_token": self.token}).encode() + b"\n")
+        given: dict[str, object] = {"internal_token": self.token}
+        if self.admin_dir is not None:
+            given["admin_socket"] = self.admin_socket(slot.index)
+        proc.stdin.write(json.dumps(given).encode() + b"\n")
         with contextlib.suppress(OSError):
             await proc.stdin.drain()
         proc.stdin.close()
@@ -203,6 +226,30 @@ class Supervisor:
         logs.get_logger().info(
             "worker_started", worker=slot.index, pid=proc.pid, restarts=slot.restarts
         )
+
+    def admin_socket(self, index: int) -> str:
+        assert self.admin_dir is not None
+        return os.path.join(self.admin_dir, f"worker-{index}.sock")
+
+    async def start_admin(self) -> AdminServer | None:
+        """Bind ``--admin-listen`` for every worker (SystemExit with hookwall's words if it
+        cannot); the workers will serve theirs on unix sockets in a private directory."""
+        if self.admin_listen is None:
+            return None
+        self.admin_dir = tempfile.mkdtemp(prefix="hookwall-admin-")  # mode 0700
+        app = WorkersAdmin(
+            {slot.index: self.admin_socket(slot.index) for slot in self.slots},
+            self.admin_token,
+            lambda: self.stopping,
+        )
+        server = AdminServer(app, *self.admin_listen)
+        try:
+            self.started_fields["admin"] = await server.start()
+        except OSError as exc:
+            host, port = self.admin_listen
+            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            raise SystemExit(cannot_listen("admin", where, exc)) from None
+        return server
 
     def signal_all(self, sig: int) -> None:
         for slot in self.slots:
@@ -272,6 +319,25 @@ class Supervisor:
         self._changed.set()
 
     async def run(self) -> int:
+        try:
+            admin = await self.start_admin()
+        except SystemExit as exc:
+            print(exc, file=sys.stderr)
+            self._remove_admin_dir()
+            return 1
+        logs.get_logger().info("supervisor_started", **self.started_fields)
+        try:
+            return await self._run()
+        finally:
+            if admin is not None:
+                await admin.close()
+            self._remove_admin_dir()
+
+    def _remove_admin_dir(self) -> None:
+        if self.admin_dir is not None:
+            shutil.rmtree(self.admin_dir, ignore_errors=True)
+
+    async def _run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.on_stop_signal, sig)
@@ -308,7 +374,8 @@ def supervise(args: argparse.Namespace, policy: Any, data_dir: Path) -> int:
     try:
         reserved = listener.reserve(host, port)
     except OSError as exc:
-        print(f"hookwall: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        print(cannot_listen("proxy", where, exc), file=sys.stderr)
         return 1
     try:
         port = reserved[0].getsockname()[1]
@@ -322,17 +389,26 @@ def supervise(args: argparse.Namespace, policy: Any, data_dir: Path) -> int:
             else describe_share(args.workers)
         )
         listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        logs.get_logger().info(
-            "supervisor_started",
+        argv = list(getattr(args, "argv", None) or sys.argv[1:])
+        command = [sys.executable, "-m", "hookwall", *argv]
+        admin = getattr(args, "admin_listen", None)
+        token = os.environ.get("HOOKWALL_ADMIN_TOKEN") or None
+        supervisor = Supervisor(command, host, port, args.workers, DRAIN_GRACE, admin, token)
+        supervisor.started_fields.update(
             pid=os.getpid(),
             workers=args.workers,
             listen=listen,
             limits=limits,
             limits_backend=shared.backend if shared is not None else "local",
+            admin=None,
         )
-        argv = list(getattr(args, "argv", None) or sys.argv[1:])
-        command = [sys.executable, "-m", "hookwall", *argv]
-        supervisor = Supervisor(command, host, port, args.workers, DRAIN_GRACE)
+        if admin is not None and token is None and not is_loopback_listen(admin[0]):
+            logs.get_logger().warning(
+                "admin_unauthenticated",
+                admin=f"{admin[0]}:{admin[1]}",
+                message="/metrics is served without a bearer token on a non-loopback "
+                "address; set HOOKWALL_ADMIN_TOKEN, or keep the port behind a firewall",
+            )
         return asyncio.run(supervisor.run())
     finally:
         for sock in reserved:

@@ -11,6 +11,7 @@ the new policy would not open is closed. Plain functions, no mitmproxy: the adap
 from __future__ import annotations
 
 import ipaddress
+from datetime import UTC, datetime
 
 from hookwall.denials import Denial
 from hookwall.netguard.addresses import IPAddress
@@ -27,8 +28,10 @@ def sender_after_reload(
 
     ``before`` is the sender as the old policy had it (None when no credentials were asked).
     Closed when credentials are now required and the tunnel had none, when the sender is gone,
-    when its credentials changed (a revoked token must not keep a tunnel open), or when the
-    client address is outside its new ``clients``.
+    when one of its tokens was removed or has expired (the tunnel may have opened with it: a
+    revoked token must not keep a tunnel open; adding a token changes nothing), or when the
+    client address is outside its new ``clients``. Where the sender is written (its file and
+    line) does not matter.
     """
     if name is None:
         if senders:
@@ -39,7 +42,7 @@ def sender_after_reload(
             )
         return None
     now = senders.get(name)
-    if now is None or now != before:
+    if now is None or before is None or not _tokens(before) <= _tokens(now):
         return Denial(
             "auth-required",
             "the policy changed: open a new tunnel with valid proxy credentials",
@@ -73,6 +76,12 @@ def tunnel_after_reload(decision: Decision, pinned: IPAddress | None) -> Denial 
             f"{decision.settings.tls}); open a new tunnel",
         )
     return None
+
+
+def _tokens(sender: Sender) -> set[bytes]:
+    """The sender's tokens valid now, as digests (a changed secret is a new digest)."""
+    now = datetime.now(UTC)
+    return {c.bearer for c in sender.credentials if c.valid_at(now)}
 
 
 def _address(text: str | None) -> IPAddress | None:

@@ -6,6 +6,7 @@ No sleeps as synchronisation: every wait is on a log event or a socket (EOF, a b
 
 from __future__ import annotations
 
+import base64
 import secrets
 import socket
 import ssl
@@ -158,9 +159,13 @@ def echo(receiver_ca: trustme.CA) -> Iterator[EchoServer]:
     server.stop()
 
 
-def open_tunnel(proc: ProxyProcess, host: str, port: int, ca: Path) -> ssl.SSLSocket:
+def open_tunnel(
+    proc: ProxyProcess, host: str, port: int, ca: Path, auth: str | None = None
+) -> ssl.SSLSocket:
     sock = connect(proc)
-    sock.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+    header = f"Proxy-Authorization: {auth}\r\n" if auth else ""
+    head = f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n{header}\r\n"
+    sock.sendall(head.encode())
     answer = b""
     while b"\r\n\r\n" not in answer:
         chunk = sock.recv(4096)
@@ -223,3 +228,55 @@ def test_a_reload_closes_the_passthrough_tunnels_it_now_denies(
         denied.close()
     finally:
         assert proc.stop() == 0
+
+
+SECOND = secrets.token_urlsafe(24)
+SENDER_TUNNELS = """\
+version: 1
+defaults:
+  network: {allow: [127.0.0.2/32], ports: ["1-65535"]}
+destinations:
+  - hosts: [pt.safety.test]
+    tls: passthrough
+"""
+
+
+def test_a_passthrough_tunnel_closes_when_its_senders_token_is_removed(
+    tmp_path: Path, names: TestDnsServer, echo: EchoServer, receiver_ca_file: Path
+) -> None:
+    policy = tmp_path / "policy"
+    policy.mkdir()
+    write(policy / "00-main.yaml", SENDER_TUNNELS)
+    write(policy / "10-senders.yaml", SENDERS)
+    env = ENV | {"HW_R_SECOND": SECOND}
+    proc = ProxyProcess(policy, tmp_path / "data", dns=[names.spec], env=env)
+    credentials = base64.b64encode(f"billing:{TOKEN}".encode()).decode()
+    try:
+        tunnel = open_tunnel(
+            proc, "pt.safety.test", echo.port, receiver_ca_file, f"Basic {credentials}"
+        )
+        # The sender moves down a few lines and gets a second token: the tunnel goes on.
+        mark = proc.mark()
+        moved = "version: 1\n# rotating billing\n\nsenders:\n  billing:\n"
+        write(
+            policy / "10-senders.yaml",
+            moved + "    credentials: [env:HW_R_BILLING, env:HW_R_SECOND]\n",
+        )
+        reloaded(proc, mark)
+        tunnel.sendall(b"after the move")
+        assert tunnel.recv(4096) == b"after the move"
+        # The token it opened with is removed: the tunnel closes, both sides.
+        mark = proc.mark()
+        write(policy / "10-senders.yaml", moved + "    credentials: [env:HW_R_SECOND]\n")
+        reloaded(proc, mark)
+        closed, _ = closes_within(tunnel, 5)
+        assert closed
+        assert echo.closed[0].wait(5)
+        event = proc.exchange(method="CONNECT", start=mark)
+        assert (event["reason"], event["sender"]) == ("auth-required", "billing")
+        wait_until(lambda: not any(gauges(proc).values()), what="the tunnel's slot given back")
+        tunnel.close()
+    finally:
+        assert proc.stop() == 0
+    logged = str(proc.events)
+    assert TOKEN not in logged and SECOND not in logged

@@ -18,7 +18,7 @@ from hookwall.netguard.addresses import IPAddress
 from hookwall.netguard.guard import Decision
 from hookwall.policy.senders import Sender, SenderTable
 
-__all__ = ["sender_after_reload", "tunnel_after_reload"]
+__all__ = ["sender_after_reload", "tokens_kept", "tunnel_after_reload"]
 
 
 def sender_after_reload(
@@ -42,11 +42,12 @@ def sender_after_reload(
             )
         return None
     now = senders.get(name)
-    if now is None or before is None or not _tokens(before) <= _tokens(now):
+    if not tokens_kept(before, now):
         return Denial(
             "auth-required",
             "the policy changed: open a new tunnel with valid proxy credentials",
         )
+    assert now is not None  # tokens_kept
     address = _address(client)
     if now.enforce and (address is None or not now.allows_client(address)):
         return Denial(
@@ -76,6 +77,15 @@ def tunnel_after_reload(decision: Decision, pinned: IPAddress | None) -> Denial 
             f"{decision.settings.tls}); open a new tunnel",
         )
     return None
+
+
+def tokens_kept(before: Sender | None, now: Sender | None) -> bool:
+    """Every token ``before`` accepted is still one of ``now``'s and valid: whichever the
+    connection authenticated with still works. Adding a token, or moving the sender to
+    another file or line, keeps them; removing, changing or expiring one does not."""
+    if before is None or now is None:
+        return False
+    return _tokens(before) <= _tokens(now)
 
 
 def _tokens(sender: Sender) -> set[bytes]:

@@ -37,15 +37,19 @@ class PassthroughTunnels:
         tunnel = self.tunnels.get(flow.client_conn.id)
         if tunnel is not None and tunnel.passthrough:
             self._open[flow.client_conn.id] = flow
+            if tunnel.policy is not self.runtime.policy:  # a reload came while it opened
+                self._spawn(self.runtime.policy)
 
     def client_disconnected(self, client: connection.Client) -> None:
         self._open.pop(client.id, None)
 
     def reloaded(self, old: Policy, new: Policy) -> None:
         """A ``PolicyReloader.on_swapped`` listener: judge the open tunnels off this call."""
-        if not self._open:
-            return
-        task = asyncio.get_running_loop().create_task(self.rejudge(new))
+        if self._open:
+            self._spawn(new)
+
+    def _spawn(self, policy: Policy) -> None:
+        task = asyncio.get_running_loop().create_task(self.rejudge(policy))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -23,6 +23,9 @@ the kernel spreads new connections over them.
 - Limits: without a shared backend each worker enforces its share of every cap
   (``limits/share.py``); with ``limits: {backend: redis://...}`` they share one cap.
 - Log lines of worker processes carry ``worker`` (1..N) and ``pid``.
+- ``--admin-listen`` is the supervisor's: it binds it before any worker starts (a taken
+  port ends the start at once) and answers for every worker, which each serve their own
+  ``/readyz`` and ``/metrics`` on a unix socket in a private directory (``workeradmin.py``).
 """
 
 from __future__ import annotations

@@ -351,7 +351,7 @@ def test_a_redirect_to_the_admin_listener_is_refused(proxy, adversary) -> None:
 def test_with_two_workers_no_worker_lets_a_request_reach_another_workers_listener(
     tmp_path: Path, dns_server: TestDnsServer, receiver_ca_file: Path
 ) -> None:
-    """The supervisor reserves the admin port (0 becomes a free one; worker 1 serves it) and one
+    """The supervisor serves the admin endpoint (port 0 becomes a free one) and reserves one
     internal-listener port per worker, so every worker knows all of them: connections spread
     over both workers, to each of those listeners, are all refused."""
     policy = tmp_path / "policy.yaml"
@@ -362,8 +362,9 @@ def test_with_two_workers_no_worker_lets_a_request_reach_another_workers_listene
     try:
         proc.wait_for(lambda e: sum(x.get("event") == "proxy_started" for x in proc.events) >= 2)
         workers = [e for e in proc.events if e.get("event") == "proxy_started"]
-        admins = [e["admin"] for e in workers if e.get("admin")]
-        assert len(admins) == 1, workers  # one admin listener per host: worker 1's
+        assert not any(e.get("admin") for e in workers)  # the supervisor's, for all of them
+        admins = [e["admin"] for e in proc.events if e.get("event") == "supervisor_started"]
+        assert len(admins) == 1 and admins[0], proc.events
         assert requests.get(f"http://{admins[0]}/healthz", timeout=10).status_code == 200
         internal = sorted({e["internal_listen"][0] for e in workers})
         assert len(internal) == 2, workers  # one per worker: hop chains stay on their worker

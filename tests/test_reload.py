@@ -205,7 +205,11 @@ def test_dropping_every_sender_on_a_public_listener_is_refused(
     """Never an open proxy, not even through a reload."""
     policy = load_policy(_write(tmp_path / "p.yaml", BASE))
     runtime = Runtime(policy, build_resolver(policy.dns))
-    master = SimpleNamespace(options=FakeOptions(policy), lifecycle=SimpleNamespace(inflight=0))
+    master = SimpleNamespace(
+        options=FakeOptions(policy),
+        lifecycle=SimpleNamespace(inflight=0),
+        passthrough=SimpleNamespace(reloaded=lambda old, new: None),
+    )
     ops = Operations(
         OpsConfig(policy_path=tmp_path / "p.yaml", allow_unauthenticated=allow),
         runtime,
@@ -218,6 +222,45 @@ def test_dropping_every_sender_on_a_public_listener_is_refused(
     assert bool(errors) is refused
     if refused:
         assert "open proxy" in errors[0] and "--allow-unauthenticated" in errors[0]
+
+
+SENDERS = "senders:\n  billing: {credentials: [env:HW_T_RELOAD_TOKEN]}\n"
+
+
+def test_a_reload_that_loses_every_sender_is_refused_unless_it_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HW_T_RELOAD_TOKEN", "a-token-long-enough-for-hookwall")
+    reloader, runtime, path = make(tmp_path, BASE + SENDERS)
+    swapped: list[tuple[Policy, Policy]] = []
+    reloader.on_swapped.append(lambda old, new: swapped.append((old, new)))
+    with_senders = runtime.policy
+    path.write_text(BASE)  # the senders are gone, nothing says so
+    assert asyncio.run(reloader.reload("test")) is False
+    assert runtime.policy is with_senders and not swapped
+    path.write_text(BASE + "senders:\n")  # an empty section is not a statement either
+    assert asyncio.run(reloader.reload("test")) is False
+    path.write_text(BASE + "senders: none\n")
+    assert asyncio.run(reloader.reload("test")) is True
+    assert not runtime.policy.senders and runtime.policy.senders_none
+    assert swapped == [(with_senders, runtime.policy)]
+    path.write_text(BASE)  # no senders before, none now: nothing is dropped
+    assert asyncio.run(reloader.reload("test")) is True
+
+
+def test_senders_none_next_to_defined_senders_is_a_load_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hookwall.policy import PolicyError
+
+    monkeypatch.setenv("HW_T_RELOAD_TOKEN", "a-token-long-enough-for-hookwall")
+    (tmp_path / "10-none.yaml").write_text("version: 1\nsenders: none\n")
+    (tmp_path / "20-senders.yaml").write_text("version: 1\n" + SENDERS)
+    with pytest.raises(PolicyError) as caught:
+        load_policy(tmp_path)
+    (issue,) = caught.value.issues
+    assert str(issue).startswith(f"{tmp_path / '10-none.yaml'}:2:10: senders: none says no ")
+    assert "remove one of the two" in str(issue)
 
 
 def _write(path: Path, text: str) -> Path:

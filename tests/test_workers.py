@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 from mitmproxy.proxy import mode_servers
+from prometheus_client.parser import text_string_to_metric_families
 
 from hookwall.limits import DestinationLimiter, LimitConfig, Rejected
 from hookwall.limits.share import SharedByWorkers, worker_share
@@ -166,6 +167,54 @@ def test_redirect_hops_stay_on_the_worker_of_their_delivery(
         assert len({e["pid"] for e in chain}) == 1
 
 
+def metric_total(proc: ProxyProcess, name: str, **labels: str) -> float:
+    """The sum of ``name``'s samples with these labels in the supervisor's /metrics."""
+    assert proc.admin_url is not None
+    text = requests.get(proc.admin_url + "/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def test_metrics_and_readyz_cover_every_worker(workers, adversary) -> None:
+    assert workers.admin_url is not None
+    ready = requests.get(workers.admin_url + "/readyz", timeout=10)
+    assert (ready.status_code, ready.text) == (200, "ready (2 workers)\n")
+    assert metric_total(workers, "hookwall_worker_up") == 2
+    assert metric_total(workers, "hookwall_workers") == 2
+    before = metric_total(workers, "hookwall_requests_total", decision="allow")
+    mark = workers.mark()
+    for _ in range(40):
+        assert send(workers, f"http://ok.test:{adversary.port}/ok").status_code == 200
+    wait_until(lambda: len(exchange_events(workers, mark)) >= 40)
+    assert {e["pid"] for e in exchange_events(workers, mark)} == worker_pids(workers)
+    # Every delivery counted once, whichever worker served it (each counts before it logs).
+    after = metric_total(workers, "hookwall_requests_total", decision="allow")
+    assert after - before == 40
+    assert metric_total(workers, "hookwall_policy_rules") == 2  # the policy's, not summed
+    count = metric_total(workers, "hookwall_exchange_phase_seconds_count", phase="duration")
+    assert count >= 40
+
+
+def test_a_worker_that_does_not_answer_makes_readyz_fail(workers) -> None:
+    assert workers.admin_url is not None
+    victim = max(worker_pids(workers))
+    (index,) = {e["worker"] for e in workers.events if e.get("pid") == victim}
+    os.kill(victim, signal.SIGSTOP)  # busy or hung: alive, but not answering
+    try:
+        ready = requests.get(workers.admin_url + "/readyz", timeout=10)
+        assert ready.status_code == 503
+        assert ready.text == f"not ready: worker {index}: not answering\n"
+        assert metric_total(workers, "hookwall_worker_up", worker=str(index)) == 0
+        assert metric_total(workers, "hookwall_worker_up") == 1
+    finally:
+        os.kill(victim, signal.SIGCONT)
+    assert requests.get(workers.admin_url + "/readyz", timeout=10).status_code == 200
+
+
 def test_a_crashed_worker_is_restarted(workers, adversary) -> None:
     victim = max(worker_pids(workers))
     mark = workers.mark()
@@ -178,6 +227,9 @@ def test_a_crashed_worker_is_restarted(workers, adversary) -> None:
     (again,) = started_workers(workers, 1, start=mark)
     assert again["pid"] == restarted["pid"] != victim
     assert again["listen"] == [f"127.0.0.1:{workers.port}"]
+    # The restarted worker answers its supervisor: every worker is ready again.
+    assert workers.admin_url is not None
+    assert requests.get(workers.admin_url + "/readyz", timeout=10).status_code == 200
     for _ in range(10):
         assert send(workers, f"http://ok.test:{adversary.port}/ok").status_code == 200
 

@@ -20,17 +20,23 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from hookwall.denials import PROXY_AUTHENTICATE
 from hookwall.policy.senders import Sender, SenderTable
+
+if TYPE_CHECKING:
+    from hookwall.policy.model import Policy
 
 __all__ = [
     "CHALLENGE",
     "MAX_HEADER_BYTES",
     "AccessResult",
     "authenticate",
+    "dropped_authentication_refusal",
     "is_loopback_listen",
     "listen_refusal",
+    "reload_drops_authentication",
 ]
 
 CHALLENGE = PROXY_AUTHENTICATE  # sent with every 407 (denials.py)
@@ -178,4 +184,28 @@ def listen_refusal(host: str, has_senders: bool, allow_unauthenticated: bool) ->
         "policy (senders: with credentials; see README, 'Senders and access control'), listen "
         "on 127.0.0.1, or pass --allow-unauthenticated if a firewall already keeps everyone "
         "else out"
+    )
+
+
+# -- reload ----------------------------------------------------------------------------------
+
+
+def reload_drops_authentication(old: Policy, new: Policy) -> bool:
+    """True when a reload from ``old`` to ``new`` would stop asking for proxy credentials.
+
+    The dangerous case is a policy directory that lost its senders file (a partial ConfigMap
+    update, a rename): the rest still loads, and hookwall would silently serve anyone on
+    loopback. Such a reload is refused unless ``new`` states ``senders: none``.
+    """
+    return bool(old.senders) and not new.senders
+
+
+def dropped_authentication_refusal(path: str, old: Policy) -> str:
+    """The ``policy_rejected`` error for a reload that lost its senders without saying so."""
+    names = ", ".join(sorted(s.name for s in old.senders))
+    return (
+        f"{path}: senders: the new policy defines no senders, so hookwall would stop asking for "
+        f"proxy credentials (senders in force: {names}); a senders file may be missing from "
+        "the policy directory. Restore the senders, or write 'senders: none' in the policy to "
+        "drop authentication on purpose"
     )

@@ -273,12 +273,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if refusal is not None:
         print(f"hookwall: {refusal}", file=sys.stderr)
         return 1
+    admin_socket = None
     if args.workers > 1 or args.worker is not None:
         from hookwall.proxy import workers
 
         if args.worker is None:  # the supervisor: it starts N of this command
             return workers.supervise(args, policy, args.data_dir or default_data_dir())
-        workers.enter_worker(args)
+        admin_socket = workers.enter_worker(args).admin_socket
     if args.allow_unauthenticated and not policy.senders:
         logs.get_logger().warning(
             "unauthenticated_listener",
@@ -295,9 +296,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         ops=OpsConfig(
             policy_path=Path(args.policy) if args.policy else None,
             admin_listen=args.admin_listen,
-            admin_reuse_port=getattr(args, "admin_reuse_port", False),
             sibling_listeners=tuple(getattr(args, "sibling_listeners", ())),
             admin_token=os.environ.get("HOOKWALL_ADMIN_TOKEN") or None,
+            admin_socket=admin_socket,
             dns_servers=tuple(args.dns_server),
             allow_unauthenticated=args.allow_unauthenticated,
         ),

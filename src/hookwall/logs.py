@@ -16,6 +16,7 @@ from typing import IO, Any, TextIO
 import structlog
 
 from hookwall import jsontext
+from hookwall.listenerrors import translate_library_message
 from hookwall.redaction import redact_text
 
 EXCHANGE_FIELDS: tuple[str, ...] = (
@@ -133,8 +134,10 @@ class _ToStructlog(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         with contextlib.suppress(Exception):  # logging must never raise into the proxy
+            message = record.getMessage()
+            message = translate_library_message(message) or message  # hookwall's flags
             structlog.get_logger().log(
-                record.levelno, "library_log", logger=record.name, message=record.getMessage()
+                record.levelno, "library_log", logger=record.name, message=message
             )
 
 

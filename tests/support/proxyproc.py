@@ -64,6 +64,9 @@ class ProxyProcess:
         self.host, self.port = host.strip("[]"), int(port)
         self.ca_cert = data_dir / "mitmproxy-ca-cert.pem"
         admin = started.get("admin")  # "host:port" of /healthz, /readyz, /metrics; None if off
+        with self._cond:  # --workers N: the supervisor serves it for every worker
+            supervisor = [e for e in self.events if e.get("event") == "supervisor_started"]
+        admin = admin or (supervisor[0].get("admin") if supervisor else None)
         self.admin_url = f"http://{admin}" if admin else None
 
     @property

@@ -30,6 +30,7 @@ from hookwall.policy import Settings
 from hookwall.proxy.respond import deny
 from hookwall.proxy.runtime import Runtime
 from hookwall.proxy.state import FlowState, TunnelState, start_state
+from hookwall.tunnelcheck import sender_after_reload, tokens_kept
 
 logger = logging.getLogger(__name__)
 
@@ -122,11 +123,18 @@ class DestinationGuard:
         policy, old = self.runtime.policy, t.decision
         state.original_url = _url(flow.request.scheme, old.host, old.port, flow.request.path)
         before = t.policy.senders.get(t.sender) if t.policy and t.sender else None
-        if (t.sender is None and policy.senders) or before != policy.senders.get(t.sender or ""):
+        now = policy.senders.get(t.sender) if t.sender else None
+        if (t.sender is None and policy.senders) or (t.sender and not tokens_kept(before, now)):
             flow.metadata[CLOSE_AFTER] = True
-        if (t.sender is None and policy.senders) or (t.sender and t.sender not in policy.senders):
+        if (t.sender is None and policy.senders) or (t.sender and now is None):
             message = "the policy changed: open a new connection with valid proxy credentials"
             deny(flow, state, Denial("auth-required", message))
+            return
+        peer = flow.client_conn.peername
+        refusal = sender_after_reload(now, policy.senders, t.sender, str(peer[0]) if peer else None)
+        if refusal is not None and refusal.reason == "sender-denied":  # outside its new clients
+            flow.metadata[CLOSE_AFTER] = True
+            deny(flow, state, refusal)
             return
         state.policy = policy
         decision = await self._decide(flow, old.host, old.port, state)

@@ -31,7 +31,7 @@ from hookwall.policy.schema import (
     NamedSets,
     check_file,
 )
-from hookwall.policy.senders import SenderRef, combine_senders
+from hookwall.policy.senders import SenderRef, SenderTable, combine_senders
 from hookwall.policy.yamlload import load_yaml_file
 from hookwall.redirects import RedirectSettings
 
@@ -157,6 +157,23 @@ def _check_hosts(specs: list[FileSpec], issues: list[PolicyIssue]) -> None:
                 break
 
 
+def _check_senders_none(
+    stated: list[Location], senders: SenderTable, issues: list[PolicyIssue]
+) -> None:
+    """``senders: none`` says "no credentials"; it cannot stand next to defined senders."""
+    first = next(iter(senders), None)
+    for location in stated:
+        if first is not None:
+            issues.append(
+                PolicyIssue(
+                    location,
+                    f"senders: none says no sender authenticates, but sender {first.name!r} is "
+                    f"defined at {first.location}; remove one of the two",
+                )
+            )
+            return
+
+
 def _sender_refs(specs: list[FileSpec]) -> list[SenderRef]:
     return [ref for spec in specs for ref in spec.sender_refs]
 
@@ -217,6 +234,8 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     _one_section([s.shared_limits[1] for s in specs if s.shared_limits], "limits", issues)
     _check_hosts(specs, issues)
     senders = combine_senders((s.senders for s in specs), _sender_refs(specs), issues)
+    stated_none = [s.senders_none for s in specs if s.senders_none is not None]
+    _check_senders_none(stated_none, senders, issues)
     defaults_spec = next((s.defaults for s in specs if s.defaults is not None), None)
     _check_signing_sees_bodies(specs, defaults_spec, issues)
     if issues:
@@ -234,5 +253,6 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
         proxy=next((s.proxy[0] for s in specs if s.proxy is not None), ProxySettings()),
         logging=logging_settings,
         senders=senders,
+        senders_none=bool(stated_none),
         shared_limits=next((s.shared_limits[0] for s in specs if s.shared_limits), None),
     )

@@ -217,6 +217,8 @@ class Policy:
     unsafe: bool
     proxy: ProxySettings = field(default_factory=ProxySettings)
     senders: SenderTable = field(default_factory=SenderTable)  # empty: no authentication
+    # ``senders: none`` was written: no authentication on purpose, not a file gone missing.
+    senders_none: bool = False
     logging: LoggingSettings = field(default_factory=LoggingSettings)  # the delivery store
     # Top-level limits: where flood-control state is shared (None: in each process).
     shared_limits: SharedLimits | None = None

@@ -153,6 +153,7 @@ class FileSpec:
     rules: list[Rule] = field(default_factory=list)
     hosts: list[HostSpec] = field(default_factory=list)
     senders: list[Sender] = field(default_factory=list)
+    senders_none: Location | None = None  # ``senders: none``: no credentials, on purpose
     sender_refs: list[SenderRef] = field(default_factory=list)  # names used by destinations
 
 
@@ -259,7 +260,11 @@ class _FileChecker:
             if spec.defaults is not None:
                 self.check_unsafe(entries["defaults"].value, spec.unsafe)
         if "senders" in entries:
-            spec.senders = check_senders(self, entries["senders"].value)
+            node = entries["senders"].value
+            if isinstance(node, YScalar) and node.value == "none":
+                spec.senders_none = node.location
+            else:
+                spec.senders = check_senders(self, node)
         if "destinations" in entries:
             self.destinations(entries["destinations"].value, spec)
         return spec

@@ -303,7 +303,9 @@ def select(
 
 def check_senders(checker: _FileChecker, node: YNode) -> list[Sender]:
     """Validate a top-level ``senders`` mapping and read its tokens; issues are recorded."""
-    mapping = checker.mapping(node, "senders")
+    mapping = checker.mapping(
+        node, "senders", "a mapping of sender names (or none: no credentials, on purpose)"
+    )
     if mapping is None:
         return []
     result: list[Sender] = []

@@ -143,6 +143,8 @@ def summarize(policy: Policy) -> str:
                else "if it is down, deliveries are refused (503 limits-unavailable)")
         )  # fmt: skip
     lines.extend(sender_lines(policy.senders))
+    if policy.senders_none:
+        lines.append("senders: none (stated): no credentials asked; hookwall run keeps to loopback")
     lines.append(f"defaults: allow; {_settings(policy.defaults, deny=True)}")
     if not policy.rules:
         lines.append("no destinations: every host gets the defaults")

@@ -16,11 +16,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import inspect
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import Any
 
 import h11
+
+Handler = Any  # ``handle(method, target, headers)``: an AdminResponse, or a coroutine of one
 
 __all__ = ["AdminApp", "AdminResponse", "AdminServer", "Health"]
 
@@ -96,22 +101,30 @@ class AdminApp:
 
 
 class AdminServer:
-    def __init__(self, app: AdminApp, host: str, port: int, *, reuse_port: bool = False) -> None:
+    """Serves ``app`` on ``host:port``, or on the unix socket ``path`` (a worker's, which its
+    supervisor scrapes: ``workeradmin.py``). ``app.handle`` may be a coroutine function."""
+
+    def __init__(self, app: Handler, host: str, port: int, *, path: str | None = None) -> None:
         self.app = app
         self.host, self.port = host, port
-        self.reuse_port = reuse_port
+        self.path = path
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
     @property
     def address(self) -> str:
+        if self.path is not None:
+            return self.path
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     async def start(self) -> str:
         """Bind (OSError if the address is taken) and return the bound ``host:port``."""
-        self._server = await asyncio.start_server(
-            self._accept, self.host, self.port, reuse_port=self.reuse_port or None
-        )
+        if self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)  # a crashed predecessor's socket file
+            self._server = await asyncio.start_unix_server(self._accept, self.path)
+            return self.path
+        self._server = await asyncio.start_server(self._accept, self.host, self.port)
         sockname = self._server.sockets[0].getsockname()
         self.host, self.port = sockname[0], sockname[1]
         return self.address
@@ -163,7 +176,8 @@ class AdminServer:
             }
             target = request.target.decode("ascii", "replace")
             try:
-                response = self.app.handle(method, target, headers)
+                answer = self.app.handle(method, target, headers)
+                response = await answer if inspect.isawaitable(answer) else answer
             except Exception as exc:  # never let a scrape take the listener down
                 message = f"internal error ({type(exc).__name__})\n".encode()
                 response = AdminResponse(500, message)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mitmproxy import options
-from mitmproxy.addons import core, errorcheck, next_layer, proxyserver, tlsconfig
+from mitmproxy.addons import core, next_layer, proxyserver, tlsconfig
 from mitmproxy.master import Master
 
 from hookwall import logs
@@ -33,6 +33,7 @@ from hookwall.addons.redirects import InternalHops, Redirects
 from hookwall.addons.retries import Retries
 from hookwall.addons.safety import SafetyChecks, forbidden_options_set
 from hookwall.addons.signing import RequestSigning
+from hookwall.addons.tunnels import PassthroughTunnels
 from hookwall.addons.upstreams import UpstreamPool
 from hookwall.metrics import Metrics
 from hookwall.policy.model import Policy, merge_rule
@@ -42,6 +43,7 @@ from hookwall.proxy.ca import ensure_ca, upstream_ca_bundle
 from hookwall.proxy.dispatch import CachedAddonManager
 from hookwall.proxy.operations import Operations, OpsConfig
 from hookwall.proxy.runtime import Runtime
+from hookwall.proxy.startup import StartupErrors
 from hookwall.proxy.sweep import Sweeper
 from hookwall.redirects import sites
 from hookwall.store import store_path
@@ -97,6 +99,7 @@ class HookwallMaster(Master):
         self.addons = CachedAddonManager(self)
         self.guard = DestinationGuard(runtime)
         self.lifecycle = Lifecycle(runtime, self.guard.tunnels)
+        self.passthrough = PassthroughTunnels(runtime, self.guard.tunnels)  # after reloads
         sweeper = Sweeper()  # connection and body deadlines, checked four times a second
         self.connections = ConnectionGuard(runtime, self.lifecycle, sweeper)
         # The delivery store (hookwall logs) lives in the data dir; fed by ExchangeLog.
@@ -118,6 +121,7 @@ class HookwallMaster(Master):
             self.connections,  # connection caps and deadlines (head, handshake, idle)
             AccessControl(runtime, self.guard.tunnels),  # the rule depends on the sender
             self.guard,
+            self.passthrough,
             Correlation(),  # reads X-Hookwall-Replay-Of before HopHeaders strips it
             HopHeaders(),
             BodyCaps(runtime, sweeper),  # before queueing: a body too big or slow never waits
@@ -133,7 +137,7 @@ class HookwallMaster(Master):
             proxyserver.Proxyserver(),
             next_layer.NextLayer(),
             tlsconfig.TlsConfig(),
-            errorcheck.ErrorCheck(),
+            StartupErrors(),  # a port taken: said in hookwall's flags, exit 1
         )
 
 

@@ -18,6 +18,7 @@ from mitmproxy import connection
 
 from hookwall import logs
 from hookwall.access import is_loopback_listen, listen_refusal
+from hookwall.listenerrors import cannot_listen
 from hookwall.metrics import LiveSources, Metrics
 from hookwall.policy import Policy
 from hookwall.proxy.admin import AdminApp, AdminServer, Health
@@ -36,14 +37,20 @@ DEFAULT_ADMIN_LISTEN = ("127.0.0.1", 9090)
 class OpsConfig:
     policy_path: Path | None = None  # watched for changes; None: the built-in policy (SIGHUP only)
     admin_listen: tuple[str, int] | None = None  # None: no admin listener
-    admin_reuse_port: bool = False  # --workers: worker 1 joins the port the supervisor holds
-    # Listeners of this hookwall served by another process (worker 1's admin, for the other
-    # workers): never a destination either.
+    # Listeners of this hookwall served by another process (the --workers supervisor's admin
+    # listener, for every worker): never a destination either.
     sibling_listeners: tuple[tuple[str, int], ...] = ()
     admin_token: str | None = None  # required as a bearer token for /metrics
+    # --workers N: this worker's /readyz and /metrics for its supervisor (workeradmin.py)
+    admin_socket: str | None = None
     dns_servers: tuple[tuple[str, int], ...] = ()  # --dns-server, which overrides dns.servers
     allow_unauthenticated: bool = False  # --allow-unauthenticated
     watch_interval: float = WATCH_INTERVAL
+
+
+def config_dir(config: OpsConfig) -> str:
+    """The directory of the worker's admin socket (for error messages)."""
+    return str(Path(config.admin_socket).parent) if config.admin_socket else ""
 
 
 class ClientCounter:
@@ -92,11 +99,15 @@ class Operations:
             vet=self._vet,
             generations=self.generations,
         )
+        self.reloader.on_swapped.append(master.passthrough.reloaded)
         self.admin: AdminServer | None = None
         if config.admin_listen is not None:
             app = AdminApp(self.health, metrics.render, config.admin_token)
-            host, port = config.admin_listen
-            self.admin = AdminServer(app, host, port, reuse_port=config.admin_reuse_port)
+            self.admin = AdminServer(app, *config.admin_listen)
+        self.worker_admin: AdminServer | None = None
+        if config.admin_socket is not None:  # a private directory: no token needed
+            app = AdminApp(self.health, metrics.render)
+            self.worker_admin = AdminServer(app, "", 0, path=config.admin_socket)
         metrics.sources = LiveSources(
             limiter_snapshot=lambda: runtime.limiter.snapshot(limit=1_000_000),
             requests_in_flight=lambda: master.lifecycle.inflight,
@@ -113,11 +124,8 @@ class Operations:
                 admin = await self.admin.start()
             except OSError as exc:
                 host, port = self.config.admin_listen or DEFAULT_ADMIN_LISTEN
-                raise SystemExit(
-                    f"hookwall: cannot listen for the admin endpoint on {host}:{port}: "
-                    f"{exc.strerror or exc}; pass --admin-listen HOST:PORT (port 0 picks a "
-                    "free one), or --admin-listen off"
-                ) from None
+                where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                raise SystemExit(cannot_listen("admin", where, exc)) from None
             host = self.config.admin_listen[0] if self.config.admin_listen else ""
             if self.config.admin_token is None and not is_loopback_listen(host):
                 logs.get_logger().warning(
@@ -132,6 +140,14 @@ class Operations:
             self.runtime.self_addresses.add_listener(self.admin.host, self.admin.port)
         for host, port in self.config.sibling_listeners:
             self.runtime.self_addresses.add_listener(host, port)
+        if self.worker_admin is not None:
+            try:
+                await self.worker_admin.start()
+            except OSError as exc:
+                raise SystemExit(
+                    f"hookwall: cannot serve the supervisor's admin socket {exc.filename}: "
+                    f"{exc.strerror or exc}; check that {config_dir(self.config)} is writable"
+                ) from None
         await self.reloader.prime()
         self.metrics.policy_applied(len(self.runtime.policy.rules), reload=False)
         loop = asyncio.get_running_loop()
@@ -150,6 +166,8 @@ class Operations:
             await asyncio.wait(self._tasks, timeout=2)
         if self.admin is not None:
             await self.admin.close()
+        if self.worker_admin is not None:
+            await self.worker_admin.close()
 
     def _spawn_reload(self, trigger: str) -> None:
         self._spawn(self.reloader.reload(trigger))

@@ -7,6 +7,10 @@
   serving meanwhile. A policy that does not load, or that this process must not run
   (no senders while listening beyond loopback without ``--allow-unauthenticated``), is
   rejected: one ``policy_rejected`` event with every error, and the old policy stays.
+- A reload never silently drops authentication: a policy without senders replacing one with
+  senders (a senders file missing from a directory) is rejected unless it says
+  ``senders: none``; then it is applied with an ``authentication_dropped`` warning.
+- After the swap, ``on_swapped`` listeners run: open passthrough tunnels are judged again.
 - The swap is one assignment on the event loop (``runtime.policy = new``); each flow keeps
   the snapshot it started with. What was derived from the policy at start-up follows it:
   mitmproxy's ``tcp_timeout`` and ``body_size_limit``, the resolver (when ``dns`` settings
@@ -31,6 +35,7 @@ import certifi
 from mitmproxy import http
 
 from hookwall import logs
+from hookwall.access import dropped_authentication_refusal, reload_drops_authentication
 from hookwall.metrics import Metrics
 from hookwall.netguard.resolver import Resolver
 from hookwall.policy import DnsSettings, Policy, PolicyError, default_policy_path, load_policy
@@ -203,6 +208,8 @@ class PolicyReloader:
         self.generations.on_retired = self.sync_body_limit
         self._lock = asyncio.Lock()
         self._seen: Fingerprint | None = None  # the files as they were at the last load
+        # Called on the event loop right after a swap (old, new): e.g. re-judging tunnels.
+        self.on_swapped: list[Callable[[Policy, Policy], None]] = []
 
     @property
     def path(self) -> Path:
@@ -252,6 +259,9 @@ class PolicyReloader:
             new = prepared.policy
             if new is not None and not prepared.errors:
                 prepared.errors.extend(self.vet(new))
+            drops_auth = new is not None and reload_drops_authentication(old, new)
+            if new is not None and drops_auth and not new.senders_none:
+                prepared.errors.append(dropped_authentication_refusal(str(self.path), old))
             if new is None or prepared.errors or prepared.bundle is None:
                 return self._reject(trigger, prepared.errors)
             try:
@@ -268,6 +278,20 @@ class PolicyReloader:
             senders=len(new.senders),
             changed=changed,
         )
+        if drops_auth:
+            logs.get_logger().warning(
+                "authentication_dropped",
+                trigger=trigger,
+                files=list(new.sources),
+                dropped_senders=sorted(s.name for s in old.senders),
+                message="the new policy says senders: none: hookwall no longer asks for proxy "
+                "credentials and every per-sender rule is gone; define senders to restore them",
+            )
+        for listener in self.on_swapped:
+            try:
+                listener(old, new)
+            except Exception as exc:  # the new policy is in force; report, never undo it
+                logs.get_logger().error("policy_follow_up_failed", error=repr(exc))
         return True
 
     def _prepare(self, path: Path, extra: tuple[str, ...]) -> _Prepared:

@@ -29,6 +29,9 @@ the kernel spreads new connections over them.
 - Limits: without a shared backend each worker enforces its share of every cap
   (``limits/share.py``); with ``limits: {backend: redis://...}`` they share one cap.
 - Log lines of worker processes carry ``worker`` (1..N) and ``pid``.
+- ``--admin-listen`` is the supervisor's: it binds it before any worker starts (a taken
+  port ends the start at once) and answers for every worker, which each serve their own
+  ``/readyz`` and ``/metrics`` on a unix socket in a private directory (``workeradmin.py``).
 """
 
 from __future__ import annotations
@@ -39,8 +42,10 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +54,11 @@ from typing import Any
 import structlog
 
 from hookwall import logs
+from hookwall.access import is_loopback_listen
+from hookwall.listenerrors import cannot_listen
 from hookwall.proxy import listener
+from hookwall.proxy.admin import AdminServer
+from hookwall.proxy.workeradmin import WorkersAdmin
 
 __all__ = [
     "WorkerInfo",
@@ -77,6 +86,7 @@ class WorkerInfo:
     # The internal listeners' ports, one per worker (reserved by the supervisor; stdin too).
     internal_ports: tuple[int, ...] = ()
     parent: int | None = None
+    admin_socket: str | None = None  # where this worker serves /readyz and /metrics to it
 
 
 _current: WorkerInfo | None = None
@@ -113,19 +123,20 @@ def enter_worker(args: argparse.Namespace) -> WorkerInfo:
     info: WorkerInfo = args.worker
     line = sys.stdin.readline() if not sys.stdin.isatty() else ""
     try:
-        shared = json.loads(line)
-        info.internal_token = shared["internal_token"] or None
-        info.internal_ports = tuple(int(port) for port in shared.get("internal_ports") or ())
-    except (ValueError, KeyError, TypeError):
+        given = json.loads(line)
+        info.internal_token = given["internal_token"] or None
+        info.internal_ports = tuple(int(port) for port in given.get("internal_ports") or ())
+        info.admin_socket = given.get("admin_socket") or None
+        # the supervisor's admin listener: never a destination either
+        args.sibling_listeners = tuple(
+            (str(host), int(port)) for host, port in given.get("sibling_listeners") or ()
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
         info.internal_token = None  # started by hand: redirect hops stay on this worker
     info.parent = os.getppid()
     args.ca = None  # the supervisor installed it; N workers rewriting it would race readers
-    admin = getattr(args, "admin_listen", None)
-    if info.index > 1 and admin is not None:
-        args.admin_listen = None  # one admin listener per host: worker 1's
-        args.sibling_listeners = (admin,)  # still never a destination
-    elif admin is not None:
-        args.admin_reuse_port = True  # the supervisor holds the port (see supervise)
+    if info.admin_socket is not None or info.index > 1:
+        args.admin_listen = None  # the supervisor serves it for all (workeradmin.py)
     _current = info
     config = structlog.get_config()
     fields = {"worker": info.index, "pid": os.getpid()}
@@ -198,11 +209,16 @@ class Supervisor:
         count: int,
         drain_grace: float,
         admin: tuple[str, int] | None = None,
+        admin_token: str | None = None,
         internal_ports: tuple[int, ...] = (),
     ) -> None:
         self.command = command
-        self.admin = admin  # reserved here, so every worker knows the port
-        self.internal_ports = internal_ports  # likewise: one internal listener per worker
+        self.admin_listen = admin
+        self.admin_token = admin_token
+        self.admin_dir: str | None = None  # the workers' admin sockets (0700)
+        self.admin_bound: tuple[str, int] | None = None  # every worker refuses it as a destination
+        self.internal_ports = internal_ports  # reserved here: one internal listener per worker
+        self.started_fields: dict[str, object] = {}
         self.host, self.port, self.count = host, port, count
         self.drain_grace = drain_grace
         self.token = secrets.token_hex(16)
@@ -214,11 +230,7 @@ class Supervisor:
 
     def argv(self, slot: _Slot) -> list[str]:
         where = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-        argv = [*self.command, "--listen", where, "--worker", f"{slot.index}/{self.count}"]
-        if self.admin is not None:
-            host, port = self.admin
-            argv += ["--admin-listen", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-        return argv
+        return [*self.command, "--listen", where, "--worker", f"{slot.index}/{self.count}"]
 
     async def spawn(self, slot: _Slot) -> None:
         # Its own process group: a Ctrl-C in a terminal reaches the supervisor only, which
@@ -227,8 +239,14 @@ class Supervisor:
             *self.argv(slot), stdin=asyncio.subprocess.PIPE, process_group=0
         )
         assert proc.stdin is not None
-        shared = {"internal_token": self.token, "internal_ports": self.internal_ports}
-        proc.stdin.write(json.dumps(shared).encode() + b"\n")
+        given: dict[str, object] = {
+            "internal_token": self.token,
+            "internal_ports": self.internal_ports,
+            "sibling_listeners": [self.admin_bound] if self.admin_bound else [],
+        }
+        if self.admin_dir is not None:
+            given["admin_socket"] = self.admin_socket(slot.index)
+        proc.stdin.write(json.dumps(given).encode() + b"\n")
         with contextlib.suppress(OSError):
             await proc.stdin.drain()
         proc.stdin.close()
@@ -236,6 +254,31 @@ class Supervisor:
         logs.get_logger().info(
             "worker_started", worker=slot.index, pid=proc.pid, restarts=slot.restarts
         )
+
+    def admin_socket(self, index: int) -> str:
+        assert self.admin_dir is not None
+        return os.path.join(self.admin_dir, f"worker-{index}.sock")
+
+    async def start_admin(self) -> AdminServer | None:
+        """Bind ``--admin-listen`` for every worker (SystemExit with hookwall's words if it
+        cannot); the workers will serve theirs on unix sockets in a private directory."""
+        if self.admin_listen is None:
+            return None
+        self.admin_dir = tempfile.mkdtemp(prefix="hookwall-admin-")  # mode 0700
+        app = WorkersAdmin(
+            {slot.index: self.admin_socket(slot.index) for slot in self.slots},
+            self.admin_token,
+            lambda: self.stopping,
+        )
+        server = AdminServer(app, *self.admin_listen)
+        try:
+            self.started_fields["admin"] = await server.start()
+            self.admin_bound = (server.host, server.port)
+        except OSError as exc:
+            host, port = self.admin_listen
+            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            raise SystemExit(cannot_listen("admin", where, exc)) from None
+        return server
 
     def signal_all(self, sig: int) -> None:
         for slot in self.slots:
@@ -305,6 +348,25 @@ class Supervisor:
         self._changed.set()
 
     async def run(self) -> int:
+        try:
+            admin = await self.start_admin()
+        except SystemExit as exc:
+            print(exc, file=sys.stderr)
+            self._remove_admin_dir()
+            return 1
+        logs.get_logger().info("supervisor_started", **self.started_fields)
+        try:
+            return await self._run()
+        finally:
+            if admin is not None:
+                await admin.close()
+            self._remove_admin_dir()
+
+    def _remove_admin_dir(self) -> None:
+        if self.admin_dir is not None:
+            shutil.rmtree(self.admin_dir, ignore_errors=True)
+
+    async def _run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.on_stop_signal, sig)
@@ -342,23 +404,9 @@ def supervise(args: argparse.Namespace, policy: Any, data_dir: Path) -> int:
     try:
         reserved = listener.reserve(host, port)
     except OSError as exc:
-        print(f"hookwall: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        print(cannot_listen("proxy", where, exc), file=sys.stderr)
         return 1
-    admin: tuple[str, int] | None = getattr(args, "admin_listen", None)
-    if admin is not None:
-        try:
-            reserved += listener.reserve(*admin)
-        except OSError as exc:
-            for sock in reserved:
-                sock.close()
-            print(
-                f"hookwall: cannot listen for the admin endpoint on {admin[0]}:{admin[1]}: "
-                f"{exc.strerror or exc}; pass --admin-listen HOST:PORT (port 0 picks a free "
-                "one), or --admin-listen off",
-                file=sys.stderr,
-            )
-            return 1
-        admin = (admin[0], reserved[-1].getsockname()[1])
     internal_ports: list[int] = []
     try:
         for _ in range(args.workers):
@@ -381,19 +429,28 @@ def supervise(args: argparse.Namespace, policy: Any, data_dir: Path) -> int:
             else describe_share(args.workers)
         )
         listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        logs.get_logger().info(
-            "supervisor_started",
+        argv = list(getattr(args, "argv", None) or sys.argv[1:])
+        command = [sys.executable, "-m", "hookwall", *argv]
+        admin = getattr(args, "admin_listen", None)
+        token = os.environ.get("HOOKWALL_ADMIN_TOKEN") or None
+        supervisor = Supervisor(
+            command, host, port, args.workers, DRAIN_GRACE, admin, token, tuple(internal_ports)
+        )
+        supervisor.started_fields.update(
             pid=os.getpid(),
             workers=args.workers,
             listen=listen,
             limits=limits,
             limits_backend=shared.backend if shared is not None else "local",
+            admin=None,
         )
-        argv = list(getattr(args, "argv", None) or sys.argv[1:])
-        command = [sys.executable, "-m", "hookwall", *argv]
-        supervisor = Supervisor(
-            command, host, port, args.workers, DRAIN_GRACE, admin, tuple(internal_ports)
-        )
+        if admin is not None and token is None and not is_loopback_listen(admin[0]):
+            logs.get_logger().warning(
+                "admin_unauthenticated",
+                admin=f"{admin[0]}:{admin[1]}",
+                message="/metrics is served without a bearer token on a non-loopback "
+                "address; set HOOKWALL_ADMIN_TOKEN, or keep the port behind a firewall",
+            )
         return asyncio.run(supervisor.run())
     finally:
         for sock in reserved:

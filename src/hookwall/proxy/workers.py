@@ -17,12 +17,10 @@ the kernel spreads new connections over them.
 - SIGTERM/SIGINT are forwarded; every worker drains (its own bounded drain) and the supervisor
   exits 0 once all have exited cleanly; a second signal is forwarded too (workers stop at
   once). SIGHUP (policy reload) and SIGUSR1 (limits snapshot) are forwarded.
-- The admin listener (``--admin-listen``) is reserved by the supervisor too (port 0 becomes a
-  free port) and served by worker 1; every worker knows its address, so no worker lets a
-  request through to it (the loop guard, ``netguard/selfaddr.py``).
-- So is one port per worker for its internal listener (where its hops and retries go, so a
-  chain stays on its worker): every worker knows all of them and refuses them as
-  destinations.
+- The supervisor reserves one port per worker for its internal listener (where its hops and
+  retries go, so a chain stays on its worker). Every worker is told all of them and the
+  supervisor's admin address, and refuses them as destinations (the loop guard,
+  ``netguard/selfaddr.py``).
 - Workers share the secret that marks hookwall's own redirect hops (a hop may land on any
   worker); it reaches them on stdin, never in argv or the environment.
 - A worker whose supervisor disappears (SIGKILL) stops itself, gracefully.

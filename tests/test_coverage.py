@@ -96,7 +96,7 @@ def test_reopened_space(allow: tuple[str, ...], reopened: list[str]) -> None:
 def test_reopened_names_the_blocks() -> None:
     result = reopened_by(rows("127.0.0.0/9", "127.128.0.0/9", "10.1.0.0/16"), SPECIAL_PURPOSE)
     assert [
-        (str(b.network), b.label, [str(n) for n in part.networks()]) for b, part in result.blocks
+        (str(b.network), b.label, [str(n) for n in part.networks()]) for b, part in result.blocks()
     ] == [
         ("10.0.0.0/8", "private-use (RFC 1918)", ["10.1.0.0/16"]),
         ("127.0.0.0/8", "loopback (RFC 1122)", ["127.0.0.0/8"]),

@@ -13,10 +13,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from hookwall.netguard.addresses import EMBEDDINGS, SPECIAL_PURPOSE, IPNetwork, Prefix
 
-__all__ = ["AddressSet", "Reopened", "closed_blocks", "reopened_by"]
+__all__ = ["AddressSet", "DenyTable", "Reopened", "closed_blocks", "decided_by", "reopened_by"]
 
 _BITS = {4: 32, 6: 128}
 
@@ -110,7 +111,8 @@ def _subtract(
 _EMBEDDED = AddressSet.of(row.network for row in EMBEDDINGS)
 
 
-def closed_blocks(table: Sequence[Prefix] = SPECIAL_PURPOSE) -> tuple[Prefix, ...]:
+@lru_cache(maxsize=8)
+def closed_blocks(table: tuple[Prefix, ...] = SPECIAL_PURPOSE) -> tuple[Prefix, ...]:
     """The outermost rows of a deny table (nested rows dropped), embedding rows left out.
 
     These are the blocks an error names: "reopens 127.0.0.0/8 loopback (RFC 1122)".
@@ -128,17 +130,47 @@ def closed_blocks(table: Sequence[Prefix] = SPECIAL_PURPOSE) -> tuple[Prefix, ..
     )
 
 
+@lru_cache(maxsize=8)
+def _closed_set(table: tuple[Prefix, ...]) -> AddressSet:
+    return AddressSet.of(block.network for block in closed_blocks(table))
+
+
+@lru_cache(maxsize=8)
+def _block_sets(table: tuple[Prefix, ...]) -> tuple[tuple[Prefix, AddressSet], ...]:
+    return tuple((block, AddressSet.of([block.network])) for block in closed_blocks(table))
+
+
+@lru_cache(maxsize=65536)
+def _span(network: IPNetwork) -> tuple[int, int, int, int]:
+    """(version, first, last, prefix length): containment as integer comparisons."""
+    first = int(network.network_address)
+    return network.version, first, first + network.num_addresses - 1, network.prefixlen
+
+
 @dataclass(frozen=True, slots=True)
 class Reopened:
     """What one destination's allow rows reopen of the closed space."""
 
     # Each allow row that reopens something, with the addresses it reopens.
     rows: tuple[tuple[Prefix, AddressSet], ...]
-    # Everything reopened, per closed block (the block, the reopened part of it).
-    blocks: tuple[tuple[Prefix, AddressSet], ...]
+    closed: tuple[Prefix, ...] = SPECIAL_PURPOSE
 
     def __bool__(self) -> bool:
         return bool(self.rows)
+
+    def blocks(self, part: AddressSet | None = None) -> list[tuple[Prefix, AddressSet]]:
+        """Everything reopened (or ``part`` of it), per closed block: (block, reopened part).
+
+        Computed on demand: only error messages need it.
+        """
+        union = self.total if part is None else part
+        found: list[tuple[Prefix, AddressSet]] = []
+        if union:
+            for block, whole in _block_sets(self.closed):
+                inside = union & whole
+                if inside:
+                    found.append((block, inside))
+        return found
 
     @property
     def total(self) -> AddressSet:
@@ -148,40 +180,61 @@ class Reopened:
         return union
 
 
-def decided_by(row: Prefix, deny: Sequence[Prefix]) -> AddressSet:
+@dataclass(frozen=True, slots=True)
+class DenyTable:
+    """A destination's deny rows, prepared once: their spans and the closed space they deny.
+
+    ``plus`` extends it with a rule's own rows, so thousands of rules cost one pass each.
+    """
+
+    spans: tuple[tuple[int, int, int, int], ...]
+    shut: AddressSet  # closed blocks ∩ what these rows deny
+    closed: tuple[Prefix, ...] = SPECIAL_PURPOSE
+    closed_set: AddressSet = AddressSet()
+
+    @classmethod
+    def of(cls, deny: Sequence[Prefix], closed: tuple[Prefix, ...] = SPECIAL_PURPOSE) -> DenyTable:
+        closed_set = _closed_set(closed)
+        shut = closed_set & AddressSet.of(d.network for d in deny)
+        return cls(tuple(_span(d.network) for d in deny), shut, closed, closed_set)
+
+    def plus(self, deny: Sequence[Prefix]) -> DenyTable:
+        if not deny:
+            return self
+        extra = self.closed_set & AddressSet.of(d.network for d in deny)
+        spans = self.spans + tuple(_span(d.network) for d in deny)
+        shut = self.shut | extra if extra else self.shut
+        return DenyTable(spans, shut, self.closed, self.closed_set)
+
+
+def decided_by(row: Prefix, deny: DenyTable) -> AddressSet:
     """The addresses where allow ``row`` wins: inside it, outside every deny row at least as
     long as it (a longer or equal deny inside the row wins there; a shorter one loses)."""
-    network = row.network
-    beaten = AddressSet.of(
-        d.network
-        for d in deny
-        if d.network.version == network.version
-        and d.network.prefixlen >= network.prefixlen
-        and d.network.subnet_of(network)  # type: ignore[arg-type]
-    )
-    return AddressSet.of([network]) - beaten - _EMBEDDED
+    version, first, last, length = _span(row.network)
+    beaten = [
+        (f, la)
+        for v, f, la, n in deny.spans
+        if v == version and n >= length and first <= f and la <= last
+    ]
+    inside = ((first, last),)
+    taken = _merge(beaten)
+    if version == 4:
+        return AddressSet(_subtract(inside, taken), ())
+    return AddressSet((), _subtract(_subtract(inside, taken), _EMBEDDED.v6))
 
 
-def reopened_by(
-    allow: Sequence[Prefix],
-    deny: Sequence[Prefix],
-    closed: Sequence[Prefix] = SPECIAL_PURPOSE,
-) -> Reopened:
-    """What ``allow`` reopens of ``closed`` (the built-in special-purpose set) for a
+def reopened_by(allow: Sequence[Prefix], deny: Sequence[Prefix] | DenyTable) -> Reopened:
+    """What ``allow`` reopens of the closed set (the built-in special-purpose set) for a
     destination judged against ``deny``: only space that ``deny`` actually denies counts."""
-    blocks = closed_blocks(closed)
-    shut = AddressSet.of(b.network for b in blocks) & AddressSet.of(d.network for d in deny)
+    table = deny if isinstance(deny, DenyTable) else DenyTable.of(deny)
+    shut = table.shut
     rows: list[tuple[Prefix, AddressSet]] = []
     for row in allow:
-        part = decided_by(row, deny) & shut
+        version, first, last, _ = _span(row.network)
+        spans = shut.v4 if version == 4 else shut.v6
+        if not _intersect(((first, last),), spans):
+            continue  # cheap: most allow rows are public ranges
+        part = decided_by(row, table) & shut
         if part:
             rows.append((row, part))
-    union = AddressSet()
-    for _, part in rows:
-        union = union | part
-    found: list[tuple[Prefix, AddressSet]] = []
-    for block in blocks:
-        part = union & AddressSet.of([block.network])
-        if part:
-            found.append((block, part))
-    return Reopened(tuple(rows), tuple(found))
+    return Reopened(tuple(rows), table.closed)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from hookwall.netguard.addresses import Prefix
-from hookwall.netguard.coverage import AddressSet, Reopened, reopened_by
+from hookwall.netguard.coverage import AddressSet, DenyTable, Reopened, reopened_by
 from hookwall.policy.errors import Location, PolicyIssue
 from hookwall.policy.model import Rule
 from hookwall.policy.schema import FileSpec
@@ -53,17 +53,8 @@ def _blocks_text(blocks: Sequence[tuple[Prefix, AddressSet]]) -> str:
     return "; ".join(named) + (f"; and {rest} more special-purpose blocks" if rest > 0 else "")
 
 
-def _own_blocks(reopened: Reopened, part: AddressSet) -> list[tuple[Prefix, AddressSet]]:
-    found = []
-    for block, whole in reopened.blocks:
-        mine = whole & part
-        if mine:
-            found.append((block, mine))
-    return found
-
-
 def _message(row: _Row, prefix: Prefix, part: AddressSet, reopened: Reopened, where: str) -> str:
-    own = _blocks_text(_own_blocks(reopened, part))
+    own = _blocks_text(reopened.blocks(part))
     network = prefix.network
     text = f"{row.path}: {network} reopens {own}"
     if " = " in prefix.label:  # an IPv6 spelling of embedded IPv4
@@ -72,7 +63,7 @@ def _message(row: _Row, prefix: Prefix, part: AddressSet, reopened: Reopened, wh
     if others and reopened.total != part:
         text += (
             f"; together with the other allow rows of {where} it reopens "
-            f"{_blocks_text(reopened.blocks)}"
+            f"{_blocks_text(reopened.blocks())}"
         )
     return (
         f"{text}. Special-purpose addresses (loopback, private, link-local, ...) are closed "
@@ -113,12 +104,13 @@ def check_reopened(
             elif prefix not in flagged:
                 flagged[prefix] = _message(row, prefix, part, reopened, where)
 
-    judge(reopened_by(defaults_allow, defaults_deny), frozenset(), "the defaults")
+    base = DenyTable.of(defaults_deny)
+    judge(reopened_by(defaults_allow, base), frozenset(), "the defaults")
     for spec in specs:
         for rule in spec.rules:
-            if not (rule.allow or rule.deny):
-                continue  # same tables as the defaults, already judged
-            reopened = reopened_by(defaults_allow + rule.allow, defaults_deny + rule.deny)
+            if not rule.allow and not (rule.deny and defaults_allow):
+                continue  # nothing this rule's tables could reopen beyond the defaults'
+            reopened = reopened_by(defaults_allow + rule.allow, base.plus(rule.deny))
             exempt = frozenset(rule.allow) if name_scoped(rule) else frozenset()
             judge(reopened, exempt, f"destination {rule.name!r}")
     for prefix, message in flagged.items():

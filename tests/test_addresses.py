@@ -308,6 +308,13 @@ def test_canonical_prefix_refuses_6to4_rows_longer_than_the_ipv4() -> None:
         canonical_prefix(parse_prefix("2002:a01:203:1::/64"))
 
 
+def test_canonicalised_deny_covers_both_spellings() -> None:
+    deny = (canonical_prefix(parse_prefix("::ffff:8.8.8.0/120")),)
+    assert not judge("8.8.8.8", deny, NONE).allowed
+    assert not judge("::ffff:8.8.8.8", deny, NONE).allowed
+    assert judge("8.8.4.4", deny, NONE).allowed
+
+
 def test_canonicalised_allow_covers_both_spellings() -> None:
     allow = (canonical_prefix(parse_prefix("::ffff:10.1.0.0/112")),)
     assert judge("10.1.2.3", SPECIAL, allow).allowed

@@ -85,6 +85,10 @@ def test_closed_blocks_are_the_outermost_plain_rows() -> None:
         (("8.8.8.0/24", "fe80::/11", "fe80::/11"), ["fe80::/11"]),
         (tuple(f"192.168.{i}.0/24" for i in range(256)), ["192.168.0.0/16"]),  # many small rows
         (("2001:db8::/33", "2001:db8:8000::/33"), ["2001:db8::/32"]),
+        # not decoded, denied whole: rows inside are judged as IPv6 and reopen IPv6 space
+        (("2001:0:4136:e378::/64",), ["2001:0:4136:e378::/64"]),  # Teredo
+        (("::7f00:1/128",), ["::7f00:1/128"]),  # IPv4-compatible
+        (("64:ff9b:1::/64",), ["64:ff9b:1::/64"]),  # local-use NAT64
     ],
 )
 def test_reopened_space(allow: tuple[str, ...], reopened: list[str]) -> None:

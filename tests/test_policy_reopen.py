@@ -199,3 +199,23 @@ def test_explain_says_which_row_reopens_and_why_it_may(
     main(["explain", url, "--policy", str(policy), "--dns-server", "127.0.0.1:9"])
     out = capsys.readouterr().out.replace(str(policy), "p.yaml")
     assert re.search(rf"^  {re.escape(sentence)}$", out, re.M), out
+
+
+def test_check_names_every_exception_it_accepts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "version: 1\nunsafe: true\ndefaults:\n  network: {allow: [127.0.0.2/32, 8.8.8.0/24]}\n"
+        "destinations:\n  - hosts: [recv.example]\n    network: {allow: [10.1.0.0/16]}\n"
+    )
+    assert main(["check", str(policy)]) == 0
+    out = capsys.readouterr().out.replace(str(policy), "p.yaml").splitlines()
+    start = out.index("exceptions into special-purpose space:")
+    assert out[start + 1 : -1] == [
+        "  policy allow 127.0.0.2/32 (p.yaml:4:21) [unsafe: true] reopens 127.0.0.2/32 of "
+        "127.0.0.0/8 loopback (RFC 1122) for every destination",
+        "  policy allow 10.1.0.0/16 (p.yaml:7:23) [name-scoped exception] reopens 10.1.0.0/16 "
+        "of 10.0.0.0/8 private-use (RFC 1918) for recv.example",
+    ]
+    assert out[-1] == "policy OK"

@@ -80,6 +80,10 @@ REFUSED = {
             "169.254.169.254/32 of 169.254.0.0/16 link-local (RFC 3927). "
         ],
     ),
+    "a wildcard under a top-level domain is not name-scoped": (
+        'destinations:\n  - hosts: [a.example, "*.com"]\n    network: {allow: [10.1.0.0/16]}\n',
+        ["p.yaml:4:23: destinations[0].network.allow[0]: 10.1.0.0/16 reopens 10.1.0.0/16 of "],
+    ),
     "rows across the defaults and a rule": (
         "defaults:\n  network: {allow: [10.128.0.0/9]}\n"
         'destinations:\n  - hosts: ["*"]\n    network: {allow: [10.0.0.0/9]}\n',

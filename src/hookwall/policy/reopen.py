@@ -3,10 +3,10 @@
 Every destination (the defaults, and each rule merged with them) is analysed as a whole
 with ``netguard.coverage``: the special-purpose space its allow rows reopen under the
 longest-match rule. A rule whose hosts are all named (exact names, IP literals or
-'*.example.org' wildcards, not '*') carries a name-scoped exception: its own rows may reopen
-space for those names. Anything else that reopens special-purpose space (a defaults row, a
-row on a '*' rule) needs 'unsafe: true' in the file that holds it. Check, start-up and
-reload all load through here, so all three refuse the same files.
+'*.example.org' wildcards, not '*' or '*.com') carries a name-scoped exception: its own
+rows may reopen space for those names. Anything else that reopens special-purpose space (a
+defaults row, a row on a '*' rule) needs 'unsafe: true' in the file that holds it. Check,
+start-up and reload all load through here, so all three refuse the same files.
 """
 
 from __future__ import annotations
@@ -32,9 +32,17 @@ class _Row:
     file: str
 
 
+def _names_a_host(pattern: str) -> bool:
+    """An exact name or IP, or a wildcard under a domain of two labels or more: '*' and
+    '*.com' are not names (anyone can point a name under a top-level domain anywhere)."""
+    if pattern.startswith("*"):
+        return pattern.startswith("*.") and "." in pattern[2:]
+    return True
+
+
 def name_scoped(rule: Rule) -> bool:
     """True when every host pattern names a host or domain: the rule's rows only reach them."""
-    return bool(rule.hosts) and "*" not in rule.hosts
+    return bool(rule.hosts) and all(_names_a_host(pattern) for pattern in rule.hosts)
 
 
 def _describe_block(block: Prefix, part: AddressSet) -> str:

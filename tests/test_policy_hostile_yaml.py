@@ -66,6 +66,15 @@ def laughs_in_merges(levels: int = 40) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fan_of_rules(uses: int = 200_000) -> str:
+    """0.8 MB of aliases to one whole destination: flat, yet 10 s and 470 MB to check before."""
+    rule = (
+        "x-rule: &r {hosts: [a.example], tls: passthrough, "
+        "network: {allow: [10.1.0.0/16], ports: [8443]}, limits: {concurrency: 2}}\n"
+    )
+    return f"version: 1\n{rule}destinations: [{', '.join(['*r'] * uses)}]\n"
+
+
 def deep_flow(depth: int) -> str:
     return "version: 1\ndestinations: " + "[" * depth + "]" * depth + "\n"
 
@@ -89,6 +98,7 @@ HOSTILE: dict[str, tuple[Callable[[], str], str, str]] = {
     "billion laughs in lists": (laughs_in_lists, r"6:\d+", ALIASES),
     "billion laughs in rules": (laughs_in_rules, r"8:\d+", ALIASES),
     "billion laughs in merge keys": (laughs_in_merges, r"\d+:\d+", ALIASES),
+    "200,000 uses of one rule": (fan_of_rules, r"3:\d+", ALIASES),
     "1,000 deep flow lists": (lambda: deep_flow(1000), f"2:{15 + MAX_DEPTH - 1}", DEEP),
     "100,000 deep flow lists": (lambda: deep_flow(100_000), f"2:{15 + MAX_DEPTH - 1}", DEEP),
     "1,000 deep flow mappings": (lambda: deep_flow_maps(1000), r"2:\d+", DEEP),

@@ -13,6 +13,7 @@ from hookwall.netguard.addresses import (
     AddressVerdict,
     IPAddress,
     Prefix,
+    canonical_prefix,
     check_address,
     named_set,
     parse_prefix,
@@ -262,11 +263,64 @@ def test_allow_exception_applies_to_embedded_addresses(text: str) -> None:
     ).allowed
 
 
-def test_allow_written_as_mapped_cidr_applies_directly() -> None:
-    allow = (parse_prefix("::ffff:10.1.0.0/112"),)
+def test_ipv6_rows_never_decide_an_embedded_address() -> None:
+    # Runtime judges an embedded address as its IPv4 only: an IPv6 row inside an embedding
+    # prefix, left uncanonicalised, neither opens nor closes it.
+    allow = (parse_prefix("::ffff:10.1.0.0/112"), parse_prefix("::ffff:0:0/97"))
     verdict = judge("::ffff:10.1.2.3", SPECIAL, allow)
-    assert verdict.allowed and verdict.matched == allow[0] and verdict.inner is None
-    assert not judge("10.1.2.3", SPECIAL, allow).allowed  # IPv6 prefix, IPv4 address
+    assert not verdict.allowed and verdict.inner is not None
+    deny = (parse_prefix("::ffff:8.8.8.8/128"),)
+    assert judge("::ffff:8.8.8.8", deny, NONE).allowed
+
+
+@pytest.mark.parametrize(
+    ("text", "network"),
+    [
+        ("::ffff:10.1.0.0/112", "10.1.0.0/16"),
+        ("::ffff:0:0/97", "0.0.0.0/1"),
+        ("::ffff:127.0.0.0/104", "127.0.0.0/8"),
+        ("::ffff:0:0/96", "0.0.0.0/0"),
+        ("::ffff:0:10.0.0.0/104", "10.0.0.0/8"),
+        ("64:ff9b::7f00:0/104", "127.0.0.0/8"),
+        ("2002:7f00::/24", "127.0.0.0/8"),
+        ("2002:a01:203::/48", "10.1.2.3/32"),
+        ("2002::/16", "0.0.0.0/0"),
+    ],
+)
+def test_canonical_prefix_judges_embedded_rows_as_ipv4(text: str, network: str) -> None:
+    row = canonical_prefix(parse_prefix(text))
+    assert row.network == ip_network(network)
+    assert row.label.startswith(f"policy {parse_prefix(text).network} = {network}, ")
+
+
+@pytest.mark.parametrize(
+    "text", ["2001:db8::/32", "::/96", "::1/128", "64:ff9b:1::/48", "2001::/32", "::/0", "::/64"]
+)
+def test_canonical_prefix_keeps_rows_outside_or_around_embeddings(text: str) -> None:
+    # Teredo, local-use NAT64 and IPv4-compatible are not decoded (denied whole), and a row
+    # containing an embedding prefix is about IPv6 space, not "all of IPv4".
+    row = parse_prefix(text)
+    assert canonical_prefix(row) == row
+
+
+def test_canonical_prefix_refuses_6to4_rows_longer_than_the_ipv4() -> None:
+    with pytest.raises(ValueError, match=r"write 10\.1\.2\.3/32 instead"):
+        canonical_prefix(parse_prefix("2002:a01:203:1::/64"))
+
+
+def test_canonicalised_deny_covers_both_spellings() -> None:
+    deny = (canonical_prefix(parse_prefix("::ffff:8.8.8.0/120")),)
+    assert not judge("8.8.8.8", deny, NONE).allowed
+    assert not judge("::ffff:8.8.8.8", deny, NONE).allowed
+    assert judge("8.8.4.4", deny, NONE).allowed
+
+
+def test_canonicalised_allow_covers_both_spellings() -> None:
+    allow = (canonical_prefix(parse_prefix("::ffff:10.1.0.0/112")),)
+    assert judge("10.1.2.3", SPECIAL, allow).allowed
+    assert judge("::ffff:10.1.2.3", SPECIAL, allow).allowed
+    assert judge("2002:a01:203::1", SPECIAL, allow).allowed
+    assert not judge("::ffff:10.2.0.1", SPECIAL, allow).allowed
 
 
 def test_ipv4_never_matches_ipv6_prefixes() -> None:
@@ -359,8 +413,19 @@ def test_parse_prefix_rejects(text: str, message: str) -> None:
             "10.0.0.1 is in 10.0.0.0/8 private-use (RFC 1918): denied",
         ),
         ("93.184.216.34", NONE, "93.184.216.34 matches no deny prefix: allowed"),
-        ("10.1.2.3", ALLOW_10_1, "10.1.2.3 is in policy allow 10.1.0.0/16: allowed"),
-        ("10.1.2.3", (parse_prefix("10.1.0.0/16"),), "10.1.2.3 is in policy 10.1.0.0/16: allowed"),
+        (
+            "10.1.2.3",
+            ALLOW_10_1,
+            "10.1.2.3 is in policy allow 10.1.0.0/16, which reopens 10.0.0.0/8 private-use "
+            "(RFC 1918): allowed",
+        ),
+        (
+            "10.1.2.3",
+            (parse_prefix("10.1.0.0/16"),),
+            "10.1.2.3 is in policy 10.1.0.0/16, which reopens 10.0.0.0/8 private-use "
+            "(RFC 1918): allowed",
+        ),
+        ("8.8.8.8", (parse_prefix("8.8.0.0/16"),), "8.8.8.8 is in policy 8.8.0.0/16: allowed"),
         ("::1", NONE, "::1 is in ::1/128 loopback (RFC 4291): denied"),
         (
             "64:ff9b::8.8.8.8",

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # imported for annotations only: pytest would try to collect 
 
 POLICY = """\
 version: 1
+unsafe: true
 defaults:
   network:
     allow: [127.0.0.2/32, fd00:1::2/128]

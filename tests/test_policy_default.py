@@ -127,17 +127,22 @@ def test_summary_mentions_files_defaults_and_every_rule(full: Policy) -> None:
     assert lines[5] == f"extra upstream CAs: {(GOOD / 'extra-ca.pem').absolute()}"
     assert lines[6].startswith(
         "defaults: allow; tls intercept; upgrade off; ports 80, 443, 8000-8999; "
-        "deny special-purpose, 198.51.100.0/24; allow 192.0.2.0/28; limits 8 in flight"
+        "deny special-purpose, 198.51.100.0/24; allow 192.0.3.0/28; limits 8 in flight"
     )
     assert lines[7].startswith("4 destinations (the most specific host pattern wins")
-    rule_lines = lines[8:]
-    assert len(rule_lines) == len(full.rules) == 4
+    rule_lines = lines[8:12]
+    assert len(full.rules) == 4
+    assert lines[12:] == [
+        "exceptions into special-purpose space:",
+        f"  policy allow 10.1.0.0/16 ({GOOD / 'full.yaml'}:21:23) [name-scoped exception] "
+        "reopens 10.1.0.0/16 of 10.0.0.0/8 private-use (RFC 1918) for receiver.internal.example",
+    ]
     assert rule_lines[0].startswith(
         "  example: allow hooks.example.com, *.example.org; tls passthrough; upgrade off; "
-        "ports 80, 443, 8000-8999; allow 192.0.2.0/28; limits 8 in flight"
+        "ports 80, 443, 8000-8999; allow 192.0.3.0/28; limits 8 in flight"
     )
     assert rule_lines[0].endswith(f"  [{GOOD / 'full.yaml'}:17:5]")
-    assert "ports 8443; allow 192.0.2.0/28, 10.1.0.0/16" in rule_lines[1]
+    assert "ports 8443; allow 192.0.3.0/28, 10.1.0.0/16" in rule_lines[1]
     assert rule_lines[2] == f"  *.evil.example: deny *.evil.example  [{GOOD / 'full.yaml'}:22:5]"
     assert "upgrade on" in rule_lines[3]
     assert "deny special-purpose, 198.51.100.0/24, 203.0.113.0/24" in rule_lines[3]

@@ -62,7 +62,7 @@ def test_full_defaults(full: Policy) -> None:
     assert defaults.action == "allow"
     assert defaults.network.deny[: len(SPECIAL)] == SPECIAL
     assert _cidrs(defaults.network.deny) == ["198.51.100.0/24"]
-    assert _cidrs(defaults.network.allow) == ["192.0.2.0/28"]
+    assert _cidrs(defaults.network.allow) == ["192.0.3.0/28"]
     assert str(defaults.network.ports) == "80, 443, 8000-8999"
     assert (defaults.tls, defaults.upgrade) == ("intercept", False)
 
@@ -70,19 +70,19 @@ def test_full_defaults(full: Policy) -> None:
 # host, rule name (None: defaults), action, tls, upgrade, ports, extra deny, allow
 FULL_CASES = [
     ("hooks.example.com", "example", "allow", "passthrough", False, "80, 443, 8000-8999",
-     ["198.51.100.0/24"], ["192.0.2.0/28"]),
+     ["198.51.100.0/24"], ["192.0.3.0/28"]),
     ("a.example.org", "example", "allow", "passthrough", False, "80, 443, 8000-8999",
-     ["198.51.100.0/24"], ["192.0.2.0/28"]),
+     ["198.51.100.0/24"], ["192.0.3.0/28"]),
     ("example.org", None, "allow", "intercept", False, "80, 443, 8000-8999",
-     ["198.51.100.0/24"], ["192.0.2.0/28"]),
+     ["198.51.100.0/24"], ["192.0.3.0/28"]),
     ("receiver.internal.example", "receiver.internal.example", "allow", "intercept", False,
-     "8443", ["198.51.100.0/24"], ["192.0.2.0/28", "10.1.0.0/16"]),
+     "8443", ["198.51.100.0/24"], ["192.0.3.0/28", "10.1.0.0/16"]),
     ("x.y.evil.example", "*.evil.example", "deny", "intercept", False, "80, 443, 8000-8999",
-     ["198.51.100.0/24"], ["192.0.2.0/28"]),
+     ["198.51.100.0/24"], ["192.0.3.0/28"]),
     ("plain.example", "plain.example", "allow", "intercept", True, "80, 443, 8000-8999",
-     ["198.51.100.0/24", "203.0.113.0/24"], ["192.0.2.0/28"]),
+     ["198.51.100.0/24", "203.0.113.0/24"], ["192.0.3.0/28"]),
     ("unlisted.example", None, "allow", "intercept", False, "80, 443, 8000-8999",
-     ["198.51.100.0/24"], ["192.0.2.0/28"]),
+     ["198.51.100.0/24"], ["192.0.3.0/28"]),
 ]  # fmt: skip
 
 
@@ -125,7 +125,9 @@ def test_rule_keeps_only_its_own_overrides(full: Policy) -> None:
 
 def test_policy_cidr_labels_say_where_they_came_from(full: Policy) -> None:
     receiver_allow = full.rules[1].allow[0]
-    assert receiver_allow.label == f"policy allow 10.1.0.0/16 ({GOOD / 'full.yaml'}:21:23)"
+    assert receiver_allow.label == (
+        f"policy allow 10.1.0.0/16 ({GOOD / 'full.yaml'}:21:23) [name-scoped exception]"
+    )
     extra_deny = next(p for p in full.defaults.network.deny if p not in SPECIAL)
     assert extra_deny.label.startswith("policy deny 198.51.100.0/24 (")
 

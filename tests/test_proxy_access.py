@@ -40,6 +40,7 @@ ENV = {f"HW_P_{name.upper()}": token for name, token in TOKENS.items()} | {"HW_P
 
 POLICY = """\
 version: 1
+unsafe: true
 defaults:
   network: {{allow: [127.0.0.2/32], ports: ["1-65535"]}}
   ca_bundle: {ca}
@@ -619,7 +620,8 @@ def test_public_listen_address_needs_senders_or_the_flag(
 
     open_policy = tmp_path / "open.yaml"
     open_policy.write_text(
-        'version: 1\ndefaults:\n  network: {allow: [127.0.0.2/32], ports: ["1-65535"]}\n'
+        "version: 1\nunsafe: true\n"
+        'defaults:\n  network: {allow: [127.0.0.2/32], ports: ["1-65535"]}\n'
     )
     flagged = ProxyProcess(
         open_policy,

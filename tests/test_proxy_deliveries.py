@@ -38,6 +38,7 @@ COOKIE = "session=cookie_value_9a8b7c"
 
 POLICY = """\
 version: 1
+unsafe: true
 logging:
   capture_body: 64KiB
   redact: {{headers: [X-Tenant-Pin], query: [ticket]}}
@@ -475,7 +476,8 @@ def test_a_corrupt_store_does_not_stop_forwarding(tmp_path: Path, plain_twins) -
     (data / "deliveries.db").write_bytes(b"not a database, just garbage " * 200)
     policy = tmp_path / "p.yaml"
     policy.write_text(
-        'version: 1\ndefaults: {network: {allow: [127.0.0.2/32], ports: ["1-65535"]}}\n'
+        "version: 1\nunsafe: true\n"
+        'defaults: {network: {allow: [127.0.0.2/32], ports: ["1-65535"]}}\n'
     )
     proxy = ProxyProcess(policy, data)
     try:
@@ -492,7 +494,8 @@ def test_no_store_keeps_only_the_log_lines(tmp_path: Path, plain_twins, capsys) 
     data = tmp_path / "data"
     policy = tmp_path / "p.yaml"
     policy.write_text(
-        'version: 1\ndefaults: {network: {allow: [127.0.0.2/32], ports: ["1-65535"]}}\n'
+        "version: 1\nunsafe: true\n"
+        'defaults: {network: {allow: [127.0.0.2/32], ports: ["1-65535"]}}\n'
     )
     proxy = ProxyProcess(policy, data, extra_args=["--no-store"])
     try:
@@ -510,7 +513,8 @@ def test_a_locked_store_does_not_stop_forwarding(tmp_path: Path, plain_twins) ->
     data = tmp_path / "data"
     policy = tmp_path / "p.yaml"
     policy.write_text(
-        'version: 1\ndefaults: {network: {allow: [127.0.0.2/32], ports: ["1-65535"]}}\n'
+        "version: 1\nunsafe: true\n"
+        'defaults: {network: {allow: [127.0.0.2/32], ports: ["1-65535"]}}\n'
     )
     proxy = ProxyProcess(policy, data)
     try:

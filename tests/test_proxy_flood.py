@@ -23,6 +23,7 @@ pytestmark = pytest.mark.integration
 
 POLICY = """\
 version: 1
+unsafe: true
 proxy: {max_connections: 40}
 defaults:
   network: {allow: [127.0.0.2/32], ports: ["1-65535"]}

@@ -33,6 +33,7 @@ pytestmark = pytest.mark.integration
 
 POLICY = """\
 version: 1
+unsafe: true
 proxy:
   max_connections: 200
   max_connections_per_client: 100

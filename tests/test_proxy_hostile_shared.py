@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.integration, needs_redis]
 
 POLICY = """\
 version: 1
+unsafe: true
 limits: {{backend: "{url}", lease: 2s, on_backend_failure: refuse}}
 proxy: {{head_timeout: 1s, max_header_fields: 40}}
 defaults:

@@ -48,7 +48,8 @@ def test_runs_on_either_event_loop(tmp_path: Path, dns_server: TestDnsServer, lo
     receiver = start_receiver("127.0.0.2")
     policy = tmp_path / "p.yaml"
     policy.write_text(
-        "version: 1\ndefaults:\n  network:\n    allow: [127.0.0.2/32]\n    ports: ['1-65535']\n"
+        "version: 1\nunsafe: true\n"
+        "defaults:\n  network:\n    allow: [127.0.0.2/32]\n    ports: ['1-65535']\n"
     )
     extra = [] if loop == "asyncio" else ["--event-loop", loop]
     proc = ProxyProcess(policy, tmp_path / "data", dns=[dns_server.spec], extra_args=extra)
@@ -69,7 +70,8 @@ def test_sigterm_lets_the_request_in_flight_finish(tmp_path: Path, dns_server: T
     receiver.gate = threading.Event()
     policy = tmp_path / "p.yaml"
     policy.write_text(
-        "version: 1\ndefaults:\n  network:\n    allow: [127.0.0.2/32]\n    ports: ['1-65535']\n"
+        "version: 1\nunsafe: true\n"
+        "defaults:\n  network:\n    allow: [127.0.0.2/32]\n    ports: ['1-65535']\n"
     )
     proc = ProxyProcess(policy, tmp_path / "data", dns=[dns_server.spec])
     result: dict[str, object] = {}

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 POLICY = """\
 version: 1
+unsafe: true
 defaults:
   network: {{allow: [127.0.0.2/32], ports: ["1-65535"]}}
   ca_bundle: {ca}

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.integration
 
 ALLOW = """\
 version: 1
+unsafe: true
 defaults:
   network: {{allow: [127.0.0.2/32], ports: ["1-65535"]}}
 destinations:
@@ -35,6 +36,7 @@ destinations:
 {extra}"""
 DENY_A = """\
 version: 1
+unsafe: true
 defaults:
   network: {allow: [127.0.0.2/32], ports: ["1-65535"]}
 destinations:
@@ -241,7 +243,7 @@ def test_the_upstream_ca_bundle_follows_the_policy(proxy_for, tls_receiver, rece
     assert (r.status_code, r.headers["X-Hookwall-Reason"]) == (502, "tls-failed")
     mark = proc.mark()
     extra = "defaults:\n  network: {allow: [127.0.0.2/32], ports: ['1-65535']}\n"
-    write(policy, f"version: 1\n{extra}  ca_bundle: {receiver_ca_file}\n")
+    write(policy, f"version: 1\nunsafe: true\n{extra}  ca_bundle: {receiver_ca_file}\n")
     assert "ca_bundle" in reloaded(proc, mark)["changed"]
     assert send().status_code == 200
 
@@ -250,7 +252,8 @@ def test_a_tunnel_opened_before_a_reload_follows_the_new_policy(
     proxy_for, tls_receiver, receiver_ca_file
 ):
     head = (
-        "version: 1\ndefaults:\n  network: {allow: [127.0.0.2/32], ports: ['1-65535']}\n"
+        "version: 1\nunsafe: true\n"
+        "defaults:\n  network: {allow: [127.0.0.2/32], ports: ['1-65535']}\n"
         f"  ca_bundle: {receiver_ca_file}\ndestinations:\n  - hosts: [tls.reload.test]\n"
     )
     proc, policy = proxy_for(head)

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.integration
 
 POLICY = """\
 version: 1
+unsafe: true
 defaults:
   network: {allow: [127.0.0.2/32], ports: ["1-65535"]}
   timeouts: {connect: 500ms, headers: 3s, response: 6s}

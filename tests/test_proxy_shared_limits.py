@@ -27,6 +27,7 @@ pytestmark = [pytest.mark.integration, needs_redis]
 
 POLICY = """\
 version: 1
+unsafe: true
 limits: {{backend: "{url}", lease: 1s, on_backend_failure: {on_failure}}}
 defaults:
   network: {{allow: [127.0.0.2/32], ports: ["1-65535"]}}

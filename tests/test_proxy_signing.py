@@ -50,6 +50,7 @@ SECRETS = {
 
 POLICY = """\
 version: 1
+unsafe: true
 defaults:
   network: {{allow: [127.0.0.2/32], ports: ["1-65535"]}}
   ca_bundle: {ca}

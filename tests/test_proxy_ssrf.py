@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 
 POLICY = """\
 version: 1
+unsafe: true
 dns:
   timeout: 1s
 defaults:
@@ -481,7 +482,7 @@ def test_ipv6_receiver_allowed_by_exception(
 ) -> None:
     policy = tmp_path / "v6.yaml"
     policy.write_text(
-        f"version: 1\ndefaults:\n  network:\n    allow: ['{TEST_IPV6}/128']\n"
+        f"version: 1\nunsafe: true\ndefaults:\n  network:\n    allow: ['{TEST_IPV6}/128']\n"
         "    ports: ['1-65535']\n"
     )
     names.add("v6.hooks.test", TEST_IPV6)

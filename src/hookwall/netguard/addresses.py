@@ -42,6 +42,8 @@ class AddressVerdict:
     matched: Prefix | None
     # For embedded addresses: the verdict on the IPv4 address inside.
     inner: AddressVerdict | None = None
+    # For an allow exception: the deny row it beat (what it reopens for this address).
+    overridden: Prefix | None = None
 
     def explain(self) -> str:
         """One human sentence: '10.0.0.1 is in 10.0.0.0/8 private-use (RFC 1918): denied'."""
@@ -52,6 +54,11 @@ class AddressVerdict:
             return (
                 f"{self.address} embeds {self.inner.address} ({_aside(self.matched.label)}); "
                 f"{self.inner.explain()}"
+            )
+        if self.overridden is not None:
+            return (
+                f"{self.address} is in {_describe(self.matched)}, which reopens "
+                f"{_describe(self.overridden)}: {outcome}"
             )
         return f"{self.address} is in {_describe(self.matched)}: {outcome}"
 
@@ -215,6 +222,14 @@ def _longest(address: IPAddress, table: tuple[Prefix, ...], floor: int) -> Prefi
     return best
 
 
+# The embedding prefixes whose IPv4 address hookwall decodes. An IPv6 address inside one is
+# judged as that IPv4 address and nothing else, whatever the tables say about the IPv6 prefix,
+# so a policy can neither open nor close it by IPv6 spelling. The other IPv4-carrying prefixes
+# (IPv4-compatible ::/96, local-use NAT64 64:ff9b:1::/48, Teredo 2001::/32) cannot be decoded
+# reliably and stay plain rows of the deny table, denied whole.
+EMBEDDINGS: tuple[Prefix, ...] = tuple(row for row in SPECIAL_PURPOSE if row.embedded is not None)
+
+
 def _embedded_ipv4(address: ipaddress.IPv6Address, kind: Embedding) -> ipaddress.IPv4Address:
     """The IPv4 address carried inside ``address`` for one embedding scheme."""
     value = int(address)
@@ -224,15 +239,63 @@ def _embedded_ipv4(address: ipaddress.IPv6Address, kind: Embedding) -> ipaddress
     return ipaddress.IPv4Address(value & 0xFFFFFFFF)
 
 
+def embedding_of(address: IPAddress) -> Prefix | None:
+    """The embedding prefix (row of EMBEDDINGS) an IPv6 address lies in, or None."""
+    if isinstance(address, ipaddress.IPv6Address):
+        for row in EMBEDDINGS:
+            if address in row.network:
+                return row
+    return None
+
+
+def _embedded_network(network: ipaddress.IPv6Network, row: Prefix) -> ipaddress.IPv4Network:
+    """The IPv4 range an IPv6 prefix inside embedding ``row`` stands for; ValueError if none."""
+    value = int(network.network_address)
+    if row.embedded == "6to4":  # the IPv4 address sits in bits 16..48
+        if network.prefixlen > 48:
+            v4 = ipaddress.IPv4Address((value >> 80) & 0xFFFFFFFF)
+            raise ValueError(
+                f"{network} is inside {row.network} {row.label}, whose addresses hookwall "
+                f"judges by the IPv4 address in bits 16-48 ({v4}); a prefix longer than /48 "
+                f"cannot be judged that way: write {v4}/32 instead"
+            )
+        return ipaddress.IPv4Network(((value >> 80) & 0xFFFFFFFF, network.prefixlen - 16))
+    return ipaddress.IPv4Network((value & 0xFFFFFFFF, network.prefixlen - 96))
+
+
+def canonical_prefix(prefix: Prefix) -> Prefix:
+    """A policy row as hookwall judges it: an IPv6 row inside an embedding prefix becomes the
+    IPv4 range it embeds ('::ffff:127.0.0.0/104' -> 127.0.0.0/8); ValueError if it has none.
+
+    Runtime judges such addresses by their IPv4 address only (``check_address``), so a row
+    kept in IPv6 form would be dead, or, before this rule, an allow that silently reopened
+    the IPv4 space it spells.
+    """
+    network = prefix.network
+    if not isinstance(network, ipaddress.IPv6Network):
+        return prefix
+    for row in EMBEDDINGS:
+        if network.subnet_of(row.network):  # type: ignore[arg-type]
+            v4 = _embedded_network(network, row)
+            return Prefix(v4, f"{prefix.label} = {v4}, {_aside(row.label)}")
+    return prefix
+
+
 def check_address(
     address: IPAddress, deny: tuple[Prefix, ...], allow: tuple[Prefix, ...]
 ) -> AddressVerdict:
     """Judge one address: the longest matching prefix among allow and deny wins, ties deny.
 
-    If the deciding row embeds IPv4 (mapped, translated, NAT64, 6to4), the embedded IPv4 is
-    judged against the same tables instead, so '::ffff:10.0.0.1' cannot sneak past a 10/8 deny
-    and an allow exception for 10.1.0.0/16 also covers its mapped spelling.
+    An IPv6 address inside an embedding prefix (mapped, translated, NAT64, 6to4) is judged as
+    the IPv4 address it embeds against the same tables, and only as that: '::ffff:10.0.0.1'
+    cannot sneak past a 10/8 deny, an allow exception for 10.1.0.0/16 also covers its mapped
+    spelling, and no IPv6 row can open or close an embedded address on its own.
     """
+    embedding = embedding_of(address)
+    if embedding is not None and isinstance(address, ipaddress.IPv6Address):
+        assert embedding.embedded is not None
+        inner = check_address(_embedded_ipv4(address, embedding.embedded), deny, allow)
+        return AddressVerdict(address, inner.allowed, embedding, inner)
     denied_by = _longest(address, deny, 0)
     # Allow must be strictly longer than the best deny: equal length means deny wins.
     floor = denied_by.network.prefixlen + 1 if denied_by is not None else 0
@@ -240,10 +303,5 @@ def check_address(
     decider = allowed_by if allowed_by is not None else denied_by
     if decider is None:
         return AddressVerdict(address, True, None)
-    kind = decider.embedded
-    # Only IPv6 can carry an embedded IPv4; a (misconfigured) IPv4 row with ``embedded`` set
-    # simply decides by its own list.
-    if kind is not None and isinstance(address, ipaddress.IPv6Address):
-        inner = check_address(_embedded_ipv4(address, kind), deny, allow)
-        return AddressVerdict(address, inner.allowed, decider, inner)
-    return AddressVerdict(address, allowed_by is not None, decider)
+    overridden = denied_by if allowed_by is not None else None
+    return AddressVerdict(address, allowed_by is not None, decider, overridden=overridden)

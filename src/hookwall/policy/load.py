@@ -7,6 +7,7 @@ span files live: one ``defaults``, one ``dns``, each host pattern in one destina
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from hookwall.policy.limits import (
 )
 from hookwall.policy.logconfig import LoggingSettings, with_logging
 from hookwall.policy.model import DnsSettings, NetworkSettings, Policy, Settings
+from hookwall.policy.reopen import check_reopened, relabel_rule
 from hookwall.policy.schema import (
     BUILTIN_DENY_SETS,
     BUILTIN_PORTS,
@@ -238,16 +240,22 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     _check_senders_none(stated_none, senders, issues)
     defaults_spec = next((s.defaults for s in specs if s.defaults is not None), None)
     _check_signing_sees_bodies(specs, defaults_spec, issues)
+    defaults = _defaults_settings(defaults_spec, sets)
+    network = defaults.network
+    labels = check_reopened(specs, network.allow, network.deny, issues)
     if issues:
         raise PolicyError(_in_file_order(issues, files))
+    if labels:  # say in `explain` why a reopening row is allowed to
+        network = replace(network, allow=tuple(labels.get(p, p) for p in network.allow))
+        defaults = replace(defaults, network=network)
 
     dns_settings = next((s.dns[0] for s in specs if s.dns is not None), DnsSettings())
     logging_settings = next((s.logging[0] for s in specs if s.logging), LoggingSettings())
     return Policy(
         sources=tuple(str(file) for file in files),
         dns=dns_settings,
-        defaults=with_logging(_defaults_settings(defaults_spec, sets), logging_settings),
-        rules=tuple(rule for spec in specs for rule in spec.rules),
+        defaults=with_logging(defaults, logging_settings),
+        rules=tuple(relabel_rule(rule, labels) for spec in specs for rule in spec.rules),
         ca_bundle=defaults_spec.ca_bundle if defaults_spec else None,
         unsafe=any(spec.unsafe for spec in specs),
         proxy=next((s.proxy[0] for s in specs if s.proxy is not None), ProxySettings()),

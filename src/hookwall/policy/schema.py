@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, cast
 
-from hookwall.netguard.addresses import NAMED_SETS, Prefix, named_set, parse_prefix
+from hookwall.netguard.addresses import (
+    NAMED_SETS,
+    Prefix,
+    canonical_prefix,
+    named_set,
+    parse_prefix,
+)
 from hookwall.netguard.resolver import parse_server
 from hookwall.policy.errors import Location, PolicyIssue
 from hookwall.policy.limits import (
@@ -155,6 +161,8 @@ class FileSpec:
     senders: list[Sender] = field(default_factory=list)
     senders_none: Location | None = None  # ``senders: none``: no credentials, on purpose
     sender_refs: list[SenderRef] = field(default_factory=list)  # names used by destinations
+    # Where each allow row was written (location, path): coverage errors point at rows.
+    allow_rows: dict[Prefix, tuple[Location, str]] = field(default_factory=dict)
 
 
 def _join(path: str, key: str) -> str:
@@ -173,6 +181,7 @@ class _FileChecker:
         self.base_dir = Path(file).parent
         self.issues = issues
         self.sets = sets
+        self.allow_rows: dict[Prefix, tuple[Location, str]] = {}
 
     def issue(self, location: Location, message: str) -> None:
         self.issues.append(PolicyIssue(location, message))
@@ -231,7 +240,7 @@ class _FileChecker:
     # -- top level --------------------------------------------------------------------
 
     def check(self, root: YNode) -> FileSpec:
-        spec = FileSpec(self.file)
+        spec = FileSpec(self.file, allow_rows=self.allow_rows)
         if not isinstance(root, YMap):
             self.issue(
                 root.location,
@@ -467,7 +476,7 @@ class _FileChecker:
             except KeyError:
                 pass  # listed but not expandable: report like any unknown name below
         try:
-            return (parse_prefix(text, label=f"policy {kind} {text} ({node.location})"),)
+            parsed = parse_prefix(text, label=f"policy {kind} {text} ({node.location})")
         except ValueError as exc:
             if _SET_NAME.fullmatch(text):
                 close = difflib.get_close_matches(text, NAMED_SETS, n=1)
@@ -477,6 +486,15 @@ class _FileChecker:
             else:
                 self.issue(node.location, f"{path}: {exc}")
             return ()
+        try:
+            # Embedded IPv4 is judged as IPv4 at runtime, so the row is too.
+            row = canonical_prefix(parsed)
+        except ValueError as exc:
+            self.issue(node.location, f"{path}: {exc}")
+            return ()
+        if kind == "allow":
+            self.allow_rows[row] = (node.location, path)
+        return (row,)
 
     def ports(self, node: YNode, path: str) -> PortSet | None:
         items = self.items(node, path, "a list of ports", "write ports: [443, '8000-8999']")

@@ -7,6 +7,7 @@ really gets without doing the merge in their head.
 from __future__ import annotations
 
 from hookwall.netguard.addresses import NAMED_SETS, Prefix, named_set
+from hookwall.netguard.coverage import reopened_by
 from hookwall.policy.model import Policy, Rule, Settings, merge_rule
 from hookwall.policy.senders import sender_lines
 from hookwall.units import format_duration, format_size
@@ -148,11 +149,37 @@ def summarize(policy: Policy) -> str:
     lines.append(f"defaults: allow; {_settings(policy.defaults, deny=True)}")
     if not policy.rules:
         lines.append("no destinations: every host gets the defaults")
-        return "\n".join(lines)
+        return "\n".join([*lines, *_reopening_lines(policy)])
     lines.append(
         f"{len(policy.rules)} destination{'s' if len(policy.rules) != 1 else ''} "
         "(the most specific host pattern wins; other hosts get the defaults):"
     )
     for rule in policy.rules:
         lines.append(_rule_line(rule, merge_rule(policy.defaults, rule)))
+    lines.extend(_reopening_lines(policy))
     return "\n".join(lines)
+
+
+def _reopening_lines(policy: Policy) -> list[str]:
+    """Every allow row that reopens special-purpose space, what it reopens and for whom:
+    the exceptions an operator should know about, as `explain` would name them."""
+    found: list[str] = []
+
+    def scope(allow: tuple[Prefix, ...], settings: Settings, who: str) -> None:
+        reopened = reopened_by(settings.network.allow, settings.network.deny)
+        for row, part in reopened.rows:
+            if row in allow:
+                blocks = "; ".join(
+                    f"{', '.join(str(n) for n in inside.networks()[:3])} of {block.network} "
+                    f"{block.label}"
+                    for block, inside in reopened.blocks(part)
+                )
+                found.append(f"  {row.label} reopens {blocks} for {who}")
+
+    scope(policy.defaults.network.allow, policy.defaults, "every destination")
+    for rule in policy.rules:
+        if rule.allow:
+            scope(rule.allow, merge_rule(policy.defaults, rule), ", ".join(rule.hosts))
+    if found:
+        found.insert(0, "exceptions into special-purpose space:")
+    return found

@@ -31,6 +31,7 @@ TOKEN = secrets.token_urlsafe(24)
 ENV = {"HW_R_BILLING": TOKEN}
 MAIN = """\
 version: 1
+unsafe: true  # the loopback receivers stand for public ones
 defaults:
   network: {allow: [127.0.0.2/32], ports: ["1-65535"]}
 destinations:
@@ -104,6 +105,7 @@ def test_a_reload_that_loses_the_senders_file_is_refused_unless_it_says_so(
 
 TUNNELS = """\
 version: 1
+unsafe: true  # the loopback receivers stand for public ones
 defaults:
   network: {{allow: [127.0.0.2/32], ports: ["1-65535"]}}
 destinations:
@@ -233,6 +235,7 @@ def test_a_reload_closes_the_passthrough_tunnels_it_now_denies(
 SECOND = secrets.token_urlsafe(24)
 SENDER_TUNNELS = """\
 version: 1
+unsafe: true  # the loopback receivers stand for public ones
 defaults:
   network: {allow: [127.0.0.2/32], ports: ["1-65535"]}
 destinations:

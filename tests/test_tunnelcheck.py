@@ -11,7 +11,12 @@ from hookwall.netguard.guard import Decision
 from hookwall.policy import load_policy
 from hookwall.tunnelcheck import sender_after_reload, tunnel_after_reload
 
-HEAD = "version: 1\ndefaults:\n  network: {allow: [127.0.0.2/32], ports: ['1-65535']}\n"
+HEAD = """\
+version: 1
+unsafe: true
+defaults:
+  network: {allow: [127.0.0.2/32], ports: ['1-65535']}
+"""
 PT = "destinations:\n  - hosts: [pt.test]\n    tls: passthrough\n"
 
 

@@ -15,6 +15,7 @@ The path picks the behaviour, so one listener serves every scenario:
   /partial                headers promising 100 bytes, 10 of them, then the connection closes
   /redirect?to=URL        302 to URL
   /flip-gate?key=K        503 the first time for K, then like /gate
+  /raw?hex=H              exactly the bytes H (hex), then the connection closes
 It counts connections (and those still open), concurrent requests, and the maximum
 concurrency it ever saw.
 """
@@ -117,7 +118,7 @@ class Adversary:
                 self.gate.wait(timeout=30)
             elif url.path in self._RAW:
                 conn.sendall(self._RAW[url.path](query))
-                if url.path == "/partial":
+                if url.path in ("/partial", "/raw"):
                     conn.shutdown(socket.SHUT_RDWR)
                 return
             elif url.path == "/sleep":
@@ -170,6 +171,7 @@ Adversary._RAW |= {
     ),
     "/bighead": lambda q: _ok_with(b"X-Big: " + b"a" * int(q["bytes"][0]) + b"\r\n"),
     "/manyfields": lambda q: _ok_with(b"".join(b"X-F%d: v\r\n" % i for i in range(int(q["n"][0])))),
+    "/raw": lambda q: bytes.fromhex(q["hex"][0]),
     "/partial": lambda q: b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
     "/redirect": lambda q: (
         b"HTTP/1.1 302 Found\r\nLocation: " + q["to"][0].encode() + b"\r\nContent-Length: 0\r\n\r\n"

@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 import trustme
 
+from hookwall.store import Row, Store, StoreError, store_path
 from tests.conftest import tls_server_context
 from tests.support import hostile
 from tests.support.adversary import Adversary
 from tests.support.dnsserver import TestDnsServer
-from tests.support.hostile import assert_settled, read_all, reason_of, status_of
+from tests.support.hostile import assert_settled, read_all, reason_of, status_of, wait_until
 from tests.support.proxyproc import ProxyProcess, trusting
 from tests.support.recorder import Recorder
 
@@ -92,6 +93,26 @@ def _one_event(proxy: ProxyProcess, request_id: str, reason: str) -> dict[str, o
     assert event["reason"] == reason, event
     assert event["decision"] == "deny", event
     return event
+
+
+def _stored(proxy: ProxyProcess, request_id: str) -> Row:
+    """The delivery-store row of one exchange, once the writer thread committed it."""
+    found: list[Row] = []
+
+    def committed() -> bool:
+        try:
+            store = Store.open_readonly(store_path(proxy.ca_cert.parent))
+        except StoreError:
+            return False
+        try:
+            row = store.get(request_id)
+        finally:
+            store.close()
+        found[:] = [row] if row is not None else []
+        return bool(found)
+
+    wait_until(committed, what=f"the store row of {request_id}")
+    return found[0]
 
 
 def _count_events(proxy: ProxyProcess, request_id: str) -> int:
@@ -208,6 +229,7 @@ def _refused(proxy: ProxyProcess, recorder: Recorder, raw: bytes, status: int, r
     assert recorder.requests == 1  # only assert_settled's delivery reached the receiver
     assert b"/in" not in recorder.received, recorder.received
     assert _count_events(proxy, request_id) == 1
+    return request_id
 
 
 @pytest.mark.parametrize(("name", "template"), BAD_REQUESTS, ids=[c[0] for c in BAD_REQUESTS])
@@ -234,6 +256,18 @@ def test_heads_mitmproxy_refuses_get_an_id_and_an_event(
 def test_an_oversized_head_gets_an_id_and_an_event(proxy: ProxyProcess, recorder: Recorder) -> None:
     raw = _raw("GET {T} HTTP/1.1\r\nHost: {H}\r\nX-Big: " + "a" * 70000 + "\r\n\r\n", recorder)
     _refused(proxy, recorder, raw, 431, "header-too-large")
+
+
+def test_refused_heads_have_a_delivery_store_row(proxy: ProxyProcess, recorder: Recorder) -> None:
+    cases = [
+        (BAD_REQUESTS[0][1], 400, "bad-framing"),
+        (BAD_HOSTS[0][1], 403, "invalid-host"),
+        (MITM_REFUSED[0][1], 400, "bad-request"),
+    ]
+    ids = {_refused(proxy, recorder, _raw(t, recorder), s, r): r for t, s, r in cases}
+    for request_id, reason in ids.items():
+        row = _stored(proxy, request_id)
+        assert (row.event["reason"], row.event["decision"]) == (reason, "deny"), row.event
 
 
 # (name, raw request, the head the receiver must get: normalised, exactly)
@@ -384,7 +418,7 @@ BAD_RESPONSES = [
 
 def _via_adversary(proxy: ProxyProcess, adversary: Adversary, response: bytes) -> bytes:
     url = f"http://adv.test:{adversary.port}/raw?hex={response.hex()}"
-    return hostile.exchange(proxy, hostile.request("GET", url))
+    return hostile.exchange(proxy, hostile.request("GET", url, ["Connection: close"]))
 
 
 @pytest.mark.parametrize(("name", "response"), BAD_RESPONSES, ids=[c[0] for c in BAD_RESPONSES])

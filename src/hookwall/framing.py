@@ -11,7 +11,8 @@ mean, and webhook senders never need either.
 The check reads the head the way mitmproxy's parser (h11's buffer) splits it: empty lines
 before the start line are skipped, lines end at LF with one optional CR before it. A bare-LF
 line end is accepted: mitmproxy forwards heads re-assembled with CRLF, so it cannot reach a
-receiver. One compiled-regex match per line; the slow diagnosis runs only on a refusal.
+receiver. A valid head costs one compiled-regex match over all of it and one scan for the
+fields that frame it; the line-by-line diagnosis runs only on a refusal.
 Pure: no mitmproxy here (``proxy/http1guard.py`` applies it to the bytes mitmproxy parses).
 """
 
@@ -24,11 +25,20 @@ BAD_FRAMING = "bad-framing"
 INVALID_HOST = "invalid-host"
 
 _TCHAR = rb"!#$%&'*+\-.^_`|~0-9A-Za-z"
-# name ":" OWS value: no CTL anywhere in the value but HTAB (trailing OWS is stripped later).
-_FIELD = re.compile(rb"([" + _TCHAR + rb"]+):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*)\Z")
+# name ":" value, the value (OWS included) without a CTL other than HTAB.
+_FIELD_TEXT = rb"[" + _TCHAR + rb"]+:[^\x00-\x08\x0a-\x1f\x7f]*"
+_REQUEST_TEXT = rb"([" + _TCHAR + rb"]+) ([\x21-\x7e]+) HTTP/1\.([01])"
+_STATUS_TEXT = rb"HTTP/1\.([01]) [0-9]{3}(?: [\t \x21-\x7e\x80-\xff]*)?"
+# A whole head in one match (the common case costs one pass in C), lines ending LF or CRLF.
+_REQUEST_HEAD = re.compile(_REQUEST_TEXT + rb"(?:\r?\n" + _FIELD_TEXT + rb")*\r?\Z")
+_RESPONSE_HEAD = re.compile(_STATUS_TEXT + rb"(?:\r?\n" + _FIELD_TEXT + rb")*\r?\Z")
+# In a head that matched: the fields that decide framing, and their raw values.
+_FRAMING_FIELD = re.compile(rb"\n(content-length|transfer-encoding|host):([^\r\n]*)", re.I)
+# Per line, to say which line broke a rule and how (only on a refusal).
+_FIELD = re.compile(_FIELD_TEXT + rb"\Z")
+_REQUEST_LINE = re.compile(_REQUEST_TEXT + rb"\Z")
+_STATUS_LINE = re.compile(_STATUS_TEXT + rb"\Z")
 _TOKEN = re.compile(rb"[" + _TCHAR + rb"]+\Z")
-_REQUEST_LINE = re.compile(rb"([" + _TCHAR + rb"]+) ([\x21-\x7e]+) HTTP/1\.([01])\Z")
-_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) [0-9]{3}(?: [\t \x21-\x7e\x80-\xff]*)?\Z")
 _CONTENT_LENGTH = re.compile(rb"(?:0|[1-9][0-9]{0,17})\Z")
 # host [":" port]: a registered name of unreserved characters, or an IP literal in brackets.
 _AUTHORITY = re.compile(rb"(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z")
@@ -38,7 +48,6 @@ _CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 _CONTENT_LENGTH_NAME = b"content-length"
 _TRANSFER_ENCODING_NAME = b"transfer-encoding"
-_HOST_NAME = b"host"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,27 +80,22 @@ def skip_empty_lines(buffered: bytes) -> int:
 
 def request_problem(head: bytes) -> Problem | None:
     """None if this request head (``split_head``'s text) has exactly one framing."""
-    lines = head_lines(head)
-    start = lines[0]
-    matched = _REQUEST_LINE.match(start)
+    matched = _REQUEST_HEAD.match(head)
     if matched is None:
-        return _bad(f"invalid request line {_shown(start)}: {_request_line_fault(start)}")
+        return _syntax_fault(head, "request")
     method, target, minor = matched.groups()
     problem = _target_problem(method, target)
     if problem is not None:
         return problem
-    return _fields_problem(lines, "request", http10=minor == b"0", request=True)
+    return _framing_fields(head, "request", http10=minor == b"0", request=True)
 
 
 def response_problem(head: bytes) -> Problem | None:
     """None if this response head (``split_head``'s text) has exactly one framing."""
-    lines = head_lines(head)
-    matched = _STATUS_LINE.match(lines[0])
+    matched = _RESPONSE_HEAD.match(head)
     if matched is None:
-        return _bad(
-            f"invalid status line {_shown(lines[0])}: expected 'HTTP/1.1 <3 digits> <reason>'"
-        )
-    return _fields_problem(lines, "response", http10=matched.group(1) == b"0", request=False)
+        return _syntax_fault(head, "response")
+    return _framing_fields(head, "response", http10=matched.group(1) == b"0", request=False)
 
 
 def head_lines(head: bytes) -> list[bytes]:
@@ -100,35 +104,29 @@ def head_lines(head: bytes) -> list[bytes]:
     return [line[:-1] if line.endswith(b"\r") else line for line in lines]
 
 
-def _fields_problem(
-    lines: list[bytes], what: str, *, http10: bool, request: bool
-) -> Problem | None:
+def _framing_fields(head: bytes, what: str, *, http10: bool, request: bool) -> Problem | None:
+    """The fields that frame the message, in a head whose every line is well-formed."""
     lengths = encodings = hosts = 0
-    for line in lines[1:]:
-        matched = _FIELD.match(line)
-        if matched is None:
-            return _bad(f"{what} header line {_shown(line)}: {_field_fault(line)}")
-        name = matched.group(1)
-        lowered = name.lower()
+    for matched in _FRAMING_FIELD.finditer(head):
+        lowered, raw = matched.group(1).lower(), matched.group(2)
+        value = raw.strip(b" \t")
         if lowered == _CONTENT_LENGTH_NAME:
-            value = matched.group(2).rstrip(b" \t")
             lengths += 1
             if lengths > 1:
                 return _bad(
                     f"{what} has more than one Content-Length field (refused even when they "
                     "agree): send exactly one"
                 )
-            if not _CONTENT_LENGTH.match(value) or b"\t" in line:
+            if not _CONTENT_LENGTH.match(value) or b"\t" in raw:
                 return _bad(
                     f"{what} Content-Length {_shown(value)} is not a plain decimal number "
                     "(digits only, no sign, list, leading zero or tab)"
                 )
         elif lowered == _TRANSFER_ENCODING_NAME:
-            value = matched.group(2).rstrip(b" \t")
             encodings += 1
             if encodings > 1:
                 return _bad(f"{what} has more than one Transfer-Encoding field: send exactly one")
-            if value.lower() != b"chunked" or b"\t" in line:
+            if value.lower() != b"chunked" or b"\t" in raw:
                 return _bad(
                     f"{what} Transfer-Encoding {_shown(value)} is refused: hookwall accepts "
                     "exactly 'chunked' (no other or repeated coding, no tab)"
@@ -138,7 +136,7 @@ def _fields_problem(
                     f"{what} is HTTP/1.0 with Transfer-Encoding, which HTTP/1.0 does not "
                     "define: use HTTP/1.1 or Content-Length"
                 )
-        elif request and lowered == _HOST_NAME:
+        elif request:  # Host
             hosts += 1
             if hosts > 1:
                 return _bad("request has more than one Host field: send exactly one")
@@ -148,6 +146,22 @@ def _fields_problem(
             "(Content-Length for a body of known size, else 'Transfer-Encoding: chunked')"
         )
     return None
+
+
+def _syntax_fault(head: bytes, what: str) -> Problem:
+    """The first line of a head that failed the whole-head pattern, and what is wrong with it
+    (only runs on a refusal)."""
+    lines = head_lines(head)
+    start = lines[0]
+    if what == "request":
+        if not _REQUEST_LINE.match(start):
+            return _bad(f"invalid request line {_shown(start)}: {_request_line_fault(start)}")
+    elif not _STATUS_LINE.match(start):
+        return _bad(f"invalid status line {_shown(start)}: expected 'HTTP/1.1 <3 digits> <reason>'")
+    for line in lines[1:]:
+        if not _FIELD.match(line):
+            return _bad(f"{what} header line {_shown(line)}: {_field_fault(line)}")
+    return _bad(f"the {what} head is malformed")  # not reached: the patterns agree
 
 
 def _target_problem(method: bytes, target: bytes) -> Problem | None:

@@ -91,7 +91,8 @@ def _phrase(status: int) -> str:
 
 
 def _error_page(status: int, message: str = "") -> bytes:
-    """Replacement for mitmproxy's HTML error page when no flow is known (e.g. bad requests)."""
+    """Replacement for mitmproxy's HTML error page where no denial is pending. (A request head
+    mitmproxy's parser refuses never gets here: ``http1guard`` answers it, with an id.)"""
     return render(status, Denial(_REASON_BY_STATUS.get(status, "upstream-error"), message), "")
 
 

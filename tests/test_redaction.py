@@ -247,3 +247,6 @@ def test_event_urls_and_messages_are_redacted() -> None:
     assert "t1" not in str(out) and "t2" not in str(out)
     assert out["redirect"]["status"] == 302 and out["host"] == "h"
     assert redact_text("no url here: token=abc") == "no url here: token=abc"
+    # an origin-form target, as a refused request line shows it
+    shown = redact_text("the request-target '/in?token=t3&a=1' is refused")
+    assert shown == "the request-target '/in?token=[redacted]&a=1' is refused"

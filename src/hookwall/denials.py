@@ -24,6 +24,9 @@ STATUS_BY_REASON: dict[str, int] = {
     "internal-error": 403,
     # malformed or too slow requests
     "bad-request": 400,
+    # the request head can be framed more than one way (obs-fold, bare CR, CL with TE, ...):
+    # refused, never repaired, and the connection closes (framing.py)
+    "bad-framing": 400,
     "request-timeout": 408,  # the request head or body did not arrive in time
     "header-too-large": 431,  # the request head has too many bytes or fields
     # the sender went away before the exchange ended (never sent: nobody is listening)
@@ -45,6 +48,7 @@ STATUS_BY_REASON: dict[str, int] = {
     "redirect-denied": 502,
     "response-too-large": 502,
     "response-head-too-large": 502,
+    "response-bad-framing": 502,  # the receiver's response head can be framed more than one way
     "upstream-error": 502,
     "tls-failed": 502,
     "connect-timeout": 504,

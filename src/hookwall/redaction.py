@@ -121,8 +121,11 @@ PUBLIC_NAMES = frozenset(
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _SEPARATORS = re.compile(r"[-_.\s]+")
-# A URL inside free text (an error message): scheme://... up to whitespace or a quote.
-_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
+# A URL inside free text (an error message): scheme://... up to whitespace or a quote, or an
+# origin-form target with a query (``/hook?token=...``, as a refused request line shows it).
+_URL_IN_TEXT = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+|(?<![^\s\"'(])/[^\s\"'<>?]*\?[^\s\"'<>]+"
+)
 
 
 @functools.lru_cache(maxsize=8192)  # header and parameter names repeat on every exchange
@@ -211,7 +214,7 @@ def redact_url(url: str, rules: Rules = BUILT_IN) -> str:
 
 def redact_text(text: str, rules: Rules = BUILT_IN) -> str:
     """Free text (an error message) with every URL in it redacted."""
-    if "://" not in text:
+    if "://" not in text and "?" not in text:
         return text
     return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0), rules), text)
 

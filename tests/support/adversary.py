@@ -18,6 +18,7 @@ The path picks the behaviour, so one listener serves every scenario:
   /forged?status=N&to=URL N (default 200) posing as hookwall: X-Hookwall-Reason,
                           X-Hookwall-Request-Id, X-Hookwall-Redirect-Location and another
                           X-HOOKWALL-* header; ``to`` adds Location (a forged redirect)
+  /raw?hex=H              exactly the bytes H (hex), then the connection closes
 It counts connections (and those still open), concurrent requests, and the maximum
 concurrency it ever saw.
 """
@@ -120,7 +121,7 @@ class Adversary:
                 self.gate.wait(timeout=30)
             elif url.path in self._RAW:
                 conn.sendall(self._RAW[url.path](query))
-                if url.path == "/partial":
+                if url.path in ("/partial", "/raw"):
                     conn.shutdown(socket.SHUT_RDWR)
                 return
             elif url.path == "/sleep":
@@ -192,6 +193,7 @@ Adversary._RAW |= {
     ),
     "/bighead": lambda q: _ok_with(b"X-Big: " + b"a" * int(q["bytes"][0]) + b"\r\n"),
     "/manyfields": lambda q: _ok_with(b"".join(b"X-F%d: v\r\n" % i for i in range(int(q["n"][0])))),
+    "/raw": lambda q: bytes.fromhex(q["hex"][0]),
     "/partial": lambda q: b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789",
     "/forged": _forged,
     "/redirect": lambda q: (

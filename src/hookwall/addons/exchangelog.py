@@ -20,6 +20,7 @@ from hookwall.denials import Denial
 from hookwall.policy import Policy
 from hookwall.proxy import errorpages
 from hookwall.proxy.holds import Holds
+from hookwall.proxy.http1guard import Refusal
 from hookwall.proxy.respond import deny
 from hookwall.proxy.state import METADATA_KEY, FlowState, TunnelState, state_of
 from hookwall.redaction import BUILT_IN, Rules, redact_event
@@ -137,6 +138,37 @@ class ExchangeLog:
         if self.sink is not None:
             self.sink(None, event)
 
+    def head_refused(self, refusal: Refusal) -> None:
+        """A sender's head refused before it became a flow (``http1guard``): its one event."""
+        tunnel = self.tunnels.get(refusal.client_id)
+        decision = tunnel.decision if tunnel else None
+        method, _, rest = refusal.start_line.rstrip(b"\r").partition(b" ")
+        target = rest.rpartition(b" ")[0] or rest
+        event: dict[str, Any] = dict.fromkeys(logs.EXCHANGE_FIELDS)
+        event |= {
+            "request_id": refusal.request_id,
+            "sender": tunnel.sender if tunnel else None,
+            "client": _peer(refusal.peername),
+            "method": _text(method) or None,
+            "url": _text(target) or None,
+            "host": decision.host if decision else None,
+            "port": decision.port if decision else None,
+            "resolved_ips": [],
+            "decision": "deny",
+            "reason": refusal.denial.reason,
+            "status": refusal.denial.status,
+            "error": refusal.denial.message,
+            "signed": False,
+            "key_ids": [],
+            "request_bytes": 0,
+            "response_bytes": 0,
+        }
+        redact_event(event, _rules(tunnel.policy if tunnel else None))
+        self.log.warning("exchange", **event)
+        self._observe(event, None)
+        if self.sink is not None:
+            self.sink(None, event)
+
     # -- helpers -------------------------------------------------------------------------------
     def _state(self, flow: http.HTTPFlow) -> FlowState:
         state = state_of(flow)
@@ -170,6 +202,11 @@ class ExchangeLog:
 def _rules(policy: Policy | None) -> Rules:
     """The redaction rules of the exchange's policy snapshot (its ``logging.redact``)."""
     return policy.logging.redact if policy is not None else BUILT_IN
+
+
+def _text(raw: bytes, limit: int = 200) -> str:
+    """Hostile bytes from a refused head, printable and bounded, for the log and the store."""
+    return raw[:limit].decode("ascii", "backslashreplace").encode("unicode_escape").decode()
 
 
 def _peer(address: Any) -> str | None:

@@ -40,6 +40,8 @@ def classify_error(message: str) -> Denial:
         return Denial("address-blocked", message)
     if RESPONSE_HEAD_MARK in lowered:
         return Denial("response-head-too-large", message.split(":", 1)[-1].strip())
+    if RESPONSE_FRAMING_MARK in lowered:
+        return Denial("response-bad-framing", message.split(":", 1)[-1].strip())
     if lowered.startswith(("client disconnected", "client closed")):
         return Denial("client-closed", "the sender closed its connection before the exchange ended")
     if CONNECT_TIMEOUT_MARK in lowered:
@@ -55,6 +57,7 @@ def classify_error(message: str) -> Denial:
 
 CONNECT_TIMEOUT_MARK = "connect timed out"
 RESPONSE_HEAD_MARK = "response head too large"
+RESPONSE_FRAMING_MARK = "response head ambiguous"  # http1guard: framing.response_problem
 
 
 def expect_error_response(client_id: str, request_id: str, denial: Denial) -> None:
@@ -88,7 +91,8 @@ def _phrase(status: int) -> str:
 
 
 def _error_page(status: int, message: str = "") -> bytes:
-    """Replacement for mitmproxy's HTML error page when no flow is known (e.g. bad requests)."""
+    """Replacement for mitmproxy's HTML error page where no denial is pending. (A request head
+    mitmproxy's parser refuses never gets here: ``http1guard`` answers it, with an id.)"""
     return render(status, Denial(_REASON_BY_STATUS.get(status, "upstream-error"), message), "")
 
 

@@ -112,6 +112,7 @@ class HookwallMaster(Master):
         )
         self.lifecycle.on_abandoned.append(exchange_log.abandoned)
         http1guard.on_head_started[:] = [self.connections.head_started]
+        http1guard.on_refused[:] = [exchange_log.head_refused]
         crashguard.on_crash[:] = [self.lifecycle.crashed]
         self.addons.add(
             core.Core(),

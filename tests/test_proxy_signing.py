@@ -84,9 +84,11 @@ destinations:
     signing: {{scheme: github, secrets: [env:HW_T_GH], keep_sender_signatures: true}}
   - hosts: [idhdr.hooks.test]
     signing: {{scheme: standard-webhooks, secrets: [env:HW_T_NEW], id_header: X-Event-Id}}
+  - hosts: [svix.hooks.test]
+    signing: {{scheme: standard-webhooks, secrets: [env:HW_T_NEW], header_prefix: svix}}
 """
 NAMES = (
-    "sw", "ed", "gh", "stripe", "convoy", "expired", "rotating", "keep", "idhdr",
+    "sw", "ed", "gh", "stripe", "convoy", "expired", "rotating", "keep", "idhdr", "svix",
 )  # fmt: skip
 
 
@@ -177,6 +179,23 @@ def test_sender_id_is_kept_and_sender_signatures_replaced(signing_proxy, plain_t
     assert forged not in seen.headers["webhook-signature"]
     assert seen.headers["webhook-timestamp"] != "1"
     Webhook(WHSEC_OLD).verify(seen.body, seen.headers)
+
+
+def test_svix_receivers_get_only_hookwalls_signature_under_either_prefix(
+    signing_proxy, plain_twins
+):
+    """A receiver may read both prefixes: the sender's own signatures go under both."""
+    allowed, _ = plain_twins
+    forged = "v1," + base64.b64encode(b"x" * 32).decode()
+    own = {f"{p}-{h}": v for p in ("svix", "webhook") for h, v in [("signature", forged)]}
+    own |= {"webhook-timestamp": "1", "svix-timestamp": "1"}
+    r = post(signing_proxy, f"http://svix.hooks.test:{allowed.port}/s", b"{}", **own)
+    assert r.status_code == 200
+    seen = allowed.requests[-1]
+    assert "webhook-signature" not in seen.headers and "webhook-timestamp" not in seen.headers
+    assert forged not in seen.headers["svix-signature"]
+    renamed = {k.replace("svix-", "webhook-"): v for k, v in seen.headers.items()}
+    Webhook(WHSEC_NEW).verify(seen.body, renamed)
 
 
 def test_id_header_from_the_policy_is_reused(signing_proxy, plain_twins):

@@ -30,7 +30,15 @@ logger = logging.getLogger(__name__)
 
 # Sender-side signature headers of the Svix flavour of Standard Webhooks: never forwarded
 # next to ours (the id is reused, the rest would confuse a receiver).
-_SVIX_SIGNATURE_HEADERS = ("svix-signature", "svix-timestamp")
+# Signature headers of Standard Webhooks under either prefix: a sender's own never reach the
+# receiver, whichever prefix the destination's scheme writes (a receiver may read both).
+_SIGNATURE_HEADERS_ANY_PREFIX = (
+    "svix-signature",
+    "svix-timestamp",
+    "webhook-signature",
+    "webhook-timestamp",
+)
+_ID_HEADERS = ("webhook-id", "svix-id")
 
 
 class RequestSigning:
@@ -60,7 +68,7 @@ class UnusableSenderId(ValueError):
 def sign(flow: http.HTTPFlow, state: FlowState, signing: SigningSettings) -> None:
     headers = flow.request.headers
     scheme = signing.scheme
-    signature_headers = [h for h in scheme.owned_headers if h not in ("webhook-id",)]
+    signature_headers = [h for h in scheme.owned_headers if h not in _ID_HEADERS]
     if signing.keep_sender_signatures and any(h in headers for h in signature_headers):
         state.signed = "sender"
         return
@@ -76,7 +84,7 @@ def sign(flow: http.HTTPFlow, state: FlowState, signing: SigningSettings) -> Non
     # The sender's own signature headers go; one pass over the names instead of a lookup
     # per owned header (each is a scan of every header).
     present = {name.lower() for name in headers}
-    for name in (*scheme.owned_headers, *_SVIX_SIGNATURE_HEADERS):
+    for name in (*scheme.owned_headers, *_SIGNATURE_HEADERS_ANY_PREFIX):
         if name in present:
             headers.pop(name, None)
     result = sign_request(

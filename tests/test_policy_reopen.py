@@ -32,6 +32,8 @@ ACCEPTED = {
     "    network: {allow: [10.1.0.0/16]}\n",
     "wildcard under a named domain": 'destinations:\n  - hosts: ["*.internal.example"]\n'
     "    network: {allow: [10.1.0.0/16]}\n",
+    "wildcard under a registrable domain of a public suffix": "destinations:\n"
+    '  - hosts: ["*.acme.co.uk", "*.svc.cluster.local"]\n    network: {allow: [10.1.0.0/16]}\n',
     "IP literal host": 'destinations:\n  - hosts: ["127.0.0.2"]\n'
     "    network: {allow: [127.0.0.2/32]}\n",
     "public defaults row": "defaults:\n  network: {allow: [8.8.8.0/24]}\n",
@@ -82,6 +84,18 @@ REFUSED = {
     ),
     "a wildcard under a top-level domain is not name-scoped": (
         'destinations:\n  - hosts: [a.example, "*.com"]\n    network: {allow: [10.1.0.0/16]}\n',
+        ["p.yaml:4:23: destinations[0].network.allow[0]: 10.1.0.0/16 reopens 10.1.0.0/16 of "],
+    ),
+    "a wildcard under a public suffix is not name-scoped": (
+        'destinations:\n  - hosts: ["*.co.uk"]\n    network: {allow: [10.1.0.0/16]}\n',
+        ["p.yaml:4:23: destinations[0].network.allow[0]: 10.1.0.0/16 reopens 10.1.0.0/16 of "],
+    ),
+    "nor under a private-section suffix": (
+        'destinations:\n  - hosts: ["*.github.io"]\n    network: {allow: [10.1.0.0/16]}\n',
+        ["p.yaml:4:23: destinations[0].network.allow[0]: 10.1.0.0/16 reopens 10.1.0.0/16 of "],
+    ),
+    "nor under a TLD missing from the list": (
+        'destinations:\n  - hosts: ["*.internal"]\n    network: {allow: [10.1.0.0/16]}\n',
         ["p.yaml:4:23: destinations[0].network.allow[0]: 10.1.0.0/16 reopens 10.1.0.0/16 of "],
     ),
     "rows across the defaults and a rule": (

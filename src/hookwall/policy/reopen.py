@@ -3,7 +3,8 @@
 Every destination (the defaults, and each rule merged with them) is analysed as a whole
 with ``netguard.coverage``: the special-purpose space its allow rows reopen under the
 longest-match rule. A rule whose hosts are all named (exact names, IP literals or
-'*.example.org' wildcards, not '*' or '*.com') carries a name-scoped exception: its own
+'*.example.org' wildcards, not '*', '*.com' or '*.co.uk': a wildcard directly under a public
+suffix names anyone's domain) carries a name-scoped exception: its own
 rows may reopen space for those names. Anything else that reopens special-purpose space (a
 defaults row, a row on a '*' rule) needs 'unsafe: true' in the file that holds it. Check,
 start-up and reload all load through here, so all three refuse the same files.
@@ -16,6 +17,7 @@ from dataclasses import dataclass, replace
 
 from hookwall.netguard.addresses import Prefix
 from hookwall.netguard.coverage import AddressSet, DenyTable, Reopened, reopened_by
+from hookwall.netguard.suffixes import is_public_suffix
 from hookwall.policy.errors import Location, PolicyIssue
 from hookwall.policy.model import Rule
 from hookwall.policy.schema import FileSpec
@@ -33,10 +35,11 @@ class _Row:
 
 
 def _names_a_host(pattern: str) -> bool:
-    """An exact name or IP, or a wildcard under a domain of two labels or more: '*' and
-    '*.com' are not names (anyone can point a name under a top-level domain anywhere)."""
+    """An exact name or IP, or a wildcard under a registrable domain: '*', '*.com',
+    '*.co.uk' and '*.github.io' are not names (anyone can register a name under a public
+    suffix and point it anywhere)."""
     if pattern.startswith("*"):
-        return pattern.startswith("*.") and "." in pattern[2:]
+        return pattern.startswith("*.") and not is_public_suffix(pattern[2:])
     return True
 
 
@@ -119,7 +122,8 @@ def check_reopened(
             if not rule.allow and not (rule.deny and defaults_allow):
                 continue  # nothing this rule's tables could reopen beyond the defaults'
             reopened = reopened_by(defaults_allow + rule.allow, base.plus(rule.deny))
-            exempt = frozenset(rule.allow) if name_scoped(rule) else frozenset()
+            # the suffix list is consulted only for a rule that reopens something
+            exempt = frozenset(rule.allow) if reopened.rows and name_scoped(rule) else frozenset()
             judge(reopened, exempt, f"destination {rule.name!r}")
     for prefix, message in flagged.items():
         issues.append(PolicyIssue(rows[prefix].location, message))

@@ -163,3 +163,24 @@ def test_response_problem(text: bytes, words: str | None) -> None:
 )
 def test_split_head_finds_what_h11_parses(buffered: bytes, split: tuple[int, bytes] | None) -> None:
     assert split_head(buffered) == split
+
+
+SECRET = b"tok_in_a_bad_line_77c1"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        head(b"Host: a", b"Authorization: Bearer " + SECRET + b"\x00"),  # NUL in a value
+        head(b"Host: a", b"X-Api-Key: " + SECRET + b"\rX: y"),  # bare CR
+        head(b"Host: a", b"X: a", b" " + SECRET),  # obs-fold: the continuation is a value
+        head(b"Host: a", SECRET),  # no colon: the whole line may be a value
+        head(b"Host: a", start=b"GET http://" + SECRET + b"@a.test/ HTTP/1.1"),  # userinfo
+        response(b"Set-Cookie: s=" + SECRET + b"\x01"),
+    ],
+)
+def test_messages_name_the_field_never_its_value(text: bytes) -> None:
+    """A refusal's message reaches the sender, the log and the store: no value in it."""
+    problem = response_problem(text) if text.startswith(b"HTTP/") else request_problem(text)
+    assert problem is not None
+    assert SECRET.decode() not in problem.message, problem.message

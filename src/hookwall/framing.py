@@ -160,7 +160,7 @@ def _syntax_fault(head: bytes, what: str) -> Problem:
         return _bad(f"invalid status line {_shown(start)}: expected 'HTTP/1.1 <3 digits> <reason>'")
     for line in lines[1:]:
         if not _FIELD.match(line):
-            return _bad(f"{what} header line {_shown(line)}: {_field_fault(line)}")
+            return _bad(f"{what} {_line_shown(line)}: {_field_fault(line)}")
     return _bad(f"the {what} head is malformed")  # not reached: the patterns agree
 
 
@@ -185,7 +185,8 @@ def _target_problem(method: bytes, target: bytes) -> Problem | None:
         fault = "percent-encoding ('%') is not allowed in the host"
     else:
         fault = "the host has characters outside letters, digits, '.', '-', '_' and '~'"
-    return Problem(INVALID_HOST, f"invalid host {_shown(authority)} in the request line: {fault}")
+    host = authority.rpartition(b"@")[2]  # never the user information: it may be a token
+    return Problem(INVALID_HOST, f"invalid host {_shown(host)} in the request line: {fault}")
 
 
 def _request_line_fault(line: bytes) -> str:
@@ -227,6 +228,15 @@ def _field_fault(line: bytes) -> str:
 
 def _bad(message: str) -> Problem:
     return Problem(BAD_FRAMING, message)
+
+
+def _line_shown(line: bytes) -> str:
+    """Which header line, by its field name only: a value may be a credential, and the
+    message goes to the sender, the log and the store."""
+    if line[:1] in (b" ", b"\t"):
+        return "header line continuing the previous field"
+    name, colon, _ = line.partition(b":")
+    return f"header field {_shown(name, 40)}" if colon else "header line without ':'"
 
 
 def _shown(data: bytes, limit: int = 80) -> str:

@@ -214,8 +214,8 @@ def redact_url(url: str, rules: Rules = BUILT_IN) -> str:
 
 def redact_text(text: str, rules: Rules = BUILT_IN) -> str:
     """Free text (an error message) with every URL in it redacted."""
-    if "://" not in text and "?" not in text:
-        return text
+    if "?" not in text and "#" not in text and "@" not in text:
+        return text  # no query, fragment or userinfo: nothing a URL in it could leak
     return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0), rules), text)
 
 

@@ -7,6 +7,7 @@ mitmproxy is pinned; these fail first when an upgrade moves a hook point, and th
 from __future__ import annotations
 
 import inspect
+import json
 
 from mitmproxy.proxy import server
 from mitmproxy.proxy.layers.http import _http1
@@ -41,3 +42,12 @@ def test_the_error_page_writer_is_wrapped() -> None:
     errorpages.install()
     assert _http1.Http1Server.send is errorpages._send
     assert _http1.make_error_response is errorpages._error_page
+
+
+def test_an_error_page_without_a_pending_denial_still_has_an_id() -> None:
+    """mitmproxy's fallback error page (no hookwall denial pending) is JSON with a fresh id."""
+    raw = errorpages._error_page(502, "boom")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    answer = json.loads(body)
+    assert answer["request_id"].startswith("req_") and answer["error"] == "upstream-error"
+    assert f"X-Hookwall-Request-Id: {answer['request_id']}".encode() in head

@@ -18,6 +18,7 @@ from mitmproxy.proxy import commands
 from mitmproxy.proxy.layers.http import _http1
 from mitmproxy.proxy.layers.http._events import ResponseProtocolError
 
+from hookwall import ids
 from hookwall.denials import Denial
 
 # client connection id -> (request_id, denial) for the error response mitmproxy is about to write
@@ -92,8 +93,10 @@ def _phrase(status: int) -> str:
 
 def _error_page(status: int, message: str = "") -> bytes:
     """Replacement for mitmproxy's HTML error page where no denial is pending. (A request head
-    mitmproxy's parser refuses never gets here: ``http1guard`` answers it, with an id.)"""
-    return render(status, Denial(_REASON_BY_STATUS.get(status, "upstream-error"), message), "")
+    mitmproxy's parser refuses never gets here: ``http1guard`` answers it, with an id and an
+    event.) Should another path reach it, the answer still carries a fresh id, never ""."""
+    denial = Denial(_REASON_BY_STATUS.get(status, "upstream-error"), message)
+    return render(status, denial, ids.request_id())
 
 
 _original_send = _http1.Http1Server.send

@@ -18,7 +18,12 @@ from pathlib import Path
 import pytest
 
 from hookwall.policy import PolicyError, load_policy
-from hookwall.policy.yamlload import MAX_ALIAS_VALUES, MAX_DEPTH, MAX_FILE_BYTES
+from hookwall.policy.yamlload import (
+    MAX_ALIAS_VALUES,
+    MAX_DEPTH,
+    MAX_FILE_BYTES,
+    MAX_POLICY_BYTES,
+)
 
 HOOKWALL = Path(sys.executable).with_name("hookwall")
 GOOD = Path(__file__).parent / "policies" / "good"
@@ -135,6 +140,25 @@ def test_a_file_over_the_size_limit_is_refused_where_it_crosses_it(tmp_path: Pat
     crossing = (MAX_FILE_BYTES - len("version: 1\n")) // len(line) + 2
     assert f"{policy}:{crossing}:" in result.stderr
     assert "larger than 8 MiB" in result.stderr and "split it into a directory" in result.stderr
+
+
+def test_a_directory_of_large_files_is_bounded_as_a_whole(tmp_path: Path) -> None:
+    """Each file under the per-file bound, all of them together over the policy's bound: the
+    file that crosses it is named, and nothing after it is read."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    comment = ("# " + "x" * 1000 + "\n") * ((MAX_FILE_BYTES - 100) // 1003)
+    count = MAX_POLICY_BYTES // len(comment) + 2
+    for i in range(count):
+        (policies / f"{i:02d}.yaml").write_text("version: 1\n" + comment)
+    result, seconds = check(policies)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert seconds < SECONDS
+    crossing = policies / f"{MAX_POLICY_BYTES // len(comment):02d}.yaml"
+    assert f"{crossing}:" in result.stderr and "files together are larger than 32 MiB" in (
+        result.stderr
+    )
+    assert result.stderr.count("larger than") == 1, result.stderr[-2000:]
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,7 @@ from hookwall.policy.schema import (
     check_file,
 )
 from hookwall.policy.senders import SenderRef, SenderTable, combine_senders
-from hookwall.policy.yamlload import load_yaml_file
+from hookwall.policy.yamlload import ReadBudget, load_yaml_file
 from hookwall.redirects import RedirectSettings
 
 __all__ = ["default_policy_path", "load_default_policy", "load_policy"]
@@ -224,8 +224,11 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     sets = NamedSets()
     specs: list[FileSpec] = []
     files = _policy_files(root, issues)
+    budget = ReadBudget()
     for file in files:
-        tree = load_yaml_file(file, str(file), issues)
+        if budget.spent:
+            break  # the file that crossed MAX_POLICY_BYTES said so
+        tree = load_yaml_file(file, str(file), issues, budget)
         if tree is not None:
             specs.append(check_file(tree, str(file), issues, sets))
 

@@ -5,7 +5,8 @@ would make policy errors vague or invisible. We compose the node graph with a Sa
 subclass, use it only to construct scalars, and build the tree ourselves.
 
 A policy file is read by a running proxy on every reload, so a hostile one must be refused
-quickly and cheaply: at most ``MAX_FILE_BYTES``, nesting at most ``MAX_DEPTH`` deep, and
+quickly and cheaply: at most ``MAX_FILE_BYTES`` a file and ``MAX_POLICY_BYTES`` for all the
+files of a policy directory together (``ReadBudget``), nesting at most ``MAX_DEPTH`` deep, and
 aliases (``*name``, ``<<: *name``) may add at most ``MAX_ALIAS_VALUES`` values by their
 expansion. Anchors stay usable for what policies use them for (sharing a destination's
 settings); "billion laughs" is refused at the alias that crosses the budget, while composing.
@@ -21,13 +22,23 @@ from yaml.constructor import SafeConstructor
 
 from hookwall.policy.errors import Location, PolicyIssue
 
-__all__ = ["YList", "YMap", "YNode", "YScalar", "describe", "load_yaml_file", "load_yaml_text"]
+__all__ = [
+    "ReadBudget",
+    "YList",
+    "YMap",
+    "YNode",
+    "YScalar",
+    "describe",
+    "load_yaml_file",
+    "load_yaml_text",
+]
 
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 MAX_FILE_BYTES = 8 * 1024 * 1024
+MAX_POLICY_BYTES = 32 * 1024 * 1024  # every file of a policy directory together
 MAX_DEPTH = 64
 MAX_ALIAS_VALUES = 100_000
 
@@ -387,15 +398,43 @@ def _byte_location(file: str, data: bytes, offset: int) -> Location:
     return Location(file, before.count(b"\n") + 1, offset - (before.rfind(b"\n") + 1) + 1)
 
 
-def load_yaml_file(path: Path, file: str, issues: list[PolicyIssue]) -> YNode | None:
+@dataclass(slots=True)
+class ReadBudget:
+    """The bytes a policy may still read: one per ``load_policy``, so a directory of many
+    large files is bounded as a whole, not only file by file."""
+
+    left: int = MAX_POLICY_BYTES
+
+    @property
+    def spent(self) -> bool:
+        return self.left < 0
+
+
+def load_yaml_file(
+    path: Path, file: str, issues: list[PolicyIssue], budget: ReadBudget | None = None
+) -> YNode | None:
     """Read and parse a policy file; ``file`` is the name used in error locations."""
+    budget = budget if budget is not None else ReadBudget()
+    limit = min(MAX_FILE_BYTES, budget.left)
     try:
         with path.open("rb") as stream:
             # One byte past the bound is enough to know; a huge file is never read whole.
-            data = stream.read(MAX_FILE_BYTES + 1)
+            data = stream.read(limit + 1)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         issues.append(PolicyIssue(None, f"{file}: cannot read policy file: {reason}"))
+        return None
+    budget.left -= len(data)
+    if len(data) > limit and limit < MAX_FILE_BYTES:
+        issues.append(
+            PolicyIssue(
+                _byte_location(file, data, limit),
+                f"the policy's files together are larger than "
+                f"{MAX_POLICY_BYTES // (1024 * 1024)} MiB (this file crosses the limit here; "
+                "the files after it were not read); a policy is kilobytes of YAML: remove "
+                "generated or copied files from the policy directory",
+            )
+        )
         return None
     if len(data) > MAX_FILE_BYTES:
         issues.append(

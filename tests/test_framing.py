@@ -28,13 +28,16 @@ def head(*fields: bytes, start: bytes = b"POST http://a.test/x HTTP/1.1") -> byt
         (head(b"Host: a", b"X: a\tb"), None, None),  # HTAB inside a value
         (head(b"Host: a", b"X: caf\xe9"), None, None),  # obs-text
         (head(b"Host: a", b"X:"), None, None),  # empty value
-        (head(b"Transfer-Encoding: Chunked"), None, None),
-        (head(b"Content-Length:  12 "), None, None),  # spaces around a length
-        (head(b"Content-Length: 0"), None, None),
+        (head(b"Host: a", b"Transfer-Encoding: Chunked"), None, None),
+        (head(b"Host: a", b"Content-Length:  12 "), None, None),  # spaces around a length
+        (head(b"Host: a", b"Content-Length: 0"), None, None),
+        (head(b"Content-Length: 0"), BAD_FRAMING, "without a Host field"),  # RFC 9112 3.2
+        (head(b"Content-Length: 0", start=b"POST /x HTTP/1.0"), None, None),  # 1.0: optional
+        (head(start=b"CONNECT a.test:443 HTTP/1.1"), None, None),  # the target is the host
         (head(start=b"CONNECT a.test:443 HTTP/1.1"), None, None),
-        (head(start=b"OPTIONS * HTTP/1.1"), None, None),
+        (head(b"Host: a", start=b"OPTIONS * HTTP/1.1"), None, None),
         (head(start=b"GET /origin?q=1 HTTP/1.0"), None, None),
-        (head(start=b"GET http://[::1]:8080/ HTTP/1.1"), None, None),
+        (head(b"Host: [::1]:8080", start=b"GET http://[::1]:8080/ HTTP/1.1"), None, None),
         (b"GET / HTTP/1.1\nHost: a", None, None),  # bare LF line ends
         # obs-fold, CR, NUL, controls
         (head(b"X: a", b" b"), BAD_FRAMING, "obs-fold"),

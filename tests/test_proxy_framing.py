@@ -189,6 +189,7 @@ BAD_REQUESTS = [
     ),
     ("te-http10", "POST {T} HTTP/1.0\r\nHost: {H}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
     ("two-hosts", "GET {T} HTTP/1.1\r\nHost: {H}\r\nHost: evil.test\r\n\r\n"),
+    ("no-host", "GET {T} HTTP/1.1\r\nX-A: b\r\n\r\n"),
     ("bad-method", "G(T {T} HTTP/1.1\r\nHost: {H}\r\n\r\n"),
     ("bad-version", "GET {T} HTTP/1.2\r\nHost: {H}\r\n\r\n"),
     ("http2-version", "GET {T} HTTP/2.0\r\nHost: {H}\r\n\r\n"),

@@ -87,7 +87,10 @@ def request_problem(head: bytes) -> Problem | None:
     problem = _target_problem(method, target)
     if problem is not None:
         return problem
-    return _framing_fields(head, "request", http10=minor == b"0", request=True)
+    # RFC 9112 section 3.2: an HTTP/1.1 request without Host is refused (CONNECT is spared:
+    # its target is the authority, and some tunnelling clients leave Host out).
+    needs_host = minor == b"1" and method != b"CONNECT"
+    return _framing_fields(head, "request", http10=minor == b"0", request=True, host=needs_host)
 
 
 def response_problem(head: bytes) -> Problem | None:
@@ -104,8 +107,11 @@ def head_lines(head: bytes) -> list[bytes]:
     return [line[:-1] if line.endswith(b"\r") else line for line in lines]
 
 
-def _framing_fields(head: bytes, what: str, *, http10: bool, request: bool) -> Problem | None:
-    """The fields that frame the message, in a head whose every line is well-formed."""
+def _framing_fields(
+    head: bytes, what: str, *, http10: bool, request: bool, host: bool = False
+) -> Problem | None:
+    """The fields that frame the message, in a head whose every line is well-formed;
+    ``host``: the request must have a Host field."""
     lengths = encodings = hosts = 0
     for matched in _FRAMING_FIELD.finditer(head):
         lowered, raw = matched.group(1).lower(), matched.group(2)
@@ -145,6 +151,8 @@ def _framing_fields(head: bytes, what: str, *, http10: bool, request: bool) -> P
             f"{what} has both Content-Length and Transfer-Encoding: send one of them "
             "(Content-Length for a body of known size, else 'Transfer-Encoding: chunked')"
         )
+    if host and not hosts:
+        return _bad("HTTP/1.1 request without a Host field: send Host (RFC 9112 section 3.2)")
     return None
 
 

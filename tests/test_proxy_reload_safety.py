@@ -7,6 +7,7 @@ No sleeps as synchronisation: every wait is on a log event or a socket (EOF, a b
 from __future__ import annotations
 
 import base64
+import contextlib
 import secrets
 import socket
 import ssl
@@ -150,8 +151,12 @@ class EchoServer:
             ended.set()
 
     def stop(self) -> None:
+        # close() alone does not wake a thread blocked in accept() on Linux; shutdown() does
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         self._thread.join(timeout=5)
+        assert not self._thread.is_alive()
 
 
 @pytest.fixture

@@ -65,6 +65,15 @@ def test_run_with_a_broken_policy_refuses_to_start(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "says"),
+    [("5ms", "expected 100ms to 1h"), ("2h", "expected 100ms to 1h"), ("often", "duration")],
+)
+def test_the_policy_poll_interval_is_bounded(value: str, says: str) -> None:
+    result = run("run", "--policy-poll", value, "--listen", "127.0.0.1:0")
+    assert result.returncode == 2 and says in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
     ("url", "reason"),
     [
         ("http://localhost:3000/hook", "address-blocked"),

@@ -102,7 +102,8 @@ def test_health_readiness_and_drain(tmp_path, policy, dns_server, receiver) -> N
 
 
 def test_metrics_move_with_deliveries_and_reloads(tmp_path, policy, dns_server, receiver) -> None:
-    proc = ProxyProcess(policy, tmp_path / "data", dns=[dns_server.spec])
+    poll = ["--policy-poll", "100ms"]  # the edits below are seen at once, not after 2 s
+    proc = ProxyProcess(policy, tmp_path / "data", dns=[dns_server.spec], extra_args=poll)
     try:
         first = get(proc, "/metrics")
         assert first.status_code == 200

@@ -33,6 +33,9 @@ destinations:
     network: {allow: [127.0.0.2/32]}
 """
 
+# Edits are seen within 100 ms instead of the 2 s default.
+POLL = ["--policy-poll", "100ms"]
+
 
 def write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
@@ -57,7 +60,7 @@ def proxy(tmp_path: Path, dns_server: TestDnsServer) -> Iterator[tuple[ProxyProc
     dns_server.add("mapped.safety.test", "::ffff:127.0.0.2")
     policy = tmp_path / "policy.yaml"
     write(policy, POLICY)
-    proc = ProxyProcess(policy, tmp_path / "data", dns=[dns_server.spec])
+    proc = ProxyProcess(policy, tmp_path / "data", dns=[dns_server.spec], extra_args=POLL)
     yield proc, policy
     assert proc.stop() == 0
 

@@ -41,6 +41,9 @@ destinations:
 SENDERS = "version: 1\nsenders:\n  billing: {credentials: [env:HW_R_BILLING]}\n"
 SENDERS_NONE = "version: 1\nsenders: none\n"
 
+# Edits are seen within 100 ms instead of the 2 s default.
+POLL = ["--policy-poll", "100ms"]
+
 
 @pytest.fixture(scope="module")
 def names(dns_server: TestDnsServer) -> TestDnsServer:
@@ -69,7 +72,7 @@ def test_a_reload_that_loses_the_senders_file_is_refused_unless_it_says_so(
     policy.mkdir()
     write(policy / "00-main.yaml", MAIN)
     write(policy / "10-senders.yaml", SENDERS)
-    proc = ProxyProcess(policy, tmp_path / "data", dns=[names.spec], env=ENV)
+    proc = ProxyProcess(policy, tmp_path / "data", dns=[names.spec], extra_args=POLL, env=ENV)
     url = f"http://a.safety.test:{receiver.port}/"
     try:
         assert get(proc, url).status_code == 407
@@ -190,7 +193,7 @@ def test_a_reload_closes_the_passthrough_tunnels_it_now_denies(
 ) -> None:
     policy = tmp_path / "policy.yaml"
     write(policy, TUNNELS.format(pt=""))
-    proc = ProxyProcess(policy, tmp_path / "data", dns=[names.spec])
+    proc = ProxyProcess(policy, tmp_path / "data", dns=[names.spec], extra_args=POLL)
     try:
         denied = open_tunnel(proc, "pt.safety.test", echo.port, receiver_ca_file)
         kept = open_tunnel(proc, "kept.safety.test", echo.port, receiver_ca_file)
@@ -257,7 +260,7 @@ def test_a_passthrough_tunnel_closes_when_its_senders_token_is_removed(
     write(policy / "00-main.yaml", SENDER_TUNNELS)
     write(policy / "10-senders.yaml", SENDERS)
     env = ENV | {"HW_R_SECOND": SECOND}
-    proc = ProxyProcess(policy, tmp_path / "data", dns=[names.spec], env=env)
+    proc = ProxyProcess(policy, tmp_path / "data", dns=[names.spec], extra_args=POLL, env=env)
     credentials = base64.b64encode(f"billing:{TOKEN}".encode()).decode()
     try:
         tunnel = open_tunnel(

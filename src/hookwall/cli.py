@@ -52,6 +52,19 @@ def _admin_listen(text: str) -> tuple[str, int] | None:
     return None if text.strip().lower() == "off" else _listen(text)
 
 
+def _policy_poll(text: str) -> float:
+    """``--policy-poll``: a duration from 100ms to 1h."""
+    from hookwall.units import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not 0.1 <= seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"expected 100ms to 1h, got {text!r}")
+    return seconds
+
+
 def _workers(text: str) -> int:
     from hookwall.proxy.workers import workers_count
 
@@ -166,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PEM",
         help="use this CA (certificate and private key in one PEM file) to intercept TLS "
         "instead of generating one; every replica must share the CA senders trust",
+    )
+    run.add_argument(
+        "--policy-poll",
+        metavar="DURATION",
+        type=_policy_poll,
+        default=2.0,
+        help="how often the --policy files are checked for changes (default 2s; 100ms to 1h). "
+        "`kill -HUP` reloads at once whatever this is",
     )
     run.add_argument(
         "--admin-listen",
@@ -301,6 +322,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             admin_socket=admin_socket,
             dns_servers=tuple(args.dns_server),
             allow_unauthenticated=args.allow_unauthenticated,
+            watch_interval=args.policy_poll,
         ),
     )
     from hookwall.proxy.workers import run_proxy

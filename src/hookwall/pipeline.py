@@ -251,7 +251,7 @@ def build_pipeline(
         Retries(runtime),
         UpstreamPool(runtime, lifecycle, guard.tunnels),
         lifecycle.end,
-        proxyserver.Proxyserver(),
+        proxyserver.Proxyserver(),  # type: ignore[no-untyped-call]  # mitmproxy, unannotated
         next_layer.NextLayer(),
         tlsconfig.TlsConfig(),
         StartupErrors(),  # a port taken: said in hookwall's flags, exit 1

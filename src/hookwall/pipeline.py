@@ -75,14 +75,11 @@ class Free:
 
 
 _END = (
-    "the exchange is finished only after every other handler of the hook that ends it: "
-    "ExchangeEnd gives back all it holds (slot, timers, in-flight count), so a handler after "
-    "it would act on an exchange that is over (a verdict lost, a hold taken and never given "
-    "back, a shutdown that stops waiting too early)"
-)
-_END_CONNECTION = (
-    "ExchangeEnd ends every exchange still open on a connection that is gone, after every "
-    "other handler has seen the disconnect"
+    "the exchange is finished only after every other handler of the hook that ends it "
+    "(response, error, http_connected, http_connect_error; client_disconnected for what is "
+    "still open on a connection that is gone): ExchangeEnd gives back all it holds (slot, "
+    "timers, in-flight count), so a handler after it would act on an exchange that is over "
+    "(a verdict lost, a hold taken and never given back, a drain that stops waiting too early)"
 )
 
 ORDER: tuple[Order, ...] = (
@@ -158,22 +155,19 @@ ORDER: tuple[Order, ...] = (
           "the retries send the next ones"),
     # -- the end: ExchangeEnd is the last handler of every hook that ends an exchange ----------
     Order(Lifecycle, ExchangeEnd, ("response", "error"), _END),
-    Order(ConnectionGuard, ExchangeEnd, ("http_connected",), _END),
-    Order(PassthroughTunnels, ExchangeEnd, ("http_connected",), _END),
+    Order(ConnectionGuard, ExchangeEnd, ("http_connected", "client_disconnected"), _END),
+    Order(DestinationGuard, ExchangeEnd, ("client_disconnected",), _END),
+    Order(PassthroughTunnels, ExchangeEnd, ("http_connected", "client_disconnected"), _END),
     Order(Correlation, ExchangeEnd, ("response",), _END),
     Order(BodyCaps, ExchangeEnd, ("response",), _END),
-    Order(FloodControl, ExchangeEnd, ("response", "error"), _END),
+    Order(FloodControl, ExchangeEnd, ("response", "error", "client_disconnected"), _END),
     Order(Deadlines, ExchangeEnd, ("response", "error"), _END),
     Order(Redirects, ExchangeEnd, ("response",), _END),
     Order(ExchangeLog, ExchangeEnd,
-          ("response", "error", "http_connected", "http_connect_error"), _END),
+          ("response", "error", "http_connected", "http_connect_error", "client_disconnected"),
+          _END),
     Order(Retries, ExchangeEnd, ("response", "error"), _END),
-    Order(ConnectionGuard, ExchangeEnd, ("client_disconnected",), _END_CONNECTION),
-    Order(DestinationGuard, ExchangeEnd, ("client_disconnected",), _END_CONNECTION),
-    Order(PassthroughTunnels, ExchangeEnd, ("client_disconnected",), _END_CONNECTION),
-    Order(FloodControl, ExchangeEnd, ("client_disconnected",), _END_CONNECTION),
-    Order(ExchangeLog, ExchangeEnd, ("client_disconnected",), _END_CONNECTION),
-    Order(UpstreamPool, ExchangeEnd, ("client_disconnected",), _END_CONNECTION),
+    Order(UpstreamPool, ExchangeEnd, ("client_disconnected",), _END),
 )  # fmt: skip
 
 ORDER_FREE: tuple[Free, ...] = (

@@ -1,0 +1,381 @@
+"""The addon chain is a stated contract: ``pipeline.ORDER`` equals the chain, and its rows hold.
+
+The first tests check the table against the chain (no stale row, no handler whose place in a
+shared hook is unstated). The rest show, row by row, that a constraint is needed: the real
+addons, built by ``build_pipeline``, with that row's two addons swapped, driven in process
+through mitmproxy's own addon manager (``taddons``), go wrong in a way the real order does
+not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from mitmproxy import exceptions, hooks, http, options
+from mitmproxy.addons import proxyserver
+from mitmproxy.proxy import server_hooks
+from mitmproxy.proxy.layers.http import (
+    HttpErrorHook,
+    HttpRequestHeadersHook,
+    HttpRequestHook,
+    HttpResponseHook,
+)
+from mitmproxy.test import taddons, tflow
+
+import hookwall
+from hookwall import pipeline
+from hookwall.addons.bodycaps import BodyCaps
+from hookwall.addons.correlate import REPLAY_HEADER, Correlation
+from hookwall.addons.deadlines import TIMERS_KEY, Deadlines
+from hookwall.addons.flood import SLOT_KEY, FloodControl, limit_key
+from hookwall.addons.hopheaders import HopHeaders
+from hookwall.addons.lifecycle import ExchangeEnd, Lifecycle
+from hookwall.addons.redirects import INTERNAL_HEADER, InternalHops
+from hookwall.netguard.guard import Decision
+from hookwall.netguard.resolver import Resolver
+from hookwall.pipeline import ORDER, ORDER_FREE, Order, build_pipeline, describe, order_violations
+from hookwall.policy import load_default_policy
+from hookwall.proxy.runtime import Runtime
+from hookwall.proxy.state import FlowState, start_state, state_of
+
+# -- the table and the chain ----------------------------------------------------------------------
+
+
+def _runtime() -> Runtime:
+    return Runtime(load_default_policy(), Resolver([("127.0.0.1", 9)]))
+
+
+def _chain(tmp_path: Path) -> list[object]:
+    """The full chain, the delivery store included (so its rows are checked too)."""
+
+    async def build() -> list[object]:
+        return build_pipeline(_runtime(), tmp_path).addons
+
+    return asyncio.run(build())
+
+
+def hooks_of(addon: type) -> set[str]:
+    """The mitmproxy events an addon class handles (what the manager would call it for)."""
+    return {name for name in dir(addon) if name in hooks.all_hooks}
+
+
+def _ours(addon: type) -> bool:
+    return addon.__module__.startswith(hookwall.__name__ + ".")
+
+
+def test_every_row_names_two_addons_of_the_chain_that_handle_its_hooks(tmp_path: Path) -> None:
+    types = [type(addon) for addon in _chain(tmp_path)]
+    for row in ORDER:
+        assert row.first in types and row.then in types, describe(row)
+        assert row.hooks and row.why, describe(row)
+        for hook in row.hooks:
+            assert hook in hooks_of(row.first), f"stale row, {row.first.__name__}: {hook}"
+            assert hook in hooks_of(row.then), f"stale row, {row.then.__name__}: {hook}"
+    for free in ORDER_FREE:
+        assert free.addon in types and free.why
+        assert set(free.hooks) <= hooks_of(free.addon), f"stale ORDER_FREE: {free}"
+
+
+def test_every_handler_of_a_shared_hook_has_a_stated_place(tmp_path: Path) -> None:
+    """A hook two of our addons handle: each of them is in a row for it, or free in it."""
+    ours = [type(addon) for addon in _chain(tmp_path) if _ours(type(addon))]
+    stated = {(row.first, hook) for row in ORDER for hook in row.hooks}
+    stated |= {(row.then, hook) for row in ORDER for hook in row.hooks}
+    stated |= {(free.addon, hook) for free in ORDER_FREE for hook in free.hooks}
+    for hook in sorted(set().union(*(hooks_of(addon) for addon in ours))):
+        handlers = [addon for addon in ours if hook in hooks_of(addon)]
+        if len(handlers) < 2:
+            continue
+        unstated = [a.__name__ for a in handlers if (a, hook) not in stated]
+        assert not unstated, f"{hook}: no row or ORDER_FREE entry for {unstated}"
+
+
+def test_one_row_per_pair() -> None:
+    pairs = [(row.first, row.then) for row in ORDER]
+    assert len(pairs) == len(set(pairs)), "merge the rows of one pair (their hooks and why)"
+
+
+def test_the_real_chain_breaks_no_row(tmp_path: Path) -> None:
+    assert order_violations(_chain(tmp_path)) == []
+
+
+@pytest.mark.parametrize("row", ORDER, ids=lambda row: f"{row.first.__name__}-{row.then.__name__}")
+def test_swapping_a_rows_addons_breaks_exactly_that_row(row: Order, tmp_path: Path) -> None:
+    assert order_violations([row.then, row.first]) == [describe(row)]
+    assert order_violations([row.first, row.then]) == []
+    assert describe(row) in order_violations(swapped(_chain(tmp_path), row.first, row.then))
+
+
+def test_the_master_refuses_a_chain_out_of_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hookwall.proxy import master
+
+    def reordered(*args: object, **kwargs: object) -> pipeline.Pipeline:
+        built = build_pipeline(*args, **kwargs)  # type: ignore[arg-type]
+        return dataclasses.replace(built, addons=swapped(built.addons, Correlation, HopHeaders))
+
+    monkeypatch.setattr(master, "build_pipeline", reordered)
+
+    async def build() -> None:
+        with pytest.raises(RuntimeError, match="Correlation must come before HopHeaders"):
+            master.HookwallMaster(options.Options(), _runtime())
+
+    asyncio.run(build())
+
+
+# -- each constraint is needed ---------------------------------------------------------------------
+
+
+def swapped(chain: list[object], a: type, b: type) -> list[object]:
+    """The chain with the addons of types ``a`` and ``b`` exchanging places (test only)."""
+    types = [type(addon) if not isinstance(addon, type) else addon for addon in chain]
+    i, j = types.index(a), types.index(b)
+    out = list(chain)
+    out[i], out[j] = out[j], out[i]
+    return out
+
+
+def only(chain: list[object], *kinds: type) -> list[object]:
+    """The addons of these types, in the chain's order: the ones a case needs."""
+    return [addon for addon in chain if type(addon) in kinds]
+
+
+@dataclasses.dataclass
+class Bench:
+    runtime: Runtime
+    built: pipeline.Pipeline
+
+    def chain(self, swap: tuple[type, type] | None, *kinds: type) -> list[object]:
+        addons = self.built.addons if swap is None else swapped(self.built.addons, *swap)
+        return only(addons, *kinds)
+
+
+@pytest.fixture
+def bench() -> Iterator[Bench]:
+    runtime = _runtime()
+    yield Bench(runtime, build_pipeline(runtime))
+
+
+Step = hooks.Hook | Callable[[], object]
+
+
+def run(chain: list[object], *steps: Step) -> None:
+    """Deliver the events to the chain through mitmproxy's addon manager, in order, in one
+    event loop; a plain callable between them stands for what other addons did meanwhile."""
+
+    async def go() -> None:
+        with taddons.context(*chain, loadcore=False) as tctx:
+            for step in steps:
+                if isinstance(step, hooks.Hook):
+                    await tctx.master.addons.trigger_event(step)
+                else:
+                    step()
+
+    asyncio.run(go())
+
+
+def connected(flow: http.HTTPFlow) -> hooks.Hook:
+    return server_hooks.ClientConnectedHook(flow.client_conn)
+
+
+ORDERS = [None, "swapped"]
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_hop_begins_on_its_own_state_or_a_drain_never_ends(bench: Bench, order: str) -> None:
+    """InternalHops -> Lifecycle: the in-flight hold is on the state the hop keeps."""
+    swap = (InternalHops, Lifecycle) if order else None
+    # Proxyserver: a connection's last exchange ending asks it for the idle upstreams.
+    chain = bench.chain(swap, InternalHops, Lifecycle, ExchangeEnd, proxyserver.Proxyserver)
+    flow = tflow.tflow(resp=True)
+    flow.request.headers[INTERNAL_HEADER] = f"{bench.runtime.internal_token} rid=r1 hop=1"
+    inflight: list[int] = []
+    count = lambda: inflight.append(bench.built.lifecycle.inflight)  # noqa: E731
+    run(chain, connected(flow), HttpRequestHeadersHook(flow), count, HttpResponseHook(flow))
+    assert inflight == [1]
+    state = state_of(flow)
+    assert state is not None and state.internal and state.request_id == "r1"
+    # In the swapped order the count stays at 1 for ever: shutdown waits for a ghost.
+    assert bench.built.lifecycle.inflight == (1 if order else 0)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_hop_is_recognised_before_its_marker_is_stripped(bench: Bench, order: str) -> None:
+    """InternalHops -> HopHeaders."""
+    swap = (InternalHops, HopHeaders) if order else None
+    chain = bench.chain(swap, InternalHops, HopHeaders)
+    flow = tflow.tflow()
+    flow.request.headers[INTERNAL_HEADER] = f"{bench.runtime.internal_token} rid=r2 attempt=2"
+    run(chain, HttpRequestHeadersHook(flow))
+    state = state_of(flow)
+    assert INTERNAL_HEADER not in flow.request.headers
+    if order:  # hookwall's own retry is taken for a stranger's request: a new delivery
+        assert state is None
+    else:
+        assert state is not None and state.internal and state.attempt == 2
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_replay_of_is_read_before_hop_headers_strip_it(bench: Bench, order: str) -> None:
+    """Correlation -> HopHeaders."""
+    swap = (Correlation, HopHeaders) if order else None
+    chain = bench.chain(swap, Lifecycle, Correlation, HopHeaders)
+    flow = tflow.tflow()
+    flow.request.headers[REPLAY_HEADER] = "0123abcd"
+    run(chain, connected(flow), HttpRequestHeadersHook(flow))
+    state = state_of(flow)
+    assert state is not None and REPLAY_HEADER not in flow.request.headers
+    assert state.replay_of == (None if order else "0123abcd")
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_replay_of_is_kept_on_the_state_the_exchange_began(bench: Bench, order: str) -> None:
+    """Lifecycle -> Correlation: before the exchange began there is no state to keep it on."""
+    swap = (Lifecycle, Correlation) if order else None
+    chain = bench.chain(swap, Lifecycle, Correlation)
+    flow = tflow.tflow()
+    flow.request.headers[REPLAY_HEADER] = "0123abcd"
+    run(chain, connected(flow), HttpRequestHeadersHook(flow))
+    state = state_of(flow)
+    assert state is not None
+    assert state.replay_of == (None if order else "0123abcd")
+
+
+def _judged(bench: Bench, flow: http.HTTPFlow) -> FlowState:
+    """The flow as the guard leaves it: allowed, for the default settings (no DNS needed)."""
+    state = start_state(flow, bench.runtime.policy, None)
+    settings = bench.runtime.policy.defaults
+    state.decision = Decision(True, None, "allowed", "receiver.test", 80, settings=settings)
+    return state
+
+
+def _slot_key(bench: Bench, flow: http.HTTPFlow) -> str:
+    settings = bench.runtime.policy.defaults
+    peer = (flow.client_conn.peername or ("-",))[0]
+    return limit_key(settings, "receiver.test", 80, peer)
+
+
+def _row(bench: Bench, key: str) -> dict[str, object]:
+    rows = [row for row in bench.runtime.limiter.snapshot() if row["key"] == key]
+    assert len(rows) == 1
+    return rows[0]
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_refused_connect_opens_the_circuit_only_once_classified(bench: Bench, order: str) -> None:
+    """Lifecycle -> FloodControl in ``error``: the circuit reads the classified verdict."""
+    swap = (Lifecycle, FloodControl) if order else None
+    chain = bench.chain(swap, Lifecycle, FloodControl, ExchangeEnd)
+    flow = tflow.tflow()
+    slotted: list[bool] = []
+    run(
+        chain,
+        connected(flow),
+        HttpRequestHeadersHook(flow),
+        lambda: _judged(bench, flow),
+        HttpRequestHook(flow),
+        lambda: slotted.append(SLOT_KEY in flow.metadata),
+        lambda: setattr(flow, "error", tflow.terr("Connection refused")),  # type: ignore[no-untyped-call]
+        HttpErrorHook(flow),
+    )
+    assert slotted == [True]
+    # Swapped: the refused connect counted as neutral, the circuit never learns of it.
+    assert _row(bench, _slot_key(bench, flow))["failures"] == (0 if order else 1)
+    assert _row(bench, _slot_key(bench, flow))["in_flight"] == 0
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_the_verdict_is_given_with_the_slot_before_the_exchange_ends(
+    bench: Bench, order: str
+) -> None:
+    """FloodControl -> ExchangeEnd: after the end, the slot has gone back without a verdict."""
+    swap = (FloodControl, ExchangeEnd) if order else None
+    chain = bench.chain(swap, Lifecycle, FloodControl, ExchangeEnd)
+    flow = tflow.tflow()
+    run(
+        chain,
+        connected(flow),
+        HttpRequestHeadersHook(flow),
+        lambda: _judged(bench, flow),
+        HttpRequestHook(flow),
+        lambda: setattr(flow, "error", tflow.terr("Connection refused")),  # type: ignore[no-untyped-call]
+        HttpErrorHook(flow),
+    )
+    assert _row(bench, _slot_key(bench, flow))["failures"] == (0 if order else 1)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_body_too_big_never_takes_a_slot(bench: Bench, order: str) -> None:
+    """BodyCaps -> FloodControl in ``request``."""
+    swap = (BodyCaps, FloodControl) if order else None
+    chain = bench.chain(swap, Lifecycle, BodyCaps, FloodControl, ExchangeEnd)
+    flow = tflow.tflow()
+    cap = bench.runtime.policy.defaults.max_request_body
+
+    def body_arrived() -> None:
+        _judged(bench, flow)
+        flow.request.content = b"x" * (cap + 1)
+
+    run(chain, connected(flow), HttpRequestHeadersHook(flow), body_arrived, HttpRequestHook(flow))
+    state = state_of(flow)
+    assert state is not None
+    assert state.denial is not None and state.denial.reason == "request-too-large"
+    # Swapped: the refused request drew from (and could have queued for) the budget.
+    assert (state.limit_key is not None) == bool(order)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_the_receivers_clocks_start_only_once_admitted(bench: Bench, order: str) -> None:
+    """FloodControl -> Deadlines in ``request``: time queued is not the receiver's."""
+    swap = (FloodControl, Deadlines) if order else None
+    chain = bench.chain(swap, Lifecycle, FloodControl, Deadlines, ExchangeEnd)
+    settings = bench.runtime.policy.defaults
+    config = settings.limits.config
+
+    async def go() -> None:
+        flow = tflow.tflow()
+        key = _slot_key(bench, flow)
+        with taddons.context(*chain, loadcore=False) as tctx:
+            trigger = tctx.master.addons.trigger_event
+            await trigger(connected(flow))
+            await trigger(HttpRequestHeadersHook(flow))
+            _judged(bench, flow)
+            taken = [
+                await bench.runtime.limiter.acquire(key, config) for _ in range(config.concurrency)
+            ]
+            task = asyncio.create_task(trigger(HttpRequestHook(flow)))
+            for _ in range(100):  # the hook reaches the queue at its first await
+                if _row(bench, key)["queued"] == 1:
+                    break
+                await asyncio.sleep(0)
+            else:
+                pytest.fail("the request never queued for a slot")
+            # Swapped: the response clocks run while the request waits for a slot.
+            assert (TIMERS_KEY in flow.metadata) == bool(order)
+            taken.pop().release()
+            await task
+            assert TIMERS_KEY in flow.metadata  # admitted: the clocks run now, either way
+            await trigger(HttpResponseHook(flow))
+            for slot in taken:
+                slot.release()
+
+    asyncio.run(go())
+
+
+def test_the_master_still_exposes_its_parts() -> None:
+    """Reload, drain and admin reach these through the master."""
+    from hookwall.proxy.master import HookwallMaster
+
+    async def build() -> None:
+        master = HookwallMaster(options.Options(), _runtime())
+        for name in ("guard", "lifecycle", "connections", "passthrough"):
+            assert getattr(master, name) is not None
+        assert master.store is None  # no data dir: no delivery store
+        assert master.lifecycle.end in master.addons.chain
+        with pytest.raises(exceptions.OptionsError):
+            master.options.update(ssl_insecure=True)  # SafetyChecks is in the chain
+
+    asyncio.run(build())

@@ -10,6 +10,7 @@ not.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ from mitmproxy.test import taddons, tflow
 
 import hookwall
 from hookwall import pipeline
+from hookwall.addons.access import AccessControl
 from hookwall.addons.bodycaps import BodyCaps
 from hookwall.addons.correlate import REPLAY_HEADER, Correlation
 from hookwall.addons.deadlines import TIMERS_KEY, Deadlines
@@ -38,7 +40,7 @@ from hookwall.addons.redirects import INTERNAL_HEADER, InternalHops
 from hookwall.netguard.guard import Decision
 from hookwall.netguard.resolver import Resolver
 from hookwall.pipeline import ORDER, ORDER_FREE, Order, build_pipeline, describe, order_violations
-from hookwall.policy import load_default_policy
+from hookwall.policy import load_default_policy, load_policy
 from hookwall.proxy.runtime import Runtime
 from hookwall.proxy.state import FlowState, start_state, state_of
 
@@ -379,3 +381,58 @@ def test_the_master_still_exposes_its_parts() -> None:
             master.options.update(ssl_insecure=True)  # SafetyChecks is in the chain
 
     asyncio.run(build())
+
+
+SENDERS_POLICY = """\
+version: 1
+unsafe: true
+defaults:
+  network: {allow: [127.0.0.2/32], ports: ["1-65535"]}
+senders:
+  billing:
+    credentials: [env:HW_PIPELINE_BILLING]
+destinations:
+  - hosts: ["*.test"]
+"""
+BILLING_TOKEN = "billing-token-0123456789abcdefgh"
+
+
+@pytest.fixture
+def senders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Bench:
+    monkeypatch.setenv("HW_PIPELINE_BILLING", BILLING_TOKEN)
+    path = tmp_path / "policy.yaml"
+    path.write_text(SENDERS_POLICY)
+    runtime = Runtime(load_policy(path), Resolver([("127.0.0.1", 9)]))
+    return Bench(runtime, build_pipeline(runtime))
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_credentials_are_read_before_hop_headers_strip_them(senders: Bench, order: str) -> None:
+    """AccessControl -> HopHeaders: else every sender is asked for credentials it sent."""
+    swap = (AccessControl, HopHeaders) if order else None
+    chain = senders.chain(swap, Lifecycle, AccessControl, HopHeaders)
+    flow = tflow.tflow()
+    credential = base64.b64encode(f"billing:{BILLING_TOKEN}".encode()).decode()
+    flow.request.headers["Proxy-Authorization"] = f"Basic {credential}"
+    run(chain, connected(flow), HttpRequestHeadersHook(flow))
+    state = state_of(flow)
+    assert state is not None and "Proxy-Authorization" not in flow.request.headers
+    if order:
+        assert state.denial is not None and state.denial.reason == "auth-required"
+    else:
+        assert state.denial is None and state.sender == "billing"
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_hop_keeps_its_sender_without_credentials(senders: Bench, order: str) -> None:
+    """InternalHops -> AccessControl: hookwall's own hop carries no Proxy-Authorization."""
+    swap = (InternalHops, AccessControl) if order else None
+    chain = senders.chain(swap, InternalHops, Lifecycle, AccessControl)
+    flow = tflow.tflow()
+    marker = f"{senders.runtime.internal_token} rid=r3 hop=1 sender=billing"
+    flow.request.headers[INTERNAL_HEADER] = marker
+    run(chain, connected(flow), HttpRequestHeadersHook(flow))
+    state = state_of(flow)
+    assert state is not None and state.internal and state.sender == "billing"
+    # Swapped: the hop of an authenticated delivery is answered 407 by hookwall itself.
+    assert (flow.response is not None and flow.response.status_code == 407) == bool(order)

@@ -34,6 +34,7 @@ from hookwall.addons.bodycaps import BodyCaps
 from hookwall.addons.correlate import REPLAY_HEADER, Correlation
 from hookwall.addons.deadlines import TIMERS_KEY, Deadlines
 from hookwall.addons.flood import SLOT_KEY, FloodControl, limit_key
+from hookwall.addons.guard import DestinationGuard
 from hookwall.addons.hopheaders import HopHeaders
 from hookwall.addons.lifecycle import ExchangeEnd, Lifecycle
 from hookwall.addons.redirects import INTERNAL_HEADER, InternalHops
@@ -436,3 +437,21 @@ def test_a_hop_keeps_its_sender_without_credentials(senders: Bench, order: str) 
     assert state is not None and state.internal and state.sender == "billing"
     # Swapped: the hop of an authenticated delivery is answered 407 by hookwall itself.
     assert (flow.response is not None and flow.response.status_code == 407) == bool(order)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_body_declared_too_big_is_refused_before_it_is_read(senders: Bench, order: str) -> None:
+    """DestinationGuard -> BodyCaps: the caps are the judged destination's."""
+    swap = (DestinationGuard, BodyCaps) if order else None
+    chain = senders.chain(swap, Lifecycle, DestinationGuard, BodyCaps)
+    flow = tflow.tflow()
+    flow.request.host, flow.request.port = "127.0.0.2", 8080  # a literal: no DNS
+    cap = senders.runtime.policy.defaults.max_request_body
+    flow.request.headers["Content-Length"] = str(cap + 1)
+    run(chain, connected(flow), HttpRequestHeadersHook(flow))
+    state = state_of(flow)
+    assert state is not None and state.decision is not None and state.decision.allowed
+    # Swapped: no cap applies at the head; the sender's body is read before it is refused.
+    assert (state.denial is None) == bool(order)
+    if not order:
+        assert state.denial is not None and state.denial.reason == "request-too-large"

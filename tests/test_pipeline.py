@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,10 +39,12 @@ from hookwall.addons.guard import DestinationGuard
 from hookwall.addons.hopheaders import HopHeaders
 from hookwall.addons.lifecycle import ExchangeEnd, Lifecycle
 from hookwall.addons.redirects import INTERNAL_HEADER, InternalHops
+from hookwall.addons.retries import Retries
 from hookwall.netguard.guard import Decision
 from hookwall.netguard.resolver import Resolver
 from hookwall.pipeline import ORDER, ORDER_FREE, Order, build_pipeline, describe, order_violations
 from hookwall.policy import load_default_policy, load_policy
+from hookwall.policy.model import Settings, merge_rule
 from hookwall.proxy.runtime import Runtime
 from hookwall.proxy.state import FlowState, start_state, state_of
 
@@ -247,10 +250,10 @@ def test_replay_of_is_kept_on_the_state_the_exchange_began(bench: Bench, order: 
     assert state.replay_of == (None if order else "0123abcd")
 
 
-def _judged(bench: Bench, flow: http.HTTPFlow) -> FlowState:
-    """The flow as the guard leaves it: allowed, for the default settings (no DNS needed)."""
+def _judged(bench: Bench, flow: http.HTTPFlow, settings: Settings | None = None) -> FlowState:
+    """The flow as the guard leaves it: allowed, for these settings (no DNS needed)."""
     state = start_state(flow, bench.runtime.policy, None)
-    settings = bench.runtime.policy.defaults
+    settings = settings or bench.runtime.policy.defaults
     state.decision = Decision(True, None, "allowed", "receiver.test", 80, settings=settings)
     return state
 
@@ -455,3 +458,62 @@ def test_a_body_declared_too_big_is_refused_before_it_is_read(senders: Bench, or
     assert (state.denial is None) == bool(order)
     if not order:
         assert state.denial is not None and state.denial.reason == "request-too-large"
+
+
+RETRY_POLICY = """\
+version: 1
+unsafe: true
+defaults:
+  network: {allow: [127.0.0.2/32], ports: ["1-65535"]}
+destinations:
+  - hosts: [retry.test]
+    retries: {attempts: 1, backoff: 10ms}
+"""
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("first", [FloodControl, Deadlines], ids=lambda kind: kind.__name__)
+def test_the_first_attempt_gives_back_its_slot_and_clocks_before_retries(
+    tmp_path: Path, first: type, order: str
+) -> None:
+    """FloodControl -> Retries (a retry needs a slot of the same destination) and Deadlines ->
+    Retries (the first attempt's clocks would cut the retries): seen while Retries waits."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(RETRY_POLICY)
+    runtime = Runtime(load_policy(path), Resolver([("127.0.0.1", 9)]))
+    bench = Bench(runtime, build_pipeline(runtime))
+    swap = (first, Retries) if order else None
+    chain = bench.chain(swap, Lifecycle, FloodControl, Deadlines, Retries, ExchangeEnd)
+    settings = merge_rule(runtime.policy.defaults, runtime.policy.rules[0])
+    flow = tflow.tflow(resp=True)
+    assert flow.response is not None
+    flow.response.status_code = 503
+    flow.response.headers["Retry-After"] = "2"  # the retry waits at least this: seen waiting
+    seen: dict[str, bool] = {}
+
+    async def go() -> None:
+        with taddons.context(*chain, loadcore=False) as tctx:
+            trigger = tctx.master.addons.trigger_event
+            await trigger(connected(flow))
+            await trigger(HttpRequestHeadersHook(flow))
+            state = _judged(bench, flow, settings)
+            await trigger(HttpRequestHook(flow))
+            assert "slot" in state.holds.held() and TIMERS_KEY in flow.metadata
+            task = asyncio.create_task(trigger(HttpResponseHook(flow)))
+            for _ in range(100):  # Retries reaches its wait at its first await
+                if "retries" in state.holds.held():
+                    break
+                await asyncio.sleep(0)
+            else:
+                pytest.fail("Retries never started waiting")
+            seen["slot"] = "slot" in state.holds.held()
+            seen["clocks"] = TIMERS_KEY in flow.metadata
+            # The sender leaves: the exchange ends, the retries stop with it.
+            await trigger(server_hooks.ClientDisconnectedHook(flow.client_conn))
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            assert state.holds.held() == []
+
+    asyncio.run(go())
+    what = "slot" if first is FloodControl else "clocks"
+    assert seen[what] == bool(order)

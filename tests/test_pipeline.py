@@ -34,6 +34,7 @@ from hookwall.addons.access import AccessControl
 from hookwall.addons.bodycaps import BodyCaps
 from hookwall.addons.correlate import REPLAY_HEADER, Correlation
 from hookwall.addons.deadlines import TIMERS_KEY, Deadlines
+from hookwall.addons.exchangelog import ExchangeLog
 from hookwall.addons.flood import SLOT_KEY, FloodControl, limit_key
 from hookwall.addons.guard import DestinationGuard
 from hookwall.addons.hopheaders import HopHeaders
@@ -472,18 +473,22 @@ destinations:
 
 
 @pytest.mark.parametrize("order", ORDERS)
-@pytest.mark.parametrize("first", [FloodControl, Deadlines], ids=lambda kind: kind.__name__)
-def test_the_first_attempt_gives_back_its_slot_and_clocks_before_retries(
+@pytest.mark.parametrize(
+    "first", [FloodControl, Deadlines, ExchangeLog], ids=lambda kind: kind.__name__
+)
+def test_the_first_attempt_is_over_before_the_retries(
     tmp_path: Path, first: type, order: str
 ) -> None:
-    """FloodControl -> Retries (a retry needs a slot of the same destination) and Deadlines ->
-    Retries (the first attempt's clocks would cut the retries): seen while Retries waits."""
+    """Seen while Retries waits: FloodControl -> Retries (a retry needs a slot of the same
+    destination), Deadlines -> Retries (the first attempt's clocks would cut the retries),
+    ExchangeLog -> Retries (the first attempt's event is logged before the next is sent)."""
     path = tmp_path / "policy.yaml"
     path.write_text(RETRY_POLICY)
     runtime = Runtime(load_policy(path), Resolver([("127.0.0.1", 9)]))
     bench = Bench(runtime, build_pipeline(runtime))
     swap = (first, Retries) if order else None
-    chain = bench.chain(swap, Lifecycle, FloodControl, Deadlines, Retries, ExchangeEnd)
+    kinds = (Lifecycle, FloodControl, Deadlines, ExchangeLog, Retries, ExchangeEnd)
+    chain = bench.chain(swap, *kinds)
     settings = merge_rule(runtime.policy.defaults, runtime.policy.rules[0])
     flow = tflow.tflow(resp=True)
     assert flow.response is not None
@@ -508,6 +513,7 @@ def test_the_first_attempt_gives_back_its_slot_and_clocks_before_retries(
                 pytest.fail("Retries never started waiting")
             seen["slot"] = "slot" in state.holds.held()
             seen["clocks"] = TIMERS_KEY in flow.metadata
+            seen["unlogged"] = not state.logged
             # The sender leaves: the exchange ends, the retries stop with it.
             await trigger(server_hooks.ClientDisconnectedHook(flow.client_conn))
             with contextlib.suppress(asyncio.CancelledError):
@@ -515,5 +521,8 @@ def test_the_first_attempt_gives_back_its_slot_and_clocks_before_retries(
             assert state.holds.held() == []
 
     asyncio.run(go())
-    what = "slot" if first is FloodControl else "clocks"
-    assert seen[what] == bool(order)
+    what = {FloodControl: "slot", Deadlines: "clocks", ExchangeLog: "unlogged"}[first]
+    if order:
+        assert seen[what]
+    else:  # the real order: all three are done when the retries begin
+        assert seen == {"slot": False, "clocks": False, "unlogged": False}

@@ -48,6 +48,7 @@ from hookwall.policy import load_default_policy, load_policy
 from hookwall.policy.model import Settings, merge_rule
 from hookwall.proxy.runtime import Runtime
 from hookwall.proxy.state import FlowState, start_state, state_of
+from tests.support.dnsserver import TestDnsServer
 
 # -- the table and the chain ----------------------------------------------------------------------
 
@@ -526,3 +527,76 @@ def test_the_first_attempt_is_over_before_the_retries(
         assert seen[what]
     else:  # the real order: all three are done when the retries begin
         assert seen == {"slot": False, "clocks": False, "unlogged": False}
+
+
+SCOPED_POLICY = """\
+version: 1
+unsafe: true
+defaults:
+  network: {allow: [127.0.0.2/32], ports: ["1-65535"]}
+senders:
+  billing:
+    credentials: [env:HW_PIPELINE_BILLING]
+destinations:
+  - hosts: [pay.pipeline.test]
+    senders: [billing]
+  - hosts: ["*.pipeline.test"]
+    action: deny
+"""
+
+
+@pytest.fixture
+def scoped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dns_server: TestDnsServer
+) -> Iterator[Bench]:
+    monkeypatch.setenv("HW_PIPELINE_BILLING", BILLING_TOKEN)
+    dns_server.add("pay.pipeline.test", "127.0.0.2")
+    dns_server.silent("slow.elsewhere.test")
+    path = tmp_path / "policy.yaml"
+    path.write_text(SCOPED_POLICY)
+    runtime = Runtime(load_policy(path), Resolver([dns_server.address]))
+    yield Bench(runtime, build_pipeline(runtime))
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_the_rule_is_chosen_for_the_authenticated_sender(scoped: Bench, order: str) -> None:
+    """AccessControl -> DestinationGuard: a rule scoped to a sender applies to it only once
+    it is known."""
+    swap = (AccessControl, DestinationGuard) if order else None
+    chain = scoped.chain(swap, Lifecycle, AccessControl, DestinationGuard)
+    flow = tflow.tflow()
+    flow.request.host, flow.request.port = "pay.pipeline.test", 8080
+    credential = base64.b64encode(f"billing:{BILLING_TOKEN}".encode()).decode()
+    flow.request.headers["Proxy-Authorization"] = f"Basic {credential}"
+    run(chain, connected(flow), HttpRequestHeadersHook(flow))
+    state = state_of(flow)
+    assert state is not None and state.sender == "billing" and state.decision is not None
+    # Swapped: judged as nobody's, billing's own destination is refused to billing.
+    assert state.decision.allowed == (not order)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_an_exchange_is_in_flight_while_the_guard_awaits_dns(scoped: Bench, order: str) -> None:
+    """Lifecycle -> DestinationGuard: a drain that starts during the lookup waits for it."""
+    swap = (Lifecycle, DestinationGuard) if order else None
+    chain = scoped.chain(swap, Lifecycle, DestinationGuard, ExchangeEnd)
+    lifecycle = scoped.built.lifecycle
+    flow = tflow.tflow()
+    flow.request.host, flow.request.port = "slow.elsewhere.test", 8080  # never answered
+
+    async def go() -> int:
+        with taddons.context(*chain, loadcore=False) as tctx:
+            trigger = tctx.master.addons.trigger_event
+            await trigger(connected(flow))
+            task = asyncio.create_task(trigger(HttpRequestHeadersHook(flow)))
+            await asyncio.sleep(0)  # the hook runs up to the guard's lookup
+            assert not task.done()
+            inflight = lifecycle.inflight
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await trigger(server_hooks.ClientDisconnectedHook(flow.client_conn))
+            return inflight
+
+    # Swapped: nothing is in flight while the request is being judged; a drain exits under it.
+    assert asyncio.run(go()) == (0 if order else 1)

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from mitmproxy import exceptions, hooks, http, options
 from mitmproxy.addons import proxyserver
 from mitmproxy.proxy import server_hooks
 from mitmproxy.proxy.layers.http import (
+    HttpConnectHook,
     HttpErrorHook,
     HttpRequestHeadersHook,
     HttpRequestHook,
@@ -32,6 +34,7 @@ import hookwall
 from hookwall import pipeline
 from hookwall.addons.access import AccessControl
 from hookwall.addons.bodycaps import BodyCaps
+from hookwall.addons.connections import ConnectionGuard
 from hookwall.addons.correlate import REPLAY_HEADER, Correlation
 from hookwall.addons.deadlines import TIMERS_KEY, Deadlines
 from hookwall.addons.exchangelog import ExchangeLog
@@ -39,8 +42,9 @@ from hookwall.addons.flood import SLOT_KEY, FloodControl, limit_key
 from hookwall.addons.guard import DestinationGuard
 from hookwall.addons.hopheaders import HopHeaders
 from hookwall.addons.lifecycle import ExchangeEnd, Lifecycle
-from hookwall.addons.redirects import INTERNAL_HEADER, InternalHops
+from hookwall.addons.redirects import INTERNAL_HEADER, InternalHops, Redirects
 from hookwall.addons.retries import Retries
+from hookwall.addons.signing import RequestSigning
 from hookwall.netguard.guard import Decision
 from hookwall.netguard.resolver import Resolver
 from hookwall.pipeline import ORDER, ORDER_FREE, Order, build_pipeline, describe, order_violations
@@ -576,27 +580,209 @@ def test_the_rule_is_chosen_for_the_authenticated_sender(scoped: Bench, order: s
 
 
 @pytest.mark.parametrize("order", ORDERS)
-def test_an_exchange_is_in_flight_while_the_guard_awaits_dns(scoped: Bench, order: str) -> None:
-    """Lifecycle -> DestinationGuard: a drain that starts during the lookup waits for it."""
-    swap = (Lifecycle, DestinationGuard) if order else None
-    chain = scoped.chain(swap, Lifecycle, DestinationGuard, ExchangeEnd)
-    lifecycle = scoped.built.lifecycle
+@pytest.mark.parametrize("first", [Lifecycle, ConnectionGuard], ids=lambda kind: kind.__name__)
+def test_while_the_guard_awaits_dns(scoped: Bench, first: type, order: str) -> None:
+    """Lifecycle -> DestinationGuard: the exchange is in flight (a drain waits for it).
+    ConnectionGuard -> DestinationGuard: the head deadline has stopped (a slow lookup is not
+    a slow sender)."""
+    swap = (first, DestinationGuard) if order else None
+    chain = scoped.chain(swap, Lifecycle, ConnectionGuard, DestinationGuard, ExchangeEnd)
+    lifecycle, connections = scoped.built.lifecycle, scoped.built.connections
     flow = tflow.tflow()
     flow.request.host, flow.request.port = "slow.elsewhere.test", 8080  # never answered
 
-    async def go() -> int:
+    async def go() -> dict[str, bool]:
         with taddons.context(*chain, loadcore=False) as tctx:
             trigger = tctx.master.addons.trigger_event
             await trigger(connected(flow))
+            assert len(connections.sweeper) == 1  # the head deadline of a new connection
             task = asyncio.create_task(trigger(HttpRequestHeadersHook(flow)))
             await asyncio.sleep(0)  # the hook runs up to the guard's lookup
             assert not task.done()
-            inflight = lifecycle.inflight
+            seen = {
+                "in flight": lifecycle.inflight == 1,
+                "head armed": len(connections.sweeper) == 1,
+            }
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await trigger(server_hooks.ClientDisconnectedHook(flow.client_conn))
-            return inflight
+            connections.sweeper.stop()
+            return seen
 
-    # Swapped: nothing is in flight while the request is being judged; a drain exits under it.
-    assert asyncio.run(go()) == (0 if order else 1)
+    seen = asyncio.run(go())
+    if not order:
+        assert seen == {"in flight": True, "head armed": False}
+    elif first is Lifecycle:  # swapped: nothing in flight while judged; a drain exits under it
+        assert not seen["in flight"]
+    else:  # swapped: the head deadline runs on during the lookup, answered 408 if slow
+        assert seen["head armed"]
+
+
+REDIRECT_POLICY = """\
+version: 1
+unsafe: true
+defaults:
+  network: {allow: [127.0.0.2/32], ports: ["1-65535"]}
+destinations:
+  - hosts: [receiver.test]
+    redirects: {mode: follow, scope: any}
+"""
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[tuple[str, int]]:
+    """A loopback listener that never answers: a hop sent there stays in flight."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    yield sock.getsockname()
+    sock.close()
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("first", [FloodControl, Deadlines], ids=lambda kind: kind.__name__)
+def test_the_first_request_is_over_before_its_redirect_hops(
+    tmp_path: Path, silent_listener: tuple[str, int], first: type, order: str
+) -> None:
+    """Seen while a hop is in flight: FloodControl -> Redirects (a hop may need a slot of the
+    same destination) and Deadlines -> Redirects (the first request's clocks would cut it)."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(REDIRECT_POLICY)
+    runtime = Runtime(load_policy(path), Resolver([("127.0.0.1", 9)]))
+    runtime.internal_addrs[:] = [silent_listener]  # where hops go: never answered here
+    bench = Bench(runtime, build_pipeline(runtime))
+    swap = (first, Redirects) if order else None
+    chain = bench.chain(swap, Lifecycle, FloodControl, Deadlines, Redirects, ExchangeEnd)
+    settings = merge_rule(runtime.policy.defaults, runtime.policy.rules[0])
+    flow = tflow.tflow(resp=True)
+    flow.request.host, flow.request.port = "receiver.test", 80
+    assert flow.response is not None
+    flow.response.status_code = 302
+    flow.response.headers["Location"] = "http://next.test/hook"
+    seen: dict[str, bool] = {}
+
+    async def go() -> None:
+        with taddons.context(*chain, loadcore=False) as tctx:
+            trigger = tctx.master.addons.trigger_event
+            await trigger(connected(flow))
+            await trigger(HttpRequestHeadersHook(flow))
+            state = _judged(bench, flow, settings)
+            await trigger(HttpRequestHook(flow))
+            assert "slot" in state.holds.held() and TIMERS_KEY in flow.metadata
+            task = asyncio.create_task(trigger(HttpResponseHook(flow)))
+            for _ in range(100):  # Redirects reaches the hop's first await at once
+                if "redirect hops" in state.holds.held() and state.redirect is not None:
+                    break
+                await asyncio.sleep(0)
+            else:
+                pytest.fail("Redirects never sent the hop")
+            seen["slot"] = "slot" in state.holds.held()
+            seen["clocks"] = TIMERS_KEY in flow.metadata
+            await trigger(server_hooks.ClientDisconnectedHook(flow.client_conn))
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            assert state.holds.held() == []
+
+    asyncio.run(go())
+    if order:
+        assert seen["slot" if first is FloodControl else "clocks"]
+    else:
+        assert seen == {"slot": False, "clocks": False}
+
+
+TUNNEL_POLICY = """\
+version: 1
+unsafe: true
+defaults:
+  network: {allow: [127.0.0.2/32], ports: ["1-65535"]}
+destinations:
+  - hosts: [tunnel.pipeline.test]
+    tls: passthrough
+"""
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_passthrough_tunnel_takes_its_destinations_slot(
+    tmp_path: Path, dns_server: TestDnsServer, order: str
+) -> None:
+    """DestinationGuard -> FloodControl in ``http_connect``: unjudged, a tunnel is uncapped."""
+    dns_server.add("tunnel.pipeline.test", "127.0.0.2")
+    path = tmp_path / "policy.yaml"
+    path.write_text(TUNNEL_POLICY)
+    runtime = Runtime(load_policy(path), Resolver([dns_server.address]))
+    bench = Bench(runtime, build_pipeline(runtime))
+    swap = (DestinationGuard, FloodControl) if order else None
+    chain = bench.chain(swap, Lifecycle, DestinationGuard, FloodControl, ExchangeEnd)
+    flow = tflow.tflow()
+    flow.request.method, flow.request.path = "CONNECT", ""
+    flow.request.host, flow.request.port = "tunnel.pipeline.test", 443
+    held: list[list[str]] = []
+    lifecycle = bench.built.lifecycle
+    run(
+        chain,
+        connected(flow),
+        HttpConnectHook(flow),
+        lambda: held.append(lifecycle.connection_holds(flow.client_conn.id).held()),
+        server_hooks.ClientDisconnectedHook(flow.client_conn),
+    )
+    state = state_of(flow)
+    assert state is not None and state.decision is not None and state.decision.allowed
+    # Swapped: the tunnel carries traffic with no slot: no cap, no queue, no circuit.
+    assert held == [[] if order else ["slot"]]
+
+
+SIGNING_POLICY = """\
+version: 1
+unsafe: true
+defaults:
+  network: {allow: [127.0.0.2/32], ports: ["1-65535"]}
+destinations:
+  - hosts: [receiver.test]
+    signing: {scheme: standard-webhooks, secrets: [env:HW_PIPELINE_WHSEC]}
+"""
+WHSEC = "whsec_" + base64.b64encode(b"a-key-for-the-pipeline-tests-32b").decode()
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_request_is_signed_once_admitted_not_before_its_queue_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, order: str
+) -> None:
+    """FloodControl -> RequestSigning: a signature made before the wait is stale after it."""
+    monkeypatch.setenv("HW_PIPELINE_WHSEC", WHSEC)
+    path = tmp_path / "policy.yaml"
+    path.write_text(SIGNING_POLICY)
+    runtime = Runtime(load_policy(path), Resolver([("127.0.0.1", 9)]))
+    bench = Bench(runtime, build_pipeline(runtime))
+    swap = (FloodControl, RequestSigning) if order else None
+    chain = bench.chain(swap, Lifecycle, FloodControl, RequestSigning, ExchangeEnd)
+    settings = merge_rule(runtime.policy.defaults, runtime.policy.rules[0])
+    config = settings.limits.config
+    flow = tflow.tflow()
+    signed_while_queued: list[bool] = []
+
+    async def go() -> None:
+        with taddons.context(*chain, loadcore=False) as tctx:
+            trigger = tctx.master.addons.trigger_event
+            await trigger(connected(flow))
+            await trigger(HttpRequestHeadersHook(flow))
+            state = _judged(bench, flow, settings)
+            key = limit_key(settings, "receiver.test", 80, (flow.client_conn.peername or ("-",))[0])
+            taken = [await runtime.limiter.acquire(key, config) for _ in range(config.concurrency)]
+            task = asyncio.create_task(trigger(HttpRequestHook(flow)))
+            for _ in range(100):  # the hook reaches the queue at its first await
+                if _row(bench, key)["queued"] == 1:
+                    break
+                await asyncio.sleep(0)
+            else:
+                pytest.fail("the request never queued for a slot")
+            signed_while_queued.append("webhook-signature" in flow.request.headers)
+            taken.pop().release()
+            await task
+            assert state.signed == "standard-webhooks"  # signed either way, but when?
+            await trigger(HttpResponseHook(flow))
+            for slot in taken:
+                slot.release()
+
+    asyncio.run(go())
+    assert signed_while_queued == [bool(order)]

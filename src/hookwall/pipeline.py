@@ -93,8 +93,6 @@ ORDER: tuple[Order, ...] = (
           "credentials; an outsider on the internal listener is refused before anything else"),
     Order(InternalHops, HopHeaders, ("requestheaders",),
           "InternalHops reads X-Hookwall-Internal, which HopHeaders strips"),
-    Order(Lifecycle, AccessControl, ("requestheaders", "http_connect"),
-          "the exchange begins (in-flight count, first hold) before anything can refuse it"),
     Order(Lifecycle, Correlation, ("requestheaders",),
           "Correlation records replay_of on the state the exchange began with"),
     Order(Lifecycle, DestinationGuard, ("requestheaders", "http_connect"),
@@ -129,9 +127,9 @@ ORDER: tuple[Order, ...] = (
           "the receiver's clocks start when the request (or passthrough tunnel) is admitted: "
           "time in the queue is not the receiver's, and a refused one starts none"),
     # -- TLS: mitmproxy's TlsConfig acts on what the guard decided --------------------------------
-    Order(DestinationGuard, tlsconfig.TlsConfig, ("tls_clienthello", "tls_start_server"),
-          "the guard marks passthrough tunnels and sets the checked name as SNI before "
-          "mitmproxy builds the TLS connection from them"),
+    Order(DestinationGuard, tlsconfig.TlsConfig, ("tls_start_server",),
+          "the guard sets the checked name as SNI before mitmproxy builds the TLS connection "
+          "and its verification from it (mitmproxy fills an unset SNI with the client's)"),
     # -- the receiver's verdict: response / error ----------------------------------------------
     Order(Lifecycle, FloodControl, ("error",),
           "Lifecycle classifies the failure first; flood control's circuit reads that "

@@ -161,8 +161,10 @@ class Bench:
     built: pipeline.Pipeline
 
     def chain(self, swap: tuple[type, type] | None, *kinds: type) -> list[object]:
+        """The addons of these kinds, in the (swapped) chain's order, and mitmproxy's
+        Proxyserver, which the adapters ask for connections (``proxy/conns.py``)."""
         addons = self.built.addons if swap is None else swapped(self.built.addons, *swap)
-        return only(addons, *kinds)
+        return only(addons, *kinds, proxyserver.Proxyserver)
 
 
 @pytest.fixture
@@ -200,8 +202,7 @@ ORDERS = [None, "swapped"]
 def test_a_hop_begins_on_its_own_state_or_a_drain_never_ends(bench: Bench, order: str) -> None:
     """InternalHops -> Lifecycle: the in-flight hold is on the state the hop keeps."""
     swap = (InternalHops, Lifecycle) if order else None
-    # Proxyserver: a connection's last exchange ending asks it for the idle upstreams.
-    chain = bench.chain(swap, InternalHops, Lifecycle, ExchangeEnd, proxyserver.Proxyserver)
+    chain = bench.chain(swap, InternalHops, Lifecycle, ExchangeEnd)
     flow = tflow.tflow(resp=True)
     flow.request.headers[INTERNAL_HEADER] = f"{bench.runtime.internal_token} rid=r1 hop=1"
     inflight: list[int] = []
@@ -290,7 +291,7 @@ def test_a_refused_connect_opens_the_circuit_only_once_classified(bench: Bench, 
         lambda: _judged(bench, flow),
         HttpRequestHook(flow),
         lambda: slotted.append(SLOT_KEY in flow.metadata),
-        lambda: setattr(flow, "error", tflow.terr("Connection refused")),  # type: ignore[no-untyped-call]
+        lambda: setattr(flow, "error", tflow.terr("Connection refused")),
         HttpErrorHook(flow),
     )
     assert slotted == [True]
@@ -313,7 +314,7 @@ def test_the_verdict_is_given_with_the_slot_before_the_exchange_ends(
         HttpRequestHeadersHook(flow),
         lambda: _judged(bench, flow),
         HttpRequestHook(flow),
-        lambda: setattr(flow, "error", tflow.terr("Connection refused")),  # type: ignore[no-untyped-call]
+        lambda: setattr(flow, "error", tflow.terr("Connection refused")),
         HttpErrorHook(flow),
     )
     assert _row(bench, _slot_key(bench, flow))["failures"] == (0 if order else 1)
@@ -786,3 +787,28 @@ def test_a_request_is_signed_once_admitted_not_before_its_queue_wait(
 
     asyncio.run(go())
     assert signed_while_queued == [bool(order)]
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_the_in_flight_count_is_the_first_hold_so_the_last_given_back(
+    bench: Bench, order: str
+) -> None:
+    """Lifecycle -> BodyCaps: holds go back last-taken first; the in-flight count must be the
+    last, so a drain never sees "idle" while an exchange still holds a body's budget."""
+    swap = (Lifecycle, BodyCaps) if order else None
+    chain = bench.chain(swap, Lifecycle, BodyCaps, ExchangeEnd)
+    flow = tflow.tflow(resp=True)
+    flow.request.headers["Content-Length"] = "7"
+    state = _judged(bench, flow)  # as the guard leaves it (the guard sits between the two)
+    held: list[list[str]] = []
+    run(
+        chain,
+        connected(flow),
+        HttpRequestHeadersHook(flow),
+        lambda: held.append(state.holds.held()),
+        HttpRequestHook(flow),
+        HttpResponseHook(flow),
+    )
+    assert held[0][0 if not order else -1] == "in-flight"
+    assert "buffered body" in held[0]
+    assert bench.built.lifecycle.inflight == 0

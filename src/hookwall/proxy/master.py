@@ -1,9 +1,8 @@
 """An embedded, trimmed mitmproxy Master: only what an egress proxy needs, plus our addons.
 
 mitmproxy's DumpMaster loads ~35 addons (replay, scripting, onboarding on ``mitm.it``, ...)
-that cost close to half the throughput and widen the attack surface; we load five of its
-addons and ours. The order matters: our hooks must run before mitmproxy's TLS config (SNI) and
-the guard must read ``X-Hookwall-*`` headers before HopHeaders strips them.
+that cost close to half the throughput and widen the attack surface; we load four of its
+addons and ours, in the order ``hookwall.pipeline`` builds and states (``ORDER``).
 """
 
 from __future__ import annotations
@@ -14,28 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mitmproxy import options
-from mitmproxy.addons import core, next_layer, proxyserver, tlsconfig
 from mitmproxy.master import Master
 
 from hookwall import logs
-from hookwall.addons.access import AccessControl
-from hookwall.addons.bodycaps import BodyCaps
-from hookwall.addons.connections import ConnectionGuard
-from hookwall.addons.correlate import Correlation
-from hookwall.addons.deadlines import Deadlines
-from hookwall.addons.deliverystore import DeliveryStore
-from hookwall.addons.exchangelog import ExchangeLog
-from hookwall.addons.flood import FloodControl
-from hookwall.addons.guard import DestinationGuard
-from hookwall.addons.hopheaders import HopHeaders
-from hookwall.addons.lifecycle import Lifecycle
-from hookwall.addons.redirects import InternalHops, Redirects
-from hookwall.addons.retries import Retries
-from hookwall.addons.safety import SafetyChecks, forbidden_options_set
-from hookwall.addons.signing import RequestSigning
-from hookwall.addons.tunnels import PassthroughTunnels
-from hookwall.addons.upstreams import UpstreamPool
+from hookwall.addons.safety import forbidden_options_set
 from hookwall.metrics import Metrics
+from hookwall.pipeline import build_pipeline, order_violations
 from hookwall.policy.model import Policy, merge_rule
 from hookwall.proxy import connect, crashguard, errorpages, http1guard, typechecks
 from hookwall.proxy.bounds import apply_proxy_settings, backstop_timeout
@@ -43,8 +26,6 @@ from hookwall.proxy.ca import ensure_ca, upstream_ca_bundle
 from hookwall.proxy.dispatch import CachedAddonManager
 from hookwall.proxy.operations import Operations, OpsConfig
 from hookwall.proxy.runtime import Runtime
-from hookwall.proxy.startup import StartupErrors
-from hookwall.proxy.sweep import Sweeper
 from hookwall.redirects import sites
 from hookwall.store import store_path
 
@@ -97,49 +78,16 @@ class HookwallMaster(Master):
         # Same dispatch semantics, handlers looked up once per event name (dispatch.py).
         self.options.changed.disconnect(self.addons._configure_all)
         self.addons = CachedAddonManager(self)
-        self.guard = DestinationGuard(runtime)
-        self.lifecycle = Lifecycle(runtime, self.guard.tunnels)
-        self.passthrough = PassthroughTunnels(runtime, self.guard.tunnels)  # after reloads
-        sweeper = Sweeper()  # connection and body deadlines, checked four times a second
-        self.connections = ConnectionGuard(runtime, self.lifecycle, sweeper)
-        # The delivery store (hookwall logs) lives in the data dir; fed by ExchangeLog.
-        self.store = DeliveryStore(runtime, data_dir) if data_dir is not None else None
-        exchange_log = ExchangeLog(
-            self.guard.tunnels,
-            self.lifecycle.connection_holds,
-            self.store.record if self.store else None,
-            metrics.observe_exchange if metrics else None,
-        )
-        self.lifecycle.on_abandoned.append(exchange_log.abandoned)
-        http1guard.on_head_started[:] = [self.connections.head_started]
-        http1guard.on_refused[:] = [exchange_log.head_refused]
-        crashguard.on_crash[:] = [self.lifecycle.crashed]
-        self.addons.add(
-            core.Core(),
-            SafetyChecks(),
-            InternalHops(runtime),  # first: recognises redirect hops hookwall sends itself
-            self.lifecycle,  # every exchange begins here; its error verdict is settled here
-            self.connections,  # connection caps and deadlines (head, handshake, idle)
-            AccessControl(runtime, self.guard.tunnels),  # the rule depends on the sender
-            self.guard,
-            self.passthrough,
-            Correlation(),  # reads X-Hookwall-Replay-Of before HopHeaders strips it
-            HopHeaders(),
-            BodyCaps(runtime, sweeper),  # before queueing: a body too big or slow never waits
-            FloodControl(runtime.limiter, self.lifecycle),
-            RequestSigning(),  # after every addon that modifies requests
-            Deadlines(self.lifecycle),  # clocks start when the request is admitted
-            Redirects(runtime),  # after the slot is returned: a hop may go to the same host
-            exchange_log,
-            *([self.store] if self.store else []),
-            Retries(runtime),  # after the log: each attempt is its own event, in order
-            UpstreamPool(runtime, self.lifecycle, self.guard.tunnels),
-            self.lifecycle.end,  # last: the exchange is over, everything it holds goes back
-            proxyserver.Proxyserver(),
-            next_layer.NextLayer(),
-            tlsconfig.TlsConfig(),
-            StartupErrors(),  # a port taken: said in hookwall's flags, exit 1
-        )
+        pipeline = build_pipeline(runtime, data_dir, metrics)
+        broken = order_violations(pipeline.addons)
+        if broken:  # the chain is a stated contract (pipeline.ORDER): fail closed, not -O
+            raise RuntimeError("hookwall's addon chain is out of order: " + "; ".join(broken))
+        self.guard = pipeline.guard
+        self.lifecycle = pipeline.lifecycle
+        self.passthrough = pipeline.passthrough
+        self.connections = pipeline.connections
+        self.store = pipeline.store
+        self.addons.add(*pipeline.addons)
 
 
 async def serve(config: ProxyConfig, runtime: Runtime) -> int:

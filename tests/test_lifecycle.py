@@ -38,8 +38,7 @@ def test_the_last_handler_ends_the_exchange_once() -> None:
     flow, released = tflow.tflow(resp=True), []
     begin(lifecycle, flow, released)
     assert lifecycle.inflight == 1 and lifecycle.held_by(flow.client_conn.id) == 1
-    lifecycle.response(flow)  # early in the chain: nothing is given back yet
-    assert released == [] and lifecycle.inflight == 1
+    assert released == [] and lifecycle.inflight == 1  # until the last handler
     lifecycle.end.response(flow)
     lifecycle.end.error(flow)  # a late second end changes nothing
     lifecycle.end.client_disconnected(flow.client_conn)
@@ -121,3 +120,16 @@ def test_a_hook_that_runs_after_its_connection_ended_takes_nothing() -> None:
     assert state is not None and lifecycle.inflight == 0 and not lifecycle.open
     state.holds.add("slot", lambda: given.append("slot"))  # a slot granted later
     assert given == ["slot"] and seen == [f"abandoned {flow.id}"]
+
+
+def test_a_draining_proxy_closes_the_connection_of_the_response_the_sender_gets() -> None:
+    """Redirects and Retries may replace the response after Lifecycle saw it: the header is
+    set by the last handler, on the response that is sent."""
+    lifecycle, _ = make()
+    flow, released = tflow.tflow(resp=True), []
+    begin(lifecycle, flow, released)
+    lifecycle.draining = True
+    flow.response = http.Response.make(200, b"the retried attempt's answer")
+    lifecycle.end.response(flow)
+    assert flow.response.headers["Connection"] == "close"
+    assert released == ["slot"]

@@ -152,7 +152,7 @@ ORDER: tuple[Order, ...] = (
           "each attempt is its own exchange event, logged in order: this attempt's before "
           "the retries send the next ones"),
     # -- the end: ExchangeEnd is the last handler of every hook that ends an exchange ----------
-    Order(Lifecycle, ExchangeEnd, ("response", "error"), _END),
+    Order(Lifecycle, ExchangeEnd, ("error",), _END),
     Order(ConnectionGuard, ExchangeEnd, ("http_connected", "client_disconnected"), _END),
     Order(DestinationGuard, ExchangeEnd, ("client_disconnected",), _END),
     Order(PassthroughTunnels, ExchangeEnd, ("http_connected", "client_disconnected"), _END),

@@ -139,10 +139,6 @@ class Lifecycle:
         """First ``error`` handler: the verdict every later handler reads."""
         settle_error(flow)
 
-    def response(self, flow: http.HTTPFlow) -> None:
-        if self.draining or flow.metadata.get(CLOSE_AFTER):
-            flow.response.headers["Connection"] = "close"  # type: ignore[union-attr]
-
     def finish(self, flow: http.HTTPFlow) -> None:
         """The exchange is over: give back everything it holds (idempotent)."""
         state = state_of(flow)
@@ -203,6 +199,12 @@ class ExchangeEnd:
         self.lifecycle = lifecycle
 
     def response(self, flow: http.HTTPFlow) -> None:
+        # Here, not earlier: Redirects and Retries may replace the response after Lifecycle
+        # saw it, and the one the sender gets must still say its connection closes.
+        if flow.response is not None and (
+            self.lifecycle.draining or flow.metadata.get(CLOSE_AFTER)
+        ):
+            flow.response.headers["Connection"] = "close"
         self.lifecycle.finish(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:

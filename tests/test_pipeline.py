@@ -478,6 +478,46 @@ destinations:
 """
 
 
+def _seen_while_the_response_waits(
+    bench: Bench,
+    chain: list[object],
+    flow: http.HTTPFlow,
+    settings: Settings,
+    waiting: Callable[[FlowState], bool],
+) -> dict[str, bool]:
+    """Drive one exchange through ``chain`` to its ``response`` hook and, once ``waiting``
+    says a later handler (a retry's wait, a redirect hop) is in progress, note what the first
+    attempt still holds; then the sender leaves and everything must be given back."""
+    seen: dict[str, bool] = {}
+
+    async def go() -> None:
+        with taddons.context(*chain, loadcore=False) as tctx:
+            trigger = tctx.master.addons.trigger_event
+            await trigger(connected(flow))
+            await trigger(HttpRequestHeadersHook(flow))
+            state = _judged(bench, flow, settings)
+            await trigger(HttpRequestHook(flow))
+            assert "slot" in state.holds.held() and TIMERS_KEY in flow.metadata
+            task = asyncio.create_task(trigger(HttpResponseHook(flow)))
+            for _ in range(100):  # the handler reaches its first await at once
+                if waiting(state):
+                    break
+                await asyncio.sleep(0)  # a turn of the loop, not a timed wait
+            else:
+                pytest.fail("the response handler never started waiting")
+            seen["slot"] = "slot" in state.holds.held()
+            seen["clocks"] = TIMERS_KEY in flow.metadata
+            seen["unlogged"] = not state.logged
+            # The sender leaves: the exchange ends, what waits stops with it.
+            await trigger(server_hooks.ClientDisconnectedHook(flow.client_conn))
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            assert state.holds.held() == []
+
+    asyncio.run(go())
+    return seen
+
+
 @pytest.mark.parametrize("order", ORDERS)
 @pytest.mark.parametrize(
     "first", [FloodControl, Deadlines, ExchangeLog], ids=lambda kind: kind.__name__
@@ -500,33 +540,9 @@ def test_the_first_attempt_is_over_before_the_retries(
     assert flow.response is not None
     flow.response.status_code = 503
     flow.response.headers["Retry-After"] = "2"  # the retry waits at least this: seen waiting
-    seen: dict[str, bool] = {}
-
-    async def go() -> None:
-        with taddons.context(*chain, loadcore=False) as tctx:
-            trigger = tctx.master.addons.trigger_event
-            await trigger(connected(flow))
-            await trigger(HttpRequestHeadersHook(flow))
-            state = _judged(bench, flow, settings)
-            await trigger(HttpRequestHook(flow))
-            assert "slot" in state.holds.held() and TIMERS_KEY in flow.metadata
-            task = asyncio.create_task(trigger(HttpResponseHook(flow)))
-            for _ in range(100):  # Retries reaches its wait at its first await
-                if "retries" in state.holds.held():
-                    break
-                await asyncio.sleep(0)
-            else:
-                pytest.fail("Retries never started waiting")
-            seen["slot"] = "slot" in state.holds.held()
-            seen["clocks"] = TIMERS_KEY in flow.metadata
-            seen["unlogged"] = not state.logged
-            # The sender leaves: the exchange ends, the retries stop with it.
-            await trigger(server_hooks.ClientDisconnectedHook(flow.client_conn))
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            assert state.holds.held() == []
-
-    asyncio.run(go())
+    seen = _seen_while_the_response_waits(
+        bench, chain, flow, settings, lambda state: "retries" in state.holds.held()
+    )
     what = {FloodControl: "slot", Deadlines: "clocks", ExchangeLog: "unlogged"}[first]
     if order:
         assert seen[what]
@@ -661,35 +677,17 @@ def test_the_first_request_is_over_before_its_redirect_hops(
     assert flow.response is not None
     flow.response.status_code = 302
     flow.response.headers["Location"] = "http://next.test/hook"
-    seen: dict[str, bool] = {}
-
-    async def go() -> None:
-        with taddons.context(*chain, loadcore=False) as tctx:
-            trigger = tctx.master.addons.trigger_event
-            await trigger(connected(flow))
-            await trigger(HttpRequestHeadersHook(flow))
-            state = _judged(bench, flow, settings)
-            await trigger(HttpRequestHook(flow))
-            assert "slot" in state.holds.held() and TIMERS_KEY in flow.metadata
-            task = asyncio.create_task(trigger(HttpResponseHook(flow)))
-            for _ in range(100):  # Redirects reaches the hop's first await at once
-                if "redirect hops" in state.holds.held() and state.redirect is not None:
-                    break
-                await asyncio.sleep(0)
-            else:
-                pytest.fail("Redirects never sent the hop")
-            seen["slot"] = "slot" in state.holds.held()
-            seen["clocks"] = TIMERS_KEY in flow.metadata
-            await trigger(server_hooks.ClientDisconnectedHook(flow.client_conn))
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            assert state.holds.held() == []
-
-    asyncio.run(go())
+    seen = _seen_while_the_response_waits(
+        bench,
+        chain,
+        flow,
+        settings,
+        lambda state: "redirect hops" in state.holds.held() and state.redirect is not None,
+    )
     if order:
         assert seen["slot" if first is FloodControl else "clocks"]
     else:
-        assert seen == {"slot": False, "clocks": False}
+        assert (seen["slot"], seen["clocks"]) == (False, False)
 
 
 TUNNEL_POLICY = """\

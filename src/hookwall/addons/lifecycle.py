@@ -28,6 +28,7 @@ from mitmproxy.proxy.mode_specs import ProxyMode
 
 from hookwall import logs
 from hookwall.denials import Denial
+from hookwall.netguard.hostname import host_port
 from hookwall.proxy import errorpages, eventloop
 from hookwall.proxy.holds import Holds
 from hookwall.proxy.runtime import INTERNAL_HOST, Runtime
@@ -79,8 +80,8 @@ class Lifecycle:
         policy = self.runtime.policy
         logs.get_logger().info(
             "proxy_started",
-            listen=[_shown(h, p) for h, p in public],
-            internal_listen=[_shown(h, p) for h, p in self.runtime.internal_addrs],
+            listen=[host_port(h, p) for h, p in public],
+            internal_listen=[host_port(h, p) for h, p in self.runtime.internal_addrs],
             policy=list(policy.sources),
             rules=len(policy.rules),
             dns_servers=self.runtime.resolver.servers,
@@ -244,7 +245,3 @@ def _sender_failed(message: str) -> Denial:
     if "closed" in lowered or "disconnect" in lowered:
         return Denial("client-closed", "the sender closed the connection before its request ended")
     return Denial("bad-request", f"the sender's request could not be read: {message}")
-
-
-def _shown(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -52,6 +52,11 @@ class Host:
     loopback_name: bool
 
 
+def host_port(host: str, port: int) -> str:
+    """``host:port`` as written in a URL or a CONNECT target: an IPv6 literal in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def canonicalize_host(raw: str) -> Host:
     """Canonicalise ``raw`` or raise InvalidHost; never raises anything else for a str."""
     if not isinstance(raw, str):

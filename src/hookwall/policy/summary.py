@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from hookwall.netguard.addresses import NAMED_SETS, Prefix, named_set
 from hookwall.netguard.coverage import reopened_by
+from hookwall.netguard.hostname import host_port
 from hookwall.policy.model import Policy, Rule, Settings, merge_rule
 from hookwall.policy.senders import sender_lines
 from hookwall.units import format_duration, format_size
@@ -105,9 +106,7 @@ def summarize(policy: Policy) -> str:
     if policy.unsafe:
         lines.append("unsafe: true (the built-in deny sets may be switched off)")
     dns = policy.dns
-    servers = ", ".join(
-        f"[{host}]:{port}" if ":" in host else f"{host}:{port}" for host, port in dns.servers
-    )
+    servers = ", ".join(host_port(host, port) for host, port in dns.servers)
     lines.append(
         f"dns: {servers or 'system resolvers'}; timeout {format_duration(dns.timeout)}; "
         f"max ttl {format_duration(dns.max_ttl)}; cache {dns.cache_size} entries"

@@ -54,6 +54,7 @@ import structlog
 from hookwall import logs
 from hookwall.access import is_loopback_listen
 from hookwall.listenerrors import cannot_listen
+from hookwall.netguard.hostname import host_port
 from hookwall.proxy import listener
 from hookwall.proxy.admin import AdminServer
 from hookwall.proxy.workeradmin import WorkersAdmin
@@ -227,8 +228,13 @@ class Supervisor:
         self._signals = 0
 
     def argv(self, slot: _Slot) -> list[str]:
-        where = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-        return [*self.command, "--listen", where, "--worker", f"{slot.index}/{self.count}"]
+        return [
+            *self.command,
+            "--listen",
+            host_port(self.host, self.port),
+            "--worker",
+            f"{slot.index}/{self.count}",
+        ]
 
     async def spawn(self, slot: _Slot) -> None:
         # Its own process group: a Ctrl-C in a terminal reaches the supervisor only, which
@@ -274,8 +280,7 @@ class Supervisor:
             self.admin_bound = (server.host, server.port)
         except OSError as exc:
             host, port = self.admin_listen
-            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            raise SystemExit(cannot_listen("admin", where, exc)) from None
+            raise SystemExit(cannot_listen("admin", host_port(host, port), exc)) from None
         return server
 
     def signal_all(self, sig: int) -> None:
@@ -402,8 +407,7 @@ def supervise(args: argparse.Namespace, policy: Any, data_dir: Path) -> int:
     try:
         reserved = listener.reserve(host, port)
     except OSError as exc:
-        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        print(cannot_listen("proxy", where, exc), file=sys.stderr)
+        print(cannot_listen("proxy", host_port(host, port), exc), file=sys.stderr)
         return 1
     internal_ports: list[int] = []
     try:
@@ -426,7 +430,7 @@ def supervise(args: argparse.Namespace, policy: Any, data_dir: Path) -> int:
             if shared is not None
             else describe_share(args.workers)
         )
-        listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        listen = host_port(host, port)
         argv = list(getattr(args, "argv", None) or sys.argv[1:])
         command = [sys.executable, "-m", "hookwall", *argv]
         admin = getattr(args, "admin_listen", None)

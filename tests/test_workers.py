@@ -12,6 +12,7 @@ import asyncio
 import inspect
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -88,10 +89,21 @@ def workers(
     policy_file: Path, tmp_path_factory: pytest.TempPathFactory, dns_server: TestDnsServer
 ) -> Iterator[ProxyProcess]:
     data = tmp_path_factory.mktemp("workers-data")
-    proc = ProxyProcess(policy_file, data, dns=[dns_server.spec], extra_args=["--workers", "2"])
+    tmp = tmp_path_factory.mktemp("workers-tmp")  # where the workers' admin sockets go
+    proc = ProxyProcess(
+        policy_file,
+        data,
+        dns=[dns_server.spec],
+        extra_args=["--workers", "2"],
+        env={"TMPDIR": str(tmp)},
+    )
     started_workers(proc, 2)
+    (sockets,) = tmp.glob("hookwall-admin-*")  # one private directory, for the supervisor
+    assert stat.S_IMODE(sockets.stat().st_mode) == 0o700
+    assert sorted(p.name for p in sockets.iterdir()) == ["worker-1.sock", "worker-2.sock"]
     yield proc
     assert proc.stop() == 0
+    assert list(tmp.iterdir()) == []  # the sockets and their directory go with the supervisor
 
 
 def send(proxy: ProxyProcess, url: str, timeout: float = 20) -> requests.Response:

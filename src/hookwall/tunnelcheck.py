@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from hookwall.denials import Denial
 from hookwall.netguard.addresses import IPAddress
 from hookwall.netguard.guard import Decision
+from hookwall.policy.model import Settings
 from hookwall.policy.senders import Sender, SenderTable
 
-__all__ = ["sender_after_reload", "tokens_kept", "tunnel_after_reload"]
+__all__ = ["pinned_after_reload", "sender_after_reload", "tokens_kept", "tunnel_after_reload"]
 
 
 def sender_after_reload(
@@ -65,16 +66,24 @@ def tunnel_after_reload(decision: Decision, pinned: IPAddress | None) -> Denial 
     if not decision.allowed or decision.settings is None:
         reason = decision.reason or "internal-error"
         return Denial(reason, f"the policy changed: {decision.message}")
-    if pinned is None or not decision.settings.network.check(pinned).allowed:
-        return Denial(
-            "address-blocked",
-            f"the policy changed: {pinned} is no longer allowed for {decision.host}",
-        )
+    refusal = pinned_after_reload(decision.settings, pinned, decision.host)
+    if refusal is not None:
+        return refusal
     if decision.settings.tls != "passthrough":
         return Denial(
             "host-denied",
             f"the policy changed: {decision.host} is no longer passed through (tls: "
             f"{decision.settings.tls}); open a new tunnel",
+        )
+    return None
+
+
+def pinned_after_reload(settings: Settings, pinned: IPAddress | None, host: str) -> Denial | None:
+    """The address a tunnel (passed through or intercepted) is connected to, judged under the
+    new policy's settings for its host: it carries on only while that address is allowed."""
+    if pinned is None or not settings.network.check(pinned).allowed:
+        return Denial(
+            "address-blocked", f"the policy changed: {pinned} is no longer allowed for {host}"
         )
     return None
 

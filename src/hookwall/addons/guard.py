@@ -30,7 +30,7 @@ from hookwall.policy import Settings
 from hookwall.proxy.respond import deny
 from hookwall.proxy.runtime import Runtime
 from hookwall.proxy.state import FlowState, TunnelState, start_state
-from hookwall.tunnelcheck import sender_after_reload, tokens_kept
+from hookwall.tunnelcheck import pinned_after_reload, sender_after_reload, tokens_kept
 
 logger = logging.getLogger(__name__)
 
@@ -142,10 +142,10 @@ class DestinationGuard:
         if not decision.allowed or decision.settings is None or pinned is None:
             flow.metadata[CLOSE_AFTER] = True
             return
-        if not decision.settings.network.check(pinned).allowed:
+        refusal = pinned_after_reload(decision.settings, pinned, old.host)
+        if refusal is not None:
             flow.metadata[CLOSE_AFTER] = True
-            message = f"the policy changed: {pinned} is no longer allowed for {old.host}"
-            deny(flow, state, Denial("address-blocked", message))
+            deny(flow, state, refusal)
             return
         self._approve(pinned, old.port, decision.settings)
         t.decision, t.policy = dataclasses.replace(decision, pinned_ip=pinned), policy

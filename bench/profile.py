@@ -58,7 +58,7 @@ _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 # (group, predicate on the frame's file and function), first match wins for "self" grouping.
 GROUPS: list[tuple[str, str]] = [
-    ("hookwall core (netguard, signing, limits, policy, logs)", "/hookwall/"),
+    ("hookwall core (destinations, signing, limits, policy, logs)", "/hookwall/"),
     ("structlog", "/structlog/"),
     ("mitmproxy addon dispatch (addonmanager, hooks)", "/mitmproxy/addonmanager.py"),
     ("mitmproxy HTTP/1 + layers", "/mitmproxy/proxy/"),
@@ -70,7 +70,7 @@ GROUPS: list[tuple[str, str]] = [
 
 
 # The hook dispatchers: mitmproxy's AddonManager, and hookwall's cached one that replaces it.
-DISPATCHERS = ("mitmproxy/addonmanager.py", "hookwall/proxy/dispatch.py")
+DISPATCHERS = ("mitmproxy/addonmanager.py", "hookwall/mitm/dispatch.py")
 
 
 def thread_cpu(pid: int) -> dict[str, float]:

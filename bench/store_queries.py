@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from hookwall.logs import EXCHANGE_FIELDS
-from hookwall.store import Filters, Record, Store, build_record, parse_status, store_path
+from hookwall.deliveries.logs import EXCHANGE_FIELDS
+from hookwall.deliveries.store import Filters, Record, Store, build_record, parse_status, store_path
 
 WEEK = 7 * 86400
 REASONS = (

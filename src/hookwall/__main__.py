@@ -2,6 +2,6 @@
 
 import sys
 
-from hookwall.cli import main
+from hookwall.cli.main import main
 
 sys.exit(main())

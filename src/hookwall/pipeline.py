@@ -5,7 +5,7 @@ async one before the next), so the list below is the order within every hook at 
 of its positions matter, and why, is ``ORDER``: one row per constraint, "in these hooks,
 ``first``'s handler must run before ``then``'s, because ...". ``order_violations`` checks a
 chain against it; the master refuses to start with a chain that breaks a row, and
-tests/test_pipeline.py shows for the rows it can what goes wrong when one is broken.
+tests/unit/test_pipeline.py shows for the rows it can what goes wrong when one is broken.
 ``ORDER_FREE`` names the handlers whose place in their hook does not matter, and why.
 
 The lifecycle of an exchange, which most rows protect:
@@ -31,28 +31,28 @@ from pathlib import Path
 
 from mitmproxy.addons import core, next_layer, proxyserver, tlsconfig
 
-from hookwall.addons.access import AccessControl
-from hookwall.addons.bodycaps import BodyCaps
-from hookwall.addons.connections import ConnectionGuard
-from hookwall.addons.correlate import Correlation
-from hookwall.addons.deadlines import Deadlines
-from hookwall.addons.deliverystore import DeliveryStore
-from hookwall.addons.exchangelog import ExchangeLog
-from hookwall.addons.flood import FloodControl
-from hookwall.addons.guard import DestinationGuard
-from hookwall.addons.hopheaders import HopHeaders
-from hookwall.addons.lifecycle import ExchangeEnd, Lifecycle
-from hookwall.addons.redirects import InternalHops, Redirects
-from hookwall.addons.retries import Retries
-from hookwall.addons.safety import SafetyChecks
-from hookwall.addons.signing import RequestSigning
-from hookwall.addons.tunnels import PassthroughTunnels
-from hookwall.addons.upstreams import UpstreamPool
-from hookwall.metrics import Metrics
-from hookwall.proxy import crashguard, http1guard
-from hookwall.proxy.runtime import Runtime
-from hookwall.proxy.startup import StartupErrors
-from hookwall.proxy.sweep import Sweeper
+from hookwall.access.addon import AccessControl
+from hookwall.bounds.addons.bodycaps import BodyCaps
+from hookwall.bounds.addons.connections import ConnectionGuard
+from hookwall.bounds.addons.deadlines import Deadlines
+from hookwall.bounds.addons.upstreams import UpstreamPool
+from hookwall.deliveries.addons.correlate import Correlation
+from hookwall.deliveries.addons.exchangelog import ExchangeLog
+from hookwall.deliveries.addons.store import DeliveryStore
+from hookwall.deliveries.metrics import Metrics
+from hookwall.destinations.addons.guard import DestinationGuard
+from hookwall.destinations.addons.tunnels import PassthroughTunnels
+from hookwall.flow.runtime import Runtime
+from hookwall.flow.sweep import Sweeper
+from hookwall.forwarding.addons.hopheaders import HopHeaders
+from hookwall.forwarding.addons.lifecycle import ExchangeEnd, Lifecycle
+from hookwall.forwarding.addons.safety import SafetyChecks
+from hookwall.limits.addon import FloodControl
+from hookwall.mitm import crashguard, http1guard
+from hookwall.mitm.startup import StartupErrors
+from hookwall.redirects.addon import InternalHops, Redirects
+from hookwall.retries.addon import Retries
+from hookwall.signing.addon import RequestSigning
 
 
 @dataclass(frozen=True, slots=True)

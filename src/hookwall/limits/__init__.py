@@ -4,9 +4,9 @@ The proxy calls ``slot = await limiter.acquire(key, config)`` before sending ups
 ``limiter.report(key, outcome, ...)`` and ``slot.release()`` when the exchange is over.
 """
 
-from hookwall.limits.config import LimitConfig
+from hookwall.limits.caps import LimitConfig
 from hookwall.limits.gate import DestinationLimiter, EventSink, Outcome, Reason, Rejected, Slot
-from hookwall.limits.retryafter import parse_retry_after
+from hookwall.retries.retryafter import parse_retry_after
 
 __all__ = [
     "DestinationLimiter",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from hookwall.limits.config import LimitConfig
+from hookwall.limits.caps import LimitConfig
 from hookwall.limits.gate import Outcome
 
 __all__ = ["Limiter", "SlotHandle"]

@@ -38,8 +38,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Literal, Self
 
+from hookwall.limits.caps import LimitConfig
 from hookwall.limits.circuit import CircuitBreaker
-from hookwall.limits.config import LimitConfig
 from hookwall.limits.ratelimit import TokenBucket
 
 __all__ = ["DestinationLimiter", "EventSink", "Outcome", "Reason", "Rejected", "Slot"]

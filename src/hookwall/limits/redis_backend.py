@@ -52,7 +52,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from hookwall.limits import redis_lua
 from hookwall.limits.backend import Limiter, SlotHandle
-from hookwall.limits.config import LimitConfig
+from hookwall.limits.caps import LimitConfig
 from hookwall.limits.gate import EventSink, Outcome, Reason, Rejected, ReleasedOnce
 
 __all__ = [

@@ -14,7 +14,7 @@ import dataclasses
 from collections import OrderedDict
 
 from hookwall.limits.backend import Limiter, SlotHandle
-from hookwall.limits.config import LimitConfig
+from hookwall.limits.caps import LimitConfig
 from hookwall.limits.gate import Outcome
 
 __all__ = ["SharedByWorkers", "describe_share", "worker_share"]

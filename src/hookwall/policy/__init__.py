@@ -5,9 +5,9 @@ Modules: ``yamlload`` (YAML with positions), ``schema`` (per-file validation), `
 ``summary`` (``hookwall check`` text), ``errors`` (located issues).
 """
 
-from hookwall.policy.errors import Location, PolicyError, PolicyIssue
+from hookwall.config.errors import Location, PolicyError, PolicyIssue
+from hookwall.destinations.match import HostMatcher, canonical_pattern
 from hookwall.policy.load import default_policy_path, load_default_policy, load_policy
-from hookwall.policy.match import HostMatcher, canonical_pattern
 from hookwall.policy.model import (
     Action,
     DnsSettings,

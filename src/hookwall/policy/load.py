@@ -11,9 +11,12 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
-from hookwall.limits.retry import RetrySettings
-from hookwall.policy.errors import Location, PolicyError, PolicyIssue
-from hookwall.policy.limits import (
+from hookwall.access.settings import SenderRef, SenderTable, combine_senders
+from hookwall.config.errors import Location, PolicyError, PolicyIssue
+from hookwall.config.yamltree import ReadBudget, load_yaml_file
+from hookwall.deliveries.settings import LoggingSettings, with_logging
+from hookwall.destinations.reopen import check_reopened, relabel_rule
+from hookwall.limits.settings import (
     DEFAULT_MAX_BODY,
     Limits,
     ProxySettings,
@@ -21,9 +24,7 @@ from hookwall.policy.limits import (
     apply,
     merge_limits,
 )
-from hookwall.policy.logconfig import LoggingSettings, with_logging
 from hookwall.policy.model import DnsSettings, NetworkSettings, Policy, Settings
-from hookwall.policy.reopen import check_reopened, relabel_rule
 from hookwall.policy.schema import (
     BUILTIN_DENY_SETS,
     BUILTIN_PORTS,
@@ -33,9 +34,8 @@ from hookwall.policy.schema import (
     NamedSets,
     check_file,
 )
-from hookwall.policy.senders import SenderRef, SenderTable, combine_senders
-from hookwall.policy.yamlload import ReadBudget, load_yaml_file
 from hookwall.redirects import RedirectSettings
+from hookwall.retries.plan import RetrySettings
 
 __all__ = ["default_policy_path", "load_default_policy", "load_policy"]
 

@@ -10,10 +10,13 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hookwall.limits.retry import RetrySettings
-from hookwall.netguard.addresses import AddressVerdict, IPAddress, Prefix, check_address
-from hookwall.policy.errors import Location
-from hookwall.policy.limits import (
+from hookwall.access.settings import PatternRules, Selection, SenderTable
+from hookwall.access.settings import select as select_rule
+from hookwall.config.errors import Location
+from hookwall.deliveries.settings import DestinationLogging, LoggingSettings
+from hookwall.destinations.addresses import AddressVerdict, IPAddress, Prefix, check_address
+from hookwall.destinations.match import HostMatcher
+from hookwall.limits.settings import (
     DEFAULT_MAX_BODY,
     Limits,
     Override,
@@ -22,12 +25,9 @@ from hookwall.policy.limits import (
     apply,
     merge_limits,
 )
-from hookwall.policy.logconfig import DestinationLogging, LoggingSettings
-from hookwall.policy.match import HostMatcher
-from hookwall.policy.senders import PatternRules, Selection, SenderTable
-from hookwall.policy.senders import select as select_rule
-from hookwall.policy.shared_limits import SharedLimits
+from hookwall.limits.shared_settings import SharedLimits
 from hookwall.redirects import RedirectSettings
+from hookwall.retries.plan import RetrySettings
 from hookwall.signing.keys import SigningKey
 from hookwall.signing.schemes import Scheme
 
@@ -254,7 +254,7 @@ class Policy:
         return self.select(host, sender).settings
 
     def select(self, host: str, sender: str | None = None) -> Selection:
-        """The rule for (host, sender) and the access verdicts on it (policy/senders.py)."""
+        """The rule for (host, sender) and the access verdicts on it (access/settings.py)."""
         candidates = self._matcher.matches(host)
         return select_rule(candidates, self.defaults, self.senders, host, sender)
 

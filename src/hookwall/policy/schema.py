@@ -14,16 +14,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, cast
 
-from hookwall.netguard.addresses import (
+from hookwall.access.settings import Sender, SenderRef, check_rule_senders, check_senders
+from hookwall.config.errors import Location, PolicyIssue
+from hookwall.config.units import parse_duration
+from hookwall.config.yamltree import YEntry, YList, YMap, YNode, YScalar, describe
+from hookwall.deliveries.settings import LoggingSettings, check_logging, check_rule_logging
+from hookwall.destinations.addresses import (
     NAMED_SETS,
     Prefix,
     canonical_prefix,
     named_set,
     parse_prefix,
 )
-from hookwall.netguard.resolver import parse_server
-from hookwall.policy.errors import Location, PolicyIssue
-from hookwall.policy.limits import (
+from hookwall.destinations.match import canonical_pattern
+from hookwall.destinations.resolver import parse_server
+from hookwall.limits.settings import (
     Override,
     ProxySettings,
     check_limits,
@@ -31,16 +36,11 @@ from hookwall.policy.limits import (
     check_size,
     check_timeouts,
 )
-from hookwall.policy.logconfig import LoggingSettings, check_logging, check_rule_logging
-from hookwall.policy.match import canonical_pattern
+from hookwall.limits.shared_settings import SharedLimits, check_shared_limits
 from hookwall.policy.model import Action, DnsSettings, PortSet, Rule, TlsMode
-from hookwall.policy.redirects import check_redirects
-from hookwall.policy.retries import check_retries
-from hookwall.policy.senders import Sender, SenderRef, check_rule_senders, check_senders
-from hookwall.policy.shared_limits import SharedLimits, check_shared_limits
-from hookwall.policy.signing import check_signing
-from hookwall.policy.yamlload import YEntry, YList, YMap, YNode, YScalar, describe
-from hookwall.units import parse_duration
+from hookwall.redirects.settings import check_redirects
+from hookwall.retries.settings import check_retries
+from hookwall.signing.settings import check_signing
 
 __all__ = [
     "BUILTIN_DENY_SETS",

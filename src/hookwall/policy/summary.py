@@ -6,12 +6,12 @@ really gets without doing the merge in their head.
 
 from __future__ import annotations
 
-from hookwall.netguard.addresses import NAMED_SETS, Prefix, named_set
-from hookwall.netguard.coverage import reopened_by
-from hookwall.netguard.hostname import host_port
+from hookwall.access.settings import sender_lines
+from hookwall.config.units import format_duration, format_size
+from hookwall.destinations.addresses import NAMED_SETS, Prefix, named_set
+from hookwall.destinations.coverage import reopened_by
+from hookwall.destinations.hostname import host_port
 from hookwall.policy.model import Policy, Rule, Settings, merge_rule
-from hookwall.policy.senders import sender_lines
-from hookwall.units import format_duration, format_size
 
 __all__ = ["summarize"]
 

@@ -7,7 +7,8 @@ https-to-http downgrade) and browsers do. A destination may opt in with
 ``redirects: {keep_credentials: true}``.
 
 Which names are credentials is a predicate: the proxy passes the redaction rules
-(``hookwall.redaction``), so a header hidden from the logs never follows a redirect elsewhere.
+(``hookwall.deliveries.redaction``), so a header hidden from the logs never follows a
+redirect elsewhere.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
-from hookwall.netguard.hostname import InvalidHost, canonicalize_host
+from hookwall.destinations.hostname import InvalidHost, canonicalize_host
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 

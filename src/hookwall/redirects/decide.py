@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
-from hookwall.netguard.hostname import InvalidHost, canonicalize_host
+from hookwall.destinations.hostname import InvalidHost, canonicalize_host
 from hookwall.redirects.sites import same_site
 
 RedirectMode = Literal["deny", "pass", "follow"]

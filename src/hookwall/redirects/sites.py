@@ -1,6 +1,6 @@
 """Same-site judgement for ``redirects.scope: same_site``: the registrable domain (eTLD+1).
 
-On the Public Suffix List (``netguard/suffixes.py``), both of its sections, as in browsers:
+On the Public Suffix List (``destinations/suffixes.py``), both of its sections, as in browsers:
 ``acme.github.io`` and ``evil.github.io`` are different sites. A TLD missing from the list
 (``.test``, ``.internal``, ``.local``) is a public suffix, so ``a.test`` and ``b.test`` are
 different sites, while ``x.a.test`` and ``y.a.test`` are one. An IP literal is its own site.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from hookwall.netguard.suffixes import preload, registrable_domain
+from hookwall.destinations.suffixes import preload, registrable_domain
 
 __all__ = ["preload", "same_site", "site_of"]
 

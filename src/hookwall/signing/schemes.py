@@ -18,7 +18,7 @@ from typing import ClassVar, Literal, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from hookwall import ids
+from hookwall.core import ids
 from hookwall.signing.keys import SigningKey, parse_secret
 
 __all__ = [
@@ -422,5 +422,5 @@ def is_valid_message_id(msg_id: object) -> bool:
 
 
 def new_message_id() -> str:
-    """``msg_`` + 24 base62 characters, time-ordered (``hookwall.ids``)."""
+    """``msg_`` + 24 base62 characters, time-ordered (``hookwall.core.ids``)."""
     return ids.message_id()

@@ -1,0 +1,79 @@
+"""Which limiter a proxy process uses: its own (``DestinationLimiter``), its share of the
+host's caps among ``--workers N`` (``SharedByWorkers``), or Redis shared by every replica
+(``BackendLimiter``: ``RedisLimiter`` with a local fallback) when the policy says
+``limits: {backend: redis://...}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hookwall.deliveries import logs
+from hookwall.flow.runtime import log_limit_event
+from hookwall.limits import DestinationLimiter
+from hookwall.limits.backend import Limiter
+from hookwall.limits.share import SharedByWorkers
+from hookwall.policy import Policy
+
+if TYPE_CHECKING:
+    from hookwall.limits.redis_backend import BackendLimiter
+
+__all__ = ["BuiltLimiter", "build_limiter"]
+
+
+@dataclass(slots=True)
+class BuiltLimiter:
+    limiter: Limiter
+    backend: BackendLimiter | None = None
+
+    async def start(self) -> None:
+        if self.backend is not None:
+            await self.backend.start()
+
+    async def aclose(self) -> None:
+        if self.backend is not None:
+            await self.backend.aclose()
+
+
+def log_status(level: str, event: str, fields: dict[str, object]) -> None:
+    logger = logs.get_logger()
+    getattr(logger, level if level in ("info", "warning", "error") else "info")(event, **fields)
+
+
+def build_limiter(policy: Policy, workers: int = 1) -> BuiltLimiter:
+    """The limiter for one process; ``workers`` > 1: one of that many on this host."""
+    local: Limiter = DestinationLimiter(on_event=log_limit_event)
+    if workers > 1:
+        local = SharedByWorkers(local, workers)
+    shared = policy.shared_limits
+    if shared is None:
+        return BuiltLimiter(local)
+    try:  # only a policy with limits.backend needs the Redis client
+        from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        from hookwall.limits.redis_backend import BackendLimiter, RedisLimiter
+    except ImportError as exc:
+        raise SystemExit(
+            f"hookwall: limits.backend needs the redis package ({exc}); install hookwall's "
+            "locked dependencies (make venv)"
+        ) from None
+    client = Redis.from_url(
+        shared.backend,
+        password=shared.password,
+        socket_timeout=shared.timeout,
+        socket_connect_timeout=shared.timeout,
+        retry=Retry(NoBackoff(), 0),  # a failure degrades at once; no hidden retry delays
+        decode_responses=True,
+        health_check_interval=0,
+    )
+    backend = BackendLimiter(
+        RedisLimiter(client, on_event=log_limit_event, lease=shared.lease),
+        local,  # the fallback: this process's share of each cap
+        backend=shared.backend,
+        on_failure=shared.on_backend_failure,
+        on_status=log_status,
+    )
+    return BuiltLimiter(backend, backend)

@@ -1,0 +1,170 @@
+"""FloodControl: per-destination concurrency caps with a FIFO queue, rate limits, receiver
+backpressure and circuit breaking, so one slow or flooded receiver never hurts the rest.
+
+- A request takes a slot in ``request``, once its body has arrived whole: a sender that
+  trickles its body holds nothing of the destination's (its deadline is ``timeouts.body``).
+- A ``tls: passthrough`` tunnel takes its slot on the CONNECT, before any upstream connection
+  exists, and holds it for the tunnel's life: the cap, queue, rate and circuit apply to it.
+- The slot is a hold of the exchange (``FlowState.holds``) or of the tunnel's connection, so it
+  is given back exactly once whatever ends them; the ``response``/``error`` handlers give it
+  back earlier with the receiver's verdict (5xx, connect errors, timeouts and TLS failures open
+  the circuit; 429/503 with ``Retry-After`` pause the destination for every sender), before a
+  redirect hop to the same destination needs a slot of its own.
+- A request waiting in the queue whose sender goes away stops waiting.
+"""
+
+from __future__ import annotations
+
+from mitmproxy import connection, http
+from mitmproxy.proxy import server_hooks
+
+from hookwall.core.denials import Denial
+from hookwall.flow.holds import Hold, Holds, stopped_if_released
+from hookwall.flow.respond import deny
+from hookwall.flow.state import FlowState, state_of
+from hookwall.forwarding.addons.lifecycle import Lifecycle
+from hookwall.limits import Outcome, Rejected, parse_retry_after
+from hookwall.limits.backend import Limiter, SlotHandle
+from hookwall.policy import Settings
+
+SLOT_KEY = "hookwall.slot"  # a flow's (admission, hold), from admission to its verdict
+# Reasons that mean the receiver (or the way to it) failed: they count for the circuit.
+UPSTREAM_FAILURES = frozenset(
+    {"upstream-error", "connect-timeout", "response-timeout", "tls-failed"}
+)
+
+
+def limit_key(settings: Settings, host: str, port: int, sender: str | None) -> str:
+    """The budget a request draws from: its host and port (or host, with ``key: host``), per
+    sender if configured. The circuit breaker keeps its state per budget too."""
+    limits = settings.limits
+    key = f"{host}:{port}" if limits.key == "host-port" else host
+    return f"{key}|{sender or '-'}" if limits.per_sender else key
+
+
+class _Admission:
+    """A slot and the verdict to report with it when it is given back."""
+
+    __slots__ = ("key", "limiter", "outcome", "retry_after", "slot", "status")
+
+    def __init__(self, limiter: Limiter, key: str, slot: SlotHandle) -> None:
+        self.limiter, self.key, self.slot = limiter, key, slot
+        self.outcome: Outcome = "neutral"  # what an end without a verdict reports
+        self.status: int | None = None
+        self.retry_after: float | None = None
+
+    def give_back(self) -> None:
+        try:
+            self.limiter.report(
+                self.key, self.outcome, retry_after=self.retry_after, status=self.status
+            )
+        finally:
+            self.slot.release()
+
+
+class FloodControl:
+    def __init__(self, limiter: Limiter, lifecycle: Lifecycle) -> None:
+        self.limiter = limiter
+        self.lifecycle = lifecycle
+        self._tunnels: dict[str, _Admission] = {}  # client id -> its passthrough tunnel's
+
+    # -- admission ------------------------------------------------------------------------------
+    async def request(self, flow: http.HTTPFlow) -> None:
+        state = state_of(flow)
+        settings = _settings(state)
+        if state is None or settings is None or state.decision is None:
+            return
+        await self._admit(flow, state, settings, state.holds)
+
+    async def http_connect(self, flow: http.HTTPFlow) -> None:
+        state = state_of(flow)
+        settings = _settings(state)
+        if state is None or settings is None or settings.tls != "passthrough":
+            return  # an intercepted tunnel's requests are admitted one by one
+        client_id = flow.client_conn.id
+        holds = self.lifecycle.connection_holds(client_id)
+        admission = await self._admit(flow, state, settings, holds)
+        if admission is not None and not holds.closed:  # else: given back already
+            self._tunnels[client_id] = admission
+
+    async def _admit(
+        self, flow: http.HTTPFlow, state: FlowState, settings: Settings, holder: Holds
+    ) -> _Admission | None:
+        assert state.decision is not None
+        sender = state.sender or (flow.client_conn.peername or ("-",))[0]
+        key = limit_key(settings, state.decision.host, state.decision.port, sender)
+        state.limit_key = key  # also for refusals: metrics count them per destination
+        try:
+            with stopped_if_released(state.holds, "queue wait"):
+                slot = await self.limiter.acquire(key, settings.limits.config)
+        except Rejected as exc:
+            deny(flow, state, Denial(exc.reason, exc.message, retry_after=exc.retry_after))
+            return None
+        admission = _Admission(self.limiter, key, slot)
+        state.queue_ms = round(slot.queued_ms, 3)
+        hold = holder.add("slot", admission.give_back)
+        if hold.held and holder is state.holds:
+            flow.metadata[SLOT_KEY] = (admission, hold)  # the verdict comes with the response
+        return admission
+
+    # -- verdicts -------------------------------------------------------------------------------
+    def response(self, flow: http.HTTPFlow) -> None:
+        state = state_of(flow)
+        if state is None:
+            return
+        response = flow.response
+        if state.denial is not None or response is None:
+            self._finish(flow, _outcome_of_denial(state))
+            return
+        status = response.status_code
+        retry_after = None
+        if status in (429, 503):
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+        outcome: Outcome = "failure" if status >= 500 else "success"
+        self._finish(flow, outcome, status=status, retry_after=retry_after)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        state = state_of(flow)  # Lifecycle has classified the failure
+        if state is not None:
+            self._finish(flow, _outcome_of_denial(state))
+
+    def _finish(
+        self,
+        flow: http.HTTPFlow,
+        outcome: Outcome,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        entry: tuple[_Admission, Hold] | None = flow.metadata.pop(SLOT_KEY, None)
+        if entry is None:
+            return
+        admission, hold = entry
+        admission.outcome, admission.status, admission.retry_after = outcome, status, retry_after
+        hold.release()
+
+    # -- passthrough tunnels: the upstream connection's fate is the tunnel's verdict ----------
+    def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
+        admission = self._tunnels.get(data.client.id)
+        if admission is not None:
+            admission.outcome = "success"
+
+    def server_connect_error(self, data: server_hooks.ServerConnectionHookData) -> None:
+        admission = self._tunnels.get(data.client.id)
+        if admission is not None:
+            admission.outcome = "failure"
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        self._tunnels.pop(client.id, None)  # the slot itself is a connection hold
+
+
+def _settings(state: FlowState | None) -> Settings | None:
+    if state is None or state.denial is not None or state.decision is None:
+        return None
+    return state.decision.settings
+
+
+def _outcome_of_denial(state: FlowState) -> Outcome:
+    if state.denial is not None and state.denial.reason in UPSTREAM_FAILURES:
+        return "failure"
+    return "neutral"  # our own refusal, or the sender went away

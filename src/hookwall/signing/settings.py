@@ -1,0 +1,113 @@
+"""The ``signing`` section of a destination: scheme options and secret references.
+
+Secrets are never written in a policy: each is a reference, ``env:NAME`` or ``file:PATH``,
+resolved at load time (``policy.secrets``) so a missing variable or unreadable file is a load
+error with file and line, not a failed delivery at 3 a.m. No message built here ever contains
+a secret value: errors name the reference, never what it resolved to (and never echo a
+literal).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hookwall.config.secrets import SecretRef, check_references, read_secret
+from hookwall.config.yamltree import YNode, YScalar
+from hookwall.policy.model import SigningSettings
+from hookwall.signing.keys import BadSecret, SigningKey
+from hookwall.signing.schemes import Scheme, make_scheme, parse_secret_for
+
+if TYPE_CHECKING:
+    from hookwall.policy.schema import _FileChecker
+
+SCHEMES = ("standard-webhooks", "github", "stripe", "hmac")
+HEADER_PREFIXES = ("webhook", "svix")  # standard-webhooks' header names: webhook-id or svix-id
+_COMMON_KEYS = ("scheme", "secrets", "id_header", "keep_sender_signatures")
+_SCHEME_KEYS: dict[str, tuple[str, ...]] = {
+    "standard-webhooks": ("header_prefix",),
+    "github": ("legacy_sha1",),
+    "stripe": (),
+    "hmac": (
+        "header",
+        "algorithm",
+        "encoding",
+        "value",
+        "content",
+        "separator",
+        "timestamp_header",
+    ),
+}
+
+
+def check_signing(checker: _FileChecker, node: YNode, path: str) -> SigningSettings | None:
+    """Validate one ``signing`` mapping and load its keys; None after recording issues."""
+    mapping = checker.mapping(node, path)
+    if mapping is None:
+        return None
+    entries = mapping.entries
+    if "scheme" not in entries:
+        checker.issue(mapping.location, f"{path}: missing 'scheme'; one of {', '.join(SCHEMES)}")
+        return None
+    scheme_name = checker.choice(entries["scheme"].value, f"{path}.scheme", SCHEMES)
+    if scheme_name is None:
+        return None
+    checker.keys(mapping, path, _COMMON_KEYS + _SCHEME_KEYS[scheme_name], "signing")
+
+    options: dict[str, object] = {}
+    for option in _SCHEME_KEYS[scheme_name]:
+        if option in entries:
+            value = entries[option].value
+            if not isinstance(value, YScalar):
+                checker.expected(value, f"{path}.{option}", "a single value")
+                continue
+            if option == "header_prefix":  # svix-id/-timestamp/-signature for Svix receivers
+                prefix = checker.choice(value, f"{path}.{option}", HEADER_PREFIXES)
+                if prefix is None:
+                    continue
+            options[option] = value.value
+    try:
+        scheme = make_scheme(scheme_name, **options)
+    except ValueError as exc:
+        checker.issue(mapping.location, f"{path}: {exc}")
+        return None
+
+    id_header = None
+    if "id_header" in entries:
+        id_header = checker.string(entries["id_header"].value, f"{path}.id_header", "a header name")
+    keep = False
+    if "keep_sender_signatures" in entries:
+        keep = bool(
+            checker.boolean(
+                entries["keep_sender_signatures"].value, f"{path}.keep_sender_signatures"
+            )
+        )
+
+    secrets = entries.get("secrets")
+    listed = secrets.value if secrets else None
+    refs = check_references(checker, listed, mapping, path, "secrets", "env:ACME_WHSEC")
+    keys: list[SigningKey] = []
+    for ref in refs:
+        loaded = _load_key(checker, scheme, ref)
+        if loaded is not None:
+            keys.append(loaded)
+    if not refs or len(keys) != len(refs):
+        return None
+    return SigningSettings(
+        scheme=scheme,
+        keys=tuple(keys),
+        references=tuple(ref.text for ref in refs),
+        location=mapping.location,
+        id_header=id_header.lower() if id_header else None,
+        keep_sender_signatures=keep,
+    )
+
+
+def _load_key(checker: _FileChecker, scheme: Scheme, ref: SecretRef) -> SigningKey | None:
+    secret = read_secret(checker, ref)
+    if secret is None:
+        return None
+    try:
+        return parse_secret_for(scheme, secret, not_after=ref.not_after)
+    except BadSecret as exc:
+        checker.issue(ref.location, f"secret {ref.text}: {exc}")
+        return None

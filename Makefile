@@ -33,6 +33,7 @@ bench: venv ## benchmark scripts (loopback only, a few minutes)
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	PYTHONPATH=tools $(VENV)/bin/lint-imports  # the dependency direction (ARCHITECTURE.md)
 
 typecheck: venv
 	$(VENV)/bin/mypy

@@ -48,8 +48,6 @@ from hookwall.forwarding.addons.hopheaders import HopHeaders
 from hookwall.forwarding.addons.lifecycle import ExchangeEnd, Lifecycle
 from hookwall.forwarding.addons.safety import SafetyChecks
 from hookwall.limits.addon import FloodControl
-from hookwall.mitm import crashguard, http1guard
-from hookwall.mitm.startup import StartupErrors
 from hookwall.redirects.addon import InternalHops, Redirects
 from hookwall.retries.addon import Retries
 from hookwall.signing.addon import RequestSigning
@@ -219,9 +217,6 @@ def build_pipeline(
         metrics.observe_exchange if metrics else None,
     )
     lifecycle.on_abandoned.append(exchange_log.abandoned)
-    http1guard.on_head_started[:] = [connections.head_started]
-    http1guard.on_refused[:] = [exchange_log.head_refused]
-    crashguard.on_crash[:] = [lifecycle.crashed]
     addons: list[object] = [
         core.Core(),
         SafetyChecks(),
@@ -246,7 +241,6 @@ def build_pipeline(
         proxyserver.Proxyserver(),  # type: ignore[no-untyped-call]  # mitmproxy, unannotated
         next_layer.NextLayer(),
         tlsconfig.TlsConfig(),
-        StartupErrors(),  # a port taken: said in hookwall's flags, exit 1
     ]
     return Pipeline(addons, guard, lifecycle, connections, passthrough, exchange_log, store)
 

@@ -20,12 +20,12 @@ from hookwall.app.operations import Operations, OpsConfig
 from hookwall.deliveries import logs
 from hookwall.deliveries.metrics import Metrics
 from hookwall.deliveries.store import store_path
-from hookwall.flow import errorpages
 from hookwall.flow.runtime import Runtime
 from hookwall.forwarding.addons.safety import forbidden_options_set
-from hookwall.mitm import connect, crashguard, http1guard, typechecks
 from hookwall.mitm.bounds import apply_proxy_settings, backstop_timeout
 from hookwall.mitm.dispatch import CachedAddonManager
+from hookwall.mitm.install import install_patches
+from hookwall.mitm.startup import StartupErrors
 from hookwall.pipeline import build_pipeline, order_violations
 from hookwall.policy.model import Policy, merge_rule
 from hookwall.redirects import sites
@@ -83,12 +83,14 @@ class HookwallMaster(Master):
         broken = order_violations(pipeline.addons)
         if broken:  # the chain is a stated contract (pipeline.ORDER): fail closed, not -O
             raise RuntimeError("hookwall's addon chain is out of order: " + "; ".join(broken))
+        self.pipeline = pipeline
         self.guard = pipeline.guard
         self.lifecycle = pipeline.lifecycle
         self.passthrough = pipeline.passthrough
         self.connections = pipeline.connections
         self.store = pipeline.store
-        self.addons.add(*pipeline.addons)
+        # Last: a port taken at start-up is said in hookwall's flags, and exits 1.
+        self.addons.add(*pipeline.addons, StartupErrors())
 
 
 async def serve(config: ProxyConfig, runtime: Runtime) -> int:
@@ -96,10 +98,6 @@ async def serve(config: ProxyConfig, runtime: Runtime) -> int:
     ensure_ca(config.data_dir, config.ca)
     if follows_same_site(runtime.policy):
         sites.preload()  # the Public Suffix List (0.2 s), not on the first redirect's path
-    errorpages.install()
-    typechecks.install()
-    http1guard.install()
-    crashguard.install()
     apply_proxy_settings(runtime.policy)
     opts = options.Options()
     metrics = Metrics()
@@ -107,7 +105,7 @@ async def serve(config: ProxyConfig, runtime: Runtime) -> int:
     master.lifecycle.started_fields["store"] = (
         str(store_path(config.data_dir)) if config.store else None
     )
-    connect.install(master.guard.connect_timeout)
+    install_patches(master.pipeline)
     opts.update(**build_options(config, runtime))
     bad = forbidden_options_set(opts)
     if bad:
@@ -117,6 +115,7 @@ async def serve(config: ProxyConfig, runtime: Runtime) -> int:
         config.ops,
         runtime,
         master,
+        master.pipeline,
         data_dir=config.data_dir,
         listen_host=config.listen_host,
         metrics=metrics,

@@ -12,9 +12,10 @@ import signal
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mitmproxy import connection
+from mitmproxy.master import Master
 
 from hookwall.access.decide import is_loopback_listen, listen_refusal
 from hookwall.app.admin import AdminApp, AdminServer, Health
@@ -23,10 +24,8 @@ from hookwall.core.listenerrors import cannot_listen
 from hookwall.deliveries import logs
 from hookwall.deliveries.metrics import LiveSources, Metrics
 from hookwall.flow.runtime import Runtime
+from hookwall.pipeline import Pipeline
 from hookwall.policy import Policy
-
-if TYPE_CHECKING:
-    from hookwall.app.master import HookwallMaster
 
 __all__ = ["DEFAULT_ADMIN_LISTEN", "ClientCounter", "Operations", "OpsConfig"]
 
@@ -75,7 +74,8 @@ class Operations:
         self,
         config: OpsConfig,
         runtime: Runtime,
-        master: HookwallMaster,
+        master: Master,
+        pipeline: Pipeline,
         *,
         data_dir: Path,
         listen_host: str,
@@ -84,6 +84,7 @@ class Operations:
         self.config = config
         self.runtime = runtime
         self.master = master
+        self.pipeline = pipeline
         self.metrics = metrics
         self.listen_host = listen_host
         self.health = Health(listening=lambda: bool(runtime.listen_addrs))
@@ -99,7 +100,7 @@ class Operations:
             vet=self._vet,
             generations=self.generations,
         )
-        self.reloader.on_swapped.append(master.passthrough.reloaded)
+        self.reloader.on_swapped.append(pipeline.passthrough.reloaded)
         self.admin: AdminServer | None = None
         if config.admin_listen is not None:
             app = AdminApp(self.health, metrics.render, config.admin_token)
@@ -110,7 +111,7 @@ class Operations:
             self.worker_admin = AdminServer(app, "", 0, path=config.admin_socket)
         metrics.sources = LiveSources(
             limiter_snapshot=lambda: runtime.limiter.snapshot(limit=1_000_000),
-            requests_in_flight=lambda: master.lifecycle.inflight,
+            requests_in_flight=lambda: pipeline.lifecycle.inflight,
             client_connections=lambda: len(self.clients.open),
         )
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -134,7 +135,7 @@ class Operations:
                     message="/metrics is served without a bearer token on a non-loopback "
                     "address; set HOOKWALL_ADMIN_TOKEN, or keep the port behind a firewall",
                 )
-        self.master.lifecycle.started_fields["admin"] = admin
+        self.pipeline.lifecycle.started_fields["admin"] = admin
         # The loop guard: no request through the proxy may reach the admin listener.
         if self.admin is not None:
             self.runtime.self_addresses.add_listener(self.admin.host, self.admin.port)

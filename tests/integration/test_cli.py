@@ -90,7 +90,9 @@ def test_explain_without_sending(url: str, reason: str, capsys: pytest.CaptureFi
     assert f"DENY ({reason})" in out
 
 
-def test_explain_shows_dns_answers(dns_server: TestDnsServer, capsys) -> None:
+def test_explain_shows_dns_answers(
+    dns_server: TestDnsServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     dns_server.add("foo.lvh.test", "127.0.0.1")
     assert main(["explain", "http://foo.lvh.test/", "--dns-server", dns_server.spec]) == 1
     out = capsys.readouterr().out
@@ -98,7 +100,7 @@ def test_explain_shows_dns_answers(dns_server: TestDnsServer, capsys) -> None:
     assert "(dns)" in out
 
 
-def test_explain_rejects_other_schemes(capsys) -> None:
+def test_explain_rejects_other_schemes(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", "ftp://example.com/"]) == 2
 
 

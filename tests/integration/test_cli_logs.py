@@ -11,12 +11,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
-from hookwall.cli.logs import replay_headers, sample_webhook
 from hookwall.cli.main import main
+from hookwall.cli.replay import replay_headers
+from hookwall.cli.send_test import sample_webhook
 from hookwall.deliveries.logs import EXCHANGE_FIELDS
 from hookwall.deliveries.store import REDACTED, Record, Store, build_record, store_path
 
@@ -259,7 +260,11 @@ class Lines:
         self.queue: queue.Queue[str] = queue.Queue()
         assert proc.stdout is not None
         stdout = proc.stdout
-        threading.Thread(target=lambda: [self.queue.put(x) for x in stdout], daemon=True).start()
+        threading.Thread(target=self._read, args=(stdout,), daemon=True).start()
+
+    def _read(self, stdout: IO[str]) -> None:
+        for line in stdout:
+            self.queue.put(line)
 
     def next(self) -> str:
         return self.queue.get(timeout=15)

@@ -205,8 +205,8 @@ def test_dropping_every_sender_on_a_public_listener_is_refused(
     """Never an open proxy, not even through a reload."""
     policy = load_policy(_write(tmp_path / "p.yaml", BASE))
     runtime = Runtime(policy, build_resolver(policy.dns))
-    master = SimpleNamespace(
-        options=FakeOptions(policy),
+    master = SimpleNamespace(options=FakeOptions(policy))
+    pipeline = SimpleNamespace(
         lifecycle=SimpleNamespace(inflight=0),
         passthrough=SimpleNamespace(reloaded=lambda old, new: None),
     )
@@ -214,6 +214,7 @@ def test_dropping_every_sender_on_a_public_listener_is_refused(
         OpsConfig(policy_path=tmp_path / "p.yaml", allow_unauthenticated=allow),
         runtime,
         master,  # type: ignore[arg-type]
+        pipeline,  # type: ignore[arg-type]
         data_dir=tmp_path,
         listen_host=listen,
         metrics=Metrics(process=False),

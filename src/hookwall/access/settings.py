@@ -16,9 +16,7 @@ Tokens are read at load time and kept only as keyed digests (HMAC-SHA256 under a
 per-process key): checking a credential is one HMAC and one dict lookup, the same work
 whether the sender name exists or not, and the policy object never holds a token.
 
-Which rule applies to a (host, sender): the most specific host pattern wins, as always; at
-that pattern a rule scoped to the sender beats the unscoped one. A pattern that has only rules
-scoped to *other* senders is reserved: this sender gets ``sender-denied``.
+Which rule applies to a (host, sender) is ``policy.selection``'s.
 """
 
 from __future__ import annotations
@@ -32,27 +30,22 @@ import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
+from hookwall.config.checker import Checker
 from hookwall.config.errors import Location, PolicyIssue
 from hookwall.config.secrets import check_references, read_secret
-from hookwall.config.yamltree import YList, YMap, YNode, YScalar
-
-if TYPE_CHECKING:
-    from hookwall.policy.model import Settings
-    from hookwall.policy.schema import _FileChecker
+from hookwall.config.yamlnodes import YList, YMap, YNode, YScalar
 
 __all__ = [
     "MIN_TOKEN_LENGTH",
-    "PatternRules",
-    "Selection",
+    "Credential",
     "Sender",
+    "SenderRef",
     "SenderTable",
-    "Verdict",
     "check_rule_senders",
     "check_senders",
     "combine_senders",
-    "select",
     "sender_lines",
 ]
 
@@ -185,123 +178,10 @@ def _confirm(
     return found[0]
 
 
-# -- rule selection -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """An access denial: enforced, or only reported (``enforce: false``)."""
-
-    reason: str  # "sender-denied" or "host-denied"
-    message: str  # shown to the sender: never names other senders or their rules
-    enforced: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Selection:
-    """The rule that applies to (host, sender), and any access verdicts on the way there.
-
-    With an enforced ``denial``, ``settings`` is the rule that caused it (for the log)."""
-
-    settings: Settings
-    denial: Verdict | None = None
-    would_deny: tuple[Verdict, ...] = ()
-
-
-class PatternRules:
-    """The rules written for one host pattern: at most one unscoped, one per sender."""
-
-    __slots__ = ("scoped", "unscoped")
-
-    def __init__(self) -> None:
-        self.unscoped: Settings | None = None
-        self.scoped: dict[str, Settings] = {}
-
-    def add(self, settings: Settings) -> None:
-        names = settings.rule.senders if settings.rule is not None else ()
-        if not names:
-            self.unscoped = self.unscoped or settings
-        for name in names:
-            self.scoped.setdefault(name, settings)
-
-    def for_sender(self, sender: str | None) -> Settings | None:
-        if sender is not None and (found := self.scoped.get(sender)) is not None:
-            return found
-        return self.unscoped
-
-    def reserving(self) -> tuple[Settings, bool]:
-        """For a pattern reserved to other senders: one of its rules, and whether any of them
-        enforces the reservation."""
-        rules = list(self.scoped.values())
-        enforced = any(s.rule is None or s.rule.enforce for s in rules)
-        return rules[0], enforced
-
-
-def _scoped_to(settings: Settings, sender: str) -> bool:
-    return settings.rule is not None and sender in settings.rule.senders
-
-
-def select(
-    candidates: Iterable[PatternRules],
-    defaults: Settings,
-    table: SenderTable,
-    host: str,
-    sender: str | None,
-) -> Selection:
-    """Pick the rule for ``host`` as ``sender`` from its matching patterns, most specific first.
-
-    Report-only verdicts (a reserved pattern or an ``action: deny`` rule with ``enforce:
-    false``, a ``default: deny`` sender with ``enforce: false``) are collected and the walk
-    goes on to what would apply without them. Raises KeyError for an unknown sender.
-    """
-    who = table.by_name[sender] if sender is not None else None
-    reports: list[Verdict] = []
-    chosen: Settings | None = None
-    for rules in candidates:
-        settings = rules.for_sender(sender)
-        if settings is None:
-            reserved, rule_enforces = rules.reserving()
-            enforced = rule_enforces and (who is None or who.enforce)
-            verdict = Verdict(
-                "sender-denied",
-                f"{host} is reserved by the policy for other senders"
-                + ("" if sender else "; this request has no sender"),
-                enforced,
-            )
-            if enforced:
-                return Selection(reserved, verdict, tuple(reports))
-            reports.append(verdict)
-            continue
-        rule = settings.rule
-        if settings.action == "deny" and rule is not None and not rule.enforce:
-            message = f"{host} is denied by rule {rule.name!r} ({rule.location})"
-            reports.append(Verdict("host-denied", message, False))
-            continue
-        chosen = settings
-        break
-    settings = chosen or defaults
-    if (
-        who is not None
-        and who.default == "deny"
-        and settings.action == "allow"
-        and not _scoped_to(settings, who.name)
-    ):
-        verdict = Verdict(
-            "sender-denied",
-            f"sender {who.name!r} may reach only the destinations listed for it, and {host} "
-            "is not one of them",
-            who.enforce,
-        )
-        if who.enforce:
-            return Selection(settings, verdict, tuple(reports))
-        reports.append(verdict)
-    return Selection(settings, None, tuple(reports))
-
-
 # -- the policy section ---------------------------------------------------------------------
 
 
-def check_senders(checker: _FileChecker, node: YNode) -> list[Sender]:
+def check_senders(checker: Checker, node: YNode) -> list[Sender]:
     """Validate a top-level ``senders`` mapping and read its tokens; issues are recorded."""
     mapping = checker.mapping(
         node, "senders", "a mapping of sender names (or none: no credentials, on purpose)"
@@ -324,11 +204,11 @@ def check_senders(checker: _FileChecker, node: YNode) -> list[Sender]:
     return result
 
 
-def _sender(checker: _FileChecker, name: str, node: YNode, path: str) -> Sender | None:
+def _sender(checker: Checker, name: str, node: YNode, path: str) -> Sender | None:
     if not isinstance(node, YMap):
         checker.expected(node, path, "a mapping with credentials: [env:NAME]")
         return None
-    checker.keys(node, path, _SENDER_KEYS, "sender")
+    checker.keys(node, path, _SENDER_KEYS)
     entries = node.entries
     credentials_entry = entries.get("credentials")
     refs = check_references(
@@ -384,7 +264,7 @@ def _sender(checker: _FileChecker, name: str, node: YNode, path: str) -> Sender 
     return Sender(name, tuple(credentials), node.location, clients, default, enforce)
 
 
-def _clients(checker: _FileChecker, node: YNode, path: str) -> tuple[IPNetwork, ...]:
+def _clients(checker: Checker, node: YNode, path: str) -> tuple[IPNetwork, ...]:
     items = checker.items(node, path, "a list of CIDRs", "write clients: [10.20.0.0/16]")
     if items is not None and not items:
         checker.issue(node.location, f"{path}: empty list; leave 'clients' out to allow any source")
@@ -411,7 +291,7 @@ class SenderRef:
 
 
 def check_rule_senders(
-    checker: _FileChecker, node: YNode, path: str, refs: list[SenderRef]
+    checker: Checker, node: YNode, path: str, refs: list[SenderRef]
 ) -> tuple[str, ...]:
     """A destination's ``senders: [name, ...]``; names are checked once every file is read."""
     hint = "write senders: [billing]"

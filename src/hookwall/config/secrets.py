@@ -1,9 +1,10 @@
 """Secret references in a policy: ``env:NAME`` or ``file:PATH``, never the secret itself.
 
-Shared by every section that needs secrets (``signing.secrets``, ``senders.*.credentials``).
-References are read at load time, so a missing variable or an unreadable file is a load error
-with file and line, not a failure at 3 a.m. No message built here ever contains a secret
-value: errors name the reference, never what it resolved to, and never echo a literal.
+Shared by every section that needs secrets (``signing.secrets``, ``senders.*.credentials``,
+``limits.password``). References are read at load time, so a missing variable or an
+unreadable file is a load error with file and line, not a failure at 3 a.m. No message built
+here ever contains a secret value: errors name the reference, never what it resolved to, and
+never echo a literal.
 """
 
 from __future__ import annotations
@@ -12,13 +13,10 @@ import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from hookwall.config.checker import Checker
 from hookwall.config.errors import Location
-from hookwall.config.yamltree import YList, YMap, YNode, YScalar
-
-if TYPE_CHECKING:
-    from hookwall.policy.schema import _FileChecker
+from hookwall.config.yamlnodes import YList, YMap, YNode, YScalar
 
 __all__ = ["LITERAL", "SecretRef", "check_references", "read_secret"]
 
@@ -37,7 +35,7 @@ class SecretRef:
 
 
 def check_references(
-    checker: _FileChecker, node: YNode | None, mapping: YMap, path: str, key: str, example: str
+    checker: Checker, node: YNode | None, mapping: YMap, path: str, key: str, example: str
 ) -> list[SecretRef]:
     """The list under ``mapping[key]``: each item ``env:NAME``, ``file:PATH`` or
     ``{secret: env:NAME, not_after: 2026-12-31T00:00:00Z}``. Issues are recorded, bad items
@@ -55,7 +53,7 @@ def check_references(
         not_after: datetime | None = None
         target = item
         if isinstance(item, YMap):
-            checker.keys(item, item_path, _SECRET_KEYS, "secret")
+            checker.keys(item, item_path, _SECRET_KEYS)
             if "secret" not in item.entries:
                 checker.issue(item.location, f"{item_path}: missing 'secret: env:NAME'")
                 continue
@@ -76,7 +74,7 @@ def check_references(
     return refs
 
 
-def _instant(checker: _FileChecker, node: YNode, path: str) -> datetime | None:
+def _instant(checker: Checker, node: YNode, path: str) -> datetime | None:
     """A YAML timestamp or ISO 8601 string; a time without zone is taken as UTC."""
     value = node.value if isinstance(node, YScalar) else None
     if isinstance(value, str):
@@ -92,7 +90,7 @@ def _instant(checker: _FileChecker, node: YNode, path: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def read_secret(checker: _FileChecker, ref: SecretRef) -> str | None:
+def read_secret(checker: Checker, ref: SecretRef) -> str | None:
     """The secret a reference points to (a file's text is stripped), or None after an issue."""
     kind, _, name = ref.text.partition(":")
     if kind == "env":

@@ -19,16 +19,13 @@ so is ``redact``: a credential name is one everywhere (it can only add to the bu
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
-from hookwall.config.units import parse_size
-from hookwall.config.yamltree import YEntry, YNode, YScalar
+from hookwall.config.checker import Checker
+from hookwall.config.overrides import Override
+from hookwall.config.yamlnodes import YEntry, YNode, YScalar
 from hookwall.deliveries.redaction import BUILT_IN, Rules
-from hookwall.limits.settings import Override
 
-if TYPE_CHECKING:
-    from hookwall.policy.model import Settings
-    from hookwall.policy.schema import _FileChecker
+__all__ = ["DestinationLogging", "LoggingSettings", "check_logging", "check_rule_logging"]
 
 DEFAULT_CAPTURE_BODY = 64 * 1024
 DEFAULT_RETENTION = 7 * 86400.0
@@ -62,16 +59,11 @@ class LoggingSettings:
         return DestinationLogging(self.capture_body, self.id_header)
 
 
-def with_logging(defaults: Settings, logging: LoggingSettings) -> Settings:
-    """The defaults' settings with the top-level capture settings (destinations merge on)."""
-    return replace(defaults, logging=logging.destination)
-
-
-def check_logging(checker: _FileChecker, node: YNode) -> LoggingSettings | None:
+def check_logging(checker: Checker, node: YNode) -> LoggingSettings | None:
     mapping = checker.mapping(node, "logging")
     if mapping is None:
         return None
-    checker.keys(mapping, "logging", _TOP_KEYS, "logging")
+    checker.keys(mapping, "logging", _TOP_KEYS)
     settings = LoggingSettings()
     entries = mapping.entries
     values = dict(_capture_keys(checker, entries, "logging"))
@@ -87,7 +79,7 @@ def check_logging(checker: _FileChecker, node: YNode) -> LoggingSettings | None:
     return replace(settings, **values)  # type: ignore[arg-type]
 
 
-def check_rule_logging(checker: _FileChecker, node: YNode, path: str) -> Override:
+def check_rule_logging(checker: Checker, node: YNode, path: str) -> Override:
     """A destination's ``logging``: capture settings only (field-wise override)."""
     mapping = checker.mapping(node, path)
     if mapping is None:
@@ -111,7 +103,7 @@ def check_rule_logging(checker: _FileChecker, node: YNode, path: str) -> Overrid
 
 
 def _capture_keys(
-    checker: _FileChecker, entries: dict[str, YEntry], path: str
+    checker: Checker, entries: dict[str, YEntry], path: str
 ) -> list[tuple[str, object]]:
     out: list[tuple[str, object]] = []
     entry = entries.get("capture_body")
@@ -133,12 +125,12 @@ def _capture_keys(
     return out
 
 
-def _redact(checker: _FileChecker, node: YNode) -> Rules:
+def _redact(checker: Checker, node: YNode) -> Rules:
     """``redact: {headers: [...], query: [...]}``: names added to the built-in rules."""
     mapping = checker.mapping(node, "logging.redact")
     if mapping is None:
         return BUILT_IN
-    checker.keys(mapping, "logging.redact", _REDACT_KEYS, "logging.redact")
+    checker.keys(mapping, "logging.redact", _REDACT_KEYS)
     names: dict[str, list[str]] = {"headers": [], "query": []}
     for key, what in (("headers", "header"), ("query", "query parameter")):
         entry = mapping.entries.get(key)
@@ -167,15 +159,9 @@ def _is_header_name(name: str) -> bool:
     return bool(text) and all(c in allowed for c in text)
 
 
-def _size(checker: _FileChecker, node: YNode, path: str, *, minimum: int) -> int | None:
-    value = node.value if isinstance(node, YScalar) else None
-    if not isinstance(value, str | int) or isinstance(value, bool):
-        checker.expected(node, path, "a size like '64KiB' or '1GiB'")
-        return None
-    try:
-        size = parse_size(value)
-    except ValueError as exc:
-        checker.issue(node.location, f"{path}: {exc}")
+def _size(checker: Checker, node: YNode, path: str, *, minimum: int) -> int | None:
+    size = checker.size(node, path, "'64KiB' or '1GiB'")
+    if size is None:
         return None
     if size < minimum:
         checker.issue(node.location, f"{path}: must be at least {minimum} bytes")

@@ -12,17 +12,43 @@ start-up and reload all load through here, so all three refuse the same files.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from hookwall.config.errors import Location, PolicyIssue
 from hookwall.destinations.addresses import Prefix
 from hookwall.destinations.coverage import AddressSet, DenyTable, Reopened, reopened_by
 from hookwall.destinations.suffixes import is_public_suffix
-from hookwall.policy.model import Rule
-from hookwall.policy.schema import FileSpec
 
-__all__ = ["check_reopened", "name_scoped"]
+__all__ = ["PolicyFile", "ReopeningRule", "check_reopened", "name_scoped"]
+
+
+class ReopeningRule(Protocol):
+    """What the check reads of a destination as written (the policy's ``Rule``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def hosts(self) -> tuple[str, ...]: ...  # canonical patterns
+    @property
+    def allow(self) -> tuple[Prefix, ...]: ...  # appended to the defaults' rows
+    @property
+    def deny(self) -> tuple[Prefix, ...]: ...
+
+
+class PolicyFile(Protocol):
+    """What the check reads of one file of a policy (the policy's ``FileSpec``)."""
+
+    @property
+    def file(self) -> str: ...
+    @property
+    def unsafe(self) -> bool: ...
+    @property
+    def rules(self) -> Sequence[ReopeningRule]: ...
+    @property
+    def allow_rows(self) -> Mapping[Prefix, tuple[Location, str]]: ...  # where each was written
+
 
 _MAX_BLOCKS = 4  # blocks named per message; the rest are counted
 
@@ -43,7 +69,7 @@ def _names_a_host(pattern: str) -> bool:
     return True
 
 
-def name_scoped(rule: Rule) -> bool:
+def name_scoped(rule: ReopeningRule) -> bool:
     """True when every host pattern names a host or domain: the rule's rows only reach them."""
     return bool(rule.hosts) and all(_names_a_host(pattern) for pattern in rule.hosts)
 
@@ -85,7 +111,7 @@ def _message(row: _Row, prefix: Prefix, part: AddressSet, reopened: Reopened, wh
 
 
 def check_reopened(
-    specs: list[FileSpec],
+    specs: Sequence[PolicyFile],
     defaults_allow: tuple[Prefix, ...],
     defaults_deny: tuple[Prefix, ...],
     issues: list[PolicyIssue],
@@ -132,10 +158,3 @@ def check_reopened(
         for prefix, why in leave.items()
         if prefix not in flagged
     }
-
-
-def relabel_rule(rule: Rule, labels: dict[Prefix, Prefix]) -> Rule:
-    """The rule with its reopening allow rows relabelled (see ``check_reopened``)."""
-    if not any(prefix in labels for prefix in rule.allow):
-        return rule
-    return replace(rule, allow=tuple(labels.get(prefix, prefix) for prefix in rule.allow))

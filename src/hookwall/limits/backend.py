@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from hookwall.limits.caps import LimitConfig
 from hookwall.limits.gate import Outcome
+from hookwall.limits.settings import LimitConfig
 
 __all__ = ["Limiter", "SlotHandle"]
 

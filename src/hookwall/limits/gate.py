@@ -38,9 +38,9 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Literal, Self
 
-from hookwall.limits.caps import LimitConfig
 from hookwall.limits.circuit import CircuitBreaker
 from hookwall.limits.ratelimit import TokenBucket
+from hookwall.limits.settings import LimitConfig
 
 __all__ = ["DestinationLimiter", "EventSink", "Outcome", "Reason", "Rejected", "Slot"]
 

@@ -52,8 +52,8 @@ from redis.exceptions import NoScriptError, RedisError
 
 from hookwall.limits import redis_lua
 from hookwall.limits.backend import Limiter, SlotHandle
-from hookwall.limits.caps import LimitConfig
 from hookwall.limits.gate import EventSink, Outcome, Reason, Rejected, ReleasedOnce
+from hookwall.limits.settings import LimitConfig
 
 __all__ = [
     "BackendLimiter",

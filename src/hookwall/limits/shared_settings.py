@@ -17,15 +17,13 @@ only says where their state is kept. It is read at start: changing it needs a re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
+from hookwall.config.checker import Checker
 from hookwall.config.secrets import LITERAL, SecretRef, read_secret
-from hookwall.config.yamltree import YNode, YScalar
-from hookwall.limits.settings import _LIMIT_KEYS as _PER_DESTINATION
-
-if TYPE_CHECKING:
-    from hookwall.policy.schema import _FileChecker
+from hookwall.config.yamlnodes import YNode, YScalar
+from hookwall.limits.settings import LIMIT_KEYS as _PER_DESTINATION
 
 __all__ = ["BackendFailure", "SharedLimits", "check_shared_limits"]
 
@@ -52,7 +50,7 @@ class SharedLimits:
         )
 
 
-def _backend_url(checker: _FileChecker, node: YNode) -> str | None:
+def _backend_url(checker: Checker, node: YNode) -> str | None:
     text = checker.string(node, "limits.backend", "a URL like 'redis://redis:6379/0'")
     if text is None:
         return None
@@ -84,7 +82,7 @@ def _backend_url(checker: _FileChecker, node: YNode) -> str | None:
     return text.strip()
 
 
-def _password(checker: _FileChecker, node: YNode) -> tuple[str | None, str | None]:
+def _password(checker: Checker, node: YNode) -> tuple[str | None, str | None]:
     if not (isinstance(node, YScalar) and isinstance(node.value, str)):
         checker.issue(node.location, f"limits.password: {LITERAL}")
         return None, None
@@ -95,7 +93,7 @@ def _password(checker: _FileChecker, node: YNode) -> tuple[str | None, str | Non
     return text, read_secret(checker, SecretRef(text, node.location, None))
 
 
-def check_shared_limits(checker: _FileChecker, node: YNode) -> SharedLimits | None:
+def check_shared_limits(checker: Checker, node: YNode) -> SharedLimits | None:
     mapping = checker.mapping(node, "limits")
     if mapping is None:
         return None
@@ -108,9 +106,7 @@ def check_shared_limits(checker: _FileChecker, node: YNode) -> SharedLimits | No
                 "destinations[].limits; the top-level limits section only says where they are "
                 "shared (backend)",
             )
-    checker.keys(
-        mapping, "limits", (*_KEYS, *(k for k in entries if k in _PER_DESTINATION)), "limits"
-    )
+    checker.keys(mapping, "limits", (*_KEYS, *(k for k in entries if k in _PER_DESTINATION)))
     if "backend" not in entries:
         checker.issue(
             mapping.location,

@@ -1,30 +1,25 @@
 """Policy: which destinations webhooks may reach, and how (pure Python, no mitmproxy).
 
-Modules: ``yamlload`` (YAML with positions), ``schema`` (per-file validation), ``load``
-(files and directories), ``match`` (host patterns), ``model`` (frozen values),
-``summary`` (``hookwall check`` text), ``errors`` (located issues).
+The policy only composes: each section is parsed by its concern's ``settings`` (on the
+generic ``config.checker``). Modules: ``schema`` (one file's walk, dispatching each
+section), ``rules`` (``defaults`` and ``destinations`` entries), ``spec`` (what one file
+contributes), ``load`` (files and directories, the checks across files), ``model`` (the
+frozen ``Policy``, ``Rule`` and merged ``Settings``), ``summary`` (``hookwall check`` text).
+
+The settings types of the concerns are re-exported here, as before the re-cut, so callers
+that import them from ``hookwall.policy`` keep working.
 """
 
 from hookwall.config.errors import Location, PolicyError, PolicyIssue
-from hookwall.destinations.match import HostMatcher, canonical_pattern
+from hookwall.destinations.settings import DnsSettings, NetworkSettings, PortSet, TlsMode
 from hookwall.policy.load import default_policy_path, load_default_policy, load_policy
-from hookwall.policy.model import (
-    Action,
-    DnsSettings,
-    NetworkSettings,
-    Policy,
-    PortSet,
-    Rule,
-    Settings,
-    SigningSettings,
-    TlsMode,
-)
+from hookwall.policy.model import Action, Policy, Rule, Selection, Settings
 from hookwall.policy.summary import summarize
+from hookwall.signing.settings import SigningSettings
 
 __all__ = [
     "Action",
     "DnsSettings",
-    "HostMatcher",
     "Location",
     "NetworkSettings",
     "Policy",
@@ -32,10 +27,10 @@ __all__ = [
     "PolicyIssue",
     "PortSet",
     "Rule",
+    "Selection",
     "Settings",
     "SigningSettings",
     "TlsMode",
-    "canonical_pattern",
     "default_policy_path",
     "load_default_policy",
     "load_policy",

@@ -12,30 +12,26 @@ from importlib import resources
 from pathlib import Path
 
 from hookwall.access.settings import SenderRef, SenderTable, combine_senders
+from hookwall.bounds.settings import DEFAULT_MAX_BODY, ProxySettings, Timeouts
 from hookwall.config.errors import Location, PolicyError, PolicyIssue
+from hookwall.config.overrides import apply
 from hookwall.config.yamltree import ReadBudget, load_yaml_file
-from hookwall.deliveries.settings import LoggingSettings, with_logging
-from hookwall.destinations.reopen import check_reopened, relabel_rule
-from hookwall.limits.settings import (
-    DEFAULT_MAX_BODY,
-    Limits,
-    ProxySettings,
-    Timeouts,
-    apply,
-    merge_limits,
-)
-from hookwall.policy.model import DnsSettings, NetworkSettings, Policy, Settings
-from hookwall.policy.schema import (
+from hookwall.deliveries.settings import LoggingSettings
+from hookwall.destinations.addresses import Prefix
+from hookwall.destinations.reopen import check_reopened
+from hookwall.destinations.settings import (
     BUILTIN_DENY_SETS,
     BUILTIN_PORTS,
-    DefaultsSpec,
-    FileSpec,
-    HostSpec,
+    DnsSettings,
     NamedSets,
-    check_file,
+    NetworkSettings,
 )
-from hookwall.redirects import RedirectSettings
-from hookwall.retries.plan import RetrySettings
+from hookwall.limits.settings import Limits, merge_limits
+from hookwall.policy.model import Policy, Rule, Settings
+from hookwall.policy.schema import check_file
+from hookwall.policy.spec import DefaultsSpec, FileSpec, HostSpec
+from hookwall.redirects.settings import RedirectSettings
+from hookwall.retries.settings import RetrySettings
 
 __all__ = ["default_policy_path", "load_default_policy", "load_policy"]
 
@@ -128,12 +124,24 @@ def _defaults_settings(spec: DefaultsSpec | None, sets: NamedSets) -> Settings:
         tls=spec.tls or "intercept",
         upgrade=bool(spec.upgrade),
         limits=merge_limits(Limits(), flood.limits),
-        timeouts=apply(Timeouts(), flood.timeouts),  # type: ignore[arg-type]
+        timeouts=apply(Timeouts(), flood.timeouts),
         max_request_body=flood.max_request_body or DEFAULT_MAX_BODY,
         max_response_body=flood.max_response_body or DEFAULT_MAX_BODY,
-        redirects=apply(RedirectSettings(), flood.redirects),  # type: ignore[arg-type]
-        retries=apply(RetrySettings(), flood.retries),  # type: ignore[arg-type]
+        redirects=apply(RedirectSettings(), flood.redirects),
+        retries=apply(RetrySettings(), flood.retries),
     )
+
+
+def _with_logging(defaults: Settings, logging: LoggingSettings) -> Settings:
+    """The defaults' settings with the top-level capture settings (destinations merge on)."""
+    return replace(defaults, logging=logging.destination)
+
+
+def _relabel_rule(rule: Rule, labels: dict[Prefix, Prefix]) -> Rule:
+    """The rule with its reopening allow rows relabelled (see ``check_reopened``)."""
+    if not any(prefix in labels for prefix in rule.allow):
+        return rule
+    return replace(rule, allow=tuple(labels.get(prefix, prefix) for prefix in rule.allow))
 
 
 def _check_hosts(specs: list[FileSpec], issues: list[PolicyIssue]) -> None:
@@ -257,8 +265,8 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
     return Policy(
         sources=tuple(str(file) for file in files),
         dns=dns_settings,
-        defaults=with_logging(defaults, logging_settings),
-        rules=tuple(relabel_rule(rule, labels) for spec in specs for rule in spec.rules),
+        defaults=_with_logging(defaults, logging_settings),
+        rules=tuple(_relabel_rule(rule, labels) for spec in specs for rule in spec.rules),
         ca_bundle=defaults_spec.ca_bundle if defaults_spec else None,
         unsafe=any(spec.unsafe for spec in specs),
         proxy=next((s.proxy[0] for s in specs if s.proxy is not None), ProxySettings()),

@@ -6,130 +6,29 @@ threads without locks; effective per-rule settings are merged once, at construct
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hookwall.access.settings import PatternRules, Selection, SenderTable
-from hookwall.access.settings import select as select_rule
+from hookwall.access.settings import SenderTable
+from hookwall.bounds.settings import DEFAULT_MAX_BODY, ProxySettings, Timeouts
 from hookwall.config.errors import Location
+from hookwall.config.overrides import Override, apply
 from hookwall.deliveries.settings import DestinationLogging, LoggingSettings
-from hookwall.destinations.addresses import AddressVerdict, IPAddress, Prefix, check_address
+from hookwall.destinations.addresses import Prefix
 from hookwall.destinations.match import HostMatcher
-from hookwall.limits.settings import (
-    DEFAULT_MAX_BODY,
-    Limits,
-    Override,
-    ProxySettings,
-    Timeouts,
-    apply,
-    merge_limits,
-)
+from hookwall.destinations.settings import DnsSettings, NetworkSettings, PortSet, TlsMode
+from hookwall.limits.settings import Limits, merge_limits
 from hookwall.limits.shared_settings import SharedLimits
-from hookwall.redirects import RedirectSettings
-from hookwall.retries.plan import RetrySettings
-from hookwall.signing.keys import SigningKey
-from hookwall.signing.schemes import Scheme
+from hookwall.policy.selection import PatternRules
+from hookwall.policy.selection import Selection as RuleSelection
+from hookwall.policy.selection import select as select_rule
+from hookwall.redirects.settings import RedirectSettings
+from hookwall.retries.settings import RetrySettings
+from hookwall.signing.settings import SigningSettings
 
-__all__ = [
-    "Action",
-    "DnsSettings",
-    "NetworkSettings",
-    "Policy",
-    "PortSet",
-    "Rule",
-    "Settings",
-    "SigningSettings",
-    "TlsMode",
-    "merge_rule",
-]
+__all__ = ["Action", "Policy", "Rule", "Selection", "Settings", "merge_rule"]
 
-_VERDICT_CACHE_SIZE = 4096
 Action = Literal["allow", "deny"]
-TlsMode = Literal["intercept", "passthrough"]
-
-
-@dataclass(frozen=True, slots=True)
-class PortSet:
-    """Allowed destination ports as sorted, merged inclusive ranges."""
-
-    ranges: tuple[tuple[int, int], ...]
-
-    def __post_init__(self) -> None:
-        # Normalise so membership can bisect and str() is stable however it was written.
-        merged: list[tuple[int, int]] = []
-        for low, high in sorted(self.ranges):
-            if not 1 <= low <= high <= 65535:
-                raise ValueError(f"invalid port range {low}-{high}")
-            if merged and low <= merged[-1][1] + 1:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], high))
-            else:
-                merged.append((low, high))
-        object.__setattr__(self, "ranges", tuple(merged))
-
-    @classmethod
-    def of(cls, *ports: int) -> PortSet:
-        """PortSet.of(80, 443): single ports, the common case in code and tests."""
-        return cls(tuple((port, port) for port in ports))
-
-    def __contains__(self, port: object) -> bool:
-        if not isinstance(port, int):
-            return False
-        index = bisect_right(self.ranges, (port, 65536)) - 1
-        return index >= 0 and self.ranges[index][1] >= port
-
-    def __str__(self) -> str:
-        return ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in self.ranges)
-
-
-@dataclass(frozen=True, slots=True)
-class NetworkSettings:
-    """Which resolved addresses and ports a destination may use."""
-
-    deny: tuple[Prefix, ...]
-    allow: tuple[Prefix, ...]
-    ports: PortSet
-    # Verdicts per address: the settings are immutable, so a verdict never goes stale, and a
-    # busy destination's answers are judged once instead of on every request.
-    _verdicts: dict[IPAddress, AddressVerdict] = field(
-        default_factory=dict, init=False, repr=False, compare=False, hash=False
-    )
-
-    def check(self, address: IPAddress) -> AddressVerdict:
-        """``check_address`` against these tables, memoised (bounded)."""
-        verdict = self._verdicts.get(address)
-        if verdict is None:
-            if len(self._verdicts) >= _VERDICT_CACHE_SIZE:
-                self._verdicts.clear()
-            verdict = self._verdicts[address] = check_address(address, self.deny, self.allow)
-        return verdict
-
-
-@dataclass(frozen=True, slots=True)
-class DnsSettings:
-    """Resolver settings; no servers means the system resolvers."""
-
-    servers: tuple[tuple[str, int], ...] = ()
-    timeout: float = 2.0
-    max_ttl: float = 300.0
-    cache_size: int = 10000
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class SigningSettings:
-    """How a destination's requests are signed. Keys are loaded; ``references`` are what the
-    policy wrote (``env:NAME``), safe to show; the key material never is."""
-
-    scheme: Scheme
-    keys: tuple[SigningKey, ...]
-    references: tuple[str, ...]
-    location: Location
-    id_header: str | None = None
-    keep_sender_signatures: bool = False
-
-    def __repr__(self) -> str:
-        ids = ", ".join(key.key_id for key in self.keys)
-        return f"SigningSettings({self.scheme.name}, keys=[{ids}])"
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +79,10 @@ class Settings:
     logging: DestinationLogging = field(default_factory=DestinationLogging)
 
 
+# What ``Policy.select`` answers: the selection of one destination's effective settings.
+Selection = RuleSelection[Settings]
+
+
 def merge_rule(defaults: Settings, rule: Rule) -> Settings:
     """Defaults plus one rule: address lists append (a rule can never drop a deny), the rest
     replace."""
@@ -196,12 +99,12 @@ def merge_rule(defaults: Settings, rule: Rule) -> Settings:
         upgrade=defaults.upgrade if rule.upgrade is None else rule.upgrade,
         signing=rule.signing,
         limits=merge_limits(defaults.limits, rule.limits),
-        timeouts=apply(defaults.timeouts, rule.timeouts),  # type: ignore[arg-type]
+        timeouts=apply(defaults.timeouts, rule.timeouts),
         max_request_body=rule.max_request_body or defaults.max_request_body,
         max_response_body=rule.max_response_body or defaults.max_response_body,
-        redirects=apply(defaults.redirects, rule.redirects),  # type: ignore[arg-type]
-        retries=apply(defaults.retries, rule.retries),  # type: ignore[arg-type]
-        logging=apply(defaults.logging, rule.logging),  # type: ignore[arg-type]
+        redirects=apply(defaults.redirects, rule.redirects),
+        retries=apply(defaults.retries, rule.retries),
+        logging=apply(defaults.logging, rule.logging),
     )
 
 
@@ -222,7 +125,7 @@ class Policy:
     logging: LoggingSettings = field(default_factory=LoggingSettings)  # the delivery store
     # Top-level limits: where flood-control state is shared (None: in each process).
     shared_limits: SharedLimits | None = None
-    _matcher: HostMatcher[PatternRules] = field(init=False, repr=False, compare=False)
+    _matcher: HostMatcher[PatternRules[Settings]] = field(init=False, repr=False, compare=False)
     # The largest body any destination accepts: mitmproxy's buffering ceiling.
     max_body: int = field(init=False, compare=False)
     # The longest a sender's connection may go without a byte while an exchange is in progress
@@ -230,8 +133,8 @@ class Policy:
     longest_quiet: float = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
-        matcher: HostMatcher[PatternRules] = HostMatcher()
-        by_pattern: dict[str, PatternRules] = {}  # an unscoped rule and sender-scoped ones
+        matcher: HostMatcher[PatternRules[Settings]] = HostMatcher()
+        by_pattern: dict[str, PatternRules[Settings]] = {}  # an unscoped rule, scoped ones
         largest = max(self.defaults.max_request_body, self.defaults.max_response_body)
         quiet = _quiet(self.defaults)
         for rule in self.rules:
@@ -254,7 +157,7 @@ class Policy:
         return self.select(host, sender).settings
 
     def select(self, host: str, sender: str | None = None) -> Selection:
-        """The rule for (host, sender) and the access verdicts on it (access/settings.py)."""
+        """The rule for (host, sender) and the access verdicts on it (policy/selection.py)."""
         candidates = self._matcher.matches(host)
         return select_rule(candidates, self.defaults, self.senders, host, sender)
 

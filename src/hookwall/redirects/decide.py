@@ -14,27 +14,11 @@ from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
 from hookwall.destinations.hostname import InvalidHost, canonicalize_host
+from hookwall.redirects.settings import RedirectSettings
 from hookwall.redirects.sites import same_site
-
-RedirectMode = Literal["deny", "pass", "follow"]
-Scope = Literal["same_host", "same_site", "any"]
-MethodChoice = Literal["keep-method", "get"]
 
 # 300, 304 and 305/306 are not redirects a client follows automatically.
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-
-
-@dataclass(frozen=True, slots=True)
-class RedirectSettings:
-    mode: RedirectMode = "deny"
-    max_hops: int = 3
-    scope: Scope = "same_site"
-    https_only: bool = False
-    allow_downgrade: bool = False
-    method: MethodChoice = (
-        "keep-method"  # for 301/302/303: keep the method and body, or switch to GET
-    )
-    keep_credentials: bool = False  # Authorization, Cookie, ... also to another origin
 
 
 @dataclass(slots=True)

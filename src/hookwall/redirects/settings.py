@@ -1,14 +1,37 @@
-"""The ``redirects`` section of defaults and destinations (merged field by field)."""
+"""The ``redirects`` section of defaults and destinations (merged field by field).
+
+``deny`` is the default (the Standard Webhooks spec advises treating a 3xx as a failure);
+what each mode means is ``redirects.decide``'s.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Literal
 
-from hookwall.config.yamltree import YNode, YScalar
-from hookwall.limits.settings import Override
+from hookwall.config.checker import Checker
+from hookwall.config.overrides import Override
+from hookwall.config.yamlnodes import YNode, YScalar
 
-if TYPE_CHECKING:
-    from hookwall.policy.schema import _FileChecker
+__all__ = ["MethodChoice", "RedirectMode", "RedirectSettings", "Scope", "check_redirects"]
+
+RedirectMode = Literal["deny", "pass", "follow"]
+Scope = Literal["same_host", "same_site", "any"]
+MethodChoice = Literal["keep-method", "get"]
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectSettings:
+    mode: RedirectMode = "deny"
+    max_hops: int = 3
+    scope: Scope = "same_site"
+    https_only: bool = False
+    allow_downgrade: bool = False
+    method: MethodChoice = (
+        "keep-method"  # for 301/302/303: keep the method and body, or switch to GET
+    )
+    keep_credentials: bool = False  # Authorization, Cookie, ... also to another origin
+
 
 _KEYS = (
     "mode",
@@ -27,11 +50,11 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
-def check_redirects(checker: _FileChecker, node: YNode, path: str) -> Override:
+def check_redirects(checker: Checker, node: YNode, path: str) -> Override:
     mapping = checker.mapping(node, path)
     if mapping is None:
         return ()
-    checker.keys(mapping, path, _KEYS, "redirects")
+    checker.keys(mapping, path, _KEYS)
     out: list[tuple[str, object]] = []
     for key, entry in mapping.entries.items():
         where, value = f"{path}.{key}", entry.value

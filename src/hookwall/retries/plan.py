@@ -1,4 +1,4 @@
-"""Proxy-side retries: the policy values and the pure arithmetic (no I/O).
+"""Proxy-side retries: the pure arithmetic (no I/O); the policy values are ``retries.settings``.
 
 A destination may ask hookwall to retry a failed delivery itself (``retries:`` in the policy).
 Waits are exponential with full jitter (AWS's "full jitter": uniform in ``[0, min(cap,
@@ -8,22 +8,14 @@ base * 2**(n-1))]``), so senders that failed together do not come back together.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+
+from hookwall.retries.settings import RetryOn, RetrySettings
 
 __all__ = ["CONNECT_REASONS", "TIMEOUT_REASONS", "RetrySettings", "backoff", "retriable"]
 
-RetryOn = str | int  # "connect-error", "timeout" or an HTTP status
 # Our own denial reasons that mean "the receiver could not be reached" / "did not answer in time".
 CONNECT_REASONS = frozenset({"upstream-error", "connect-timeout"})
 TIMEOUT_REASONS = frozenset({"response-timeout"})
-
-
-@dataclass(frozen=True, slots=True)
-class RetrySettings:
-    attempts: int = 0  # retries after the first try; 0 = off
-    backoff: float = 0.5  # base of the exponential wait, seconds
-    max_backoff: float = 10.0  # cap of one wait, seconds
-    on: tuple[RetryOn, ...] = ("connect-error", "timeout", 502, 503, 504)
 
 
 def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:

@@ -1,34 +1,50 @@
-"""The ``retries`` section of defaults and destinations (merged field by field)."""
+"""The ``retries`` section of defaults and destinations (merged field by field).
+
+Retries are off by default (``attempts: 0``); which outcomes are worth another try and how
+long to wait is ``retries.plan``'s arithmetic.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TypeGuard
 
-from hookwall.config.yamltree import YNode, YScalar
-from hookwall.limits.settings import Override
+from hookwall.config.checker import Checker, is_whole
+from hookwall.config.overrides import Override
+from hookwall.config.yamlnodes import YNode, YScalar
 
-if TYPE_CHECKING:
-    from hookwall.policy.schema import _FileChecker
+__all__ = ["MAX_ATTEMPTS", "RetryOn", "RetrySettings", "check_retries"]
+
+RetryOn = str | int  # "connect-error", "timeout" or an HTTP status
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    attempts: int = 0  # retries after the first try; 0 = off
+    backoff: float = 0.5  # base of the exponential wait, seconds
+    max_backoff: float = 10.0  # cap of one wait, seconds
+    on: tuple[RetryOn, ...] = ("connect-error", "timeout", 502, 503, 504)
+
 
 _KEYS = ("attempts", "backoff", "max_backoff", "on")
 _CONDITIONS = ("connect-error", "timeout")
 MAX_ATTEMPTS = 10
 
 
-def check_retries(checker: _FileChecker, node: YNode, path: str) -> Override:
+def check_retries(checker: Checker, node: YNode, path: str) -> Override:
     mapping = checker.mapping(node, path)
     if mapping is None:
         return ()
-    checker.keys(mapping, path, _KEYS, "retries")
+    checker.keys(mapping, path, _KEYS)
     out: list[tuple[str, object]] = []
     for key, entry in mapping.entries.items():
         where, value = f"{path}.{key}", entry.value
         if key == "attempts":
             count = value.value if isinstance(value, YScalar) else None
-            if not _whole(count) or not 0 <= count <= MAX_ATTEMPTS:  # type: ignore[operator]
-                checker.expected(value, where, f"a whole number from 0 to {MAX_ATTEMPTS}")
-            else:
+            if is_whole(count) and 0 <= count <= MAX_ATTEMPTS:
                 out.append((key, count))
+            else:
+                checker.expected(value, where, f"a whole number from 0 to {MAX_ATTEMPTS}")
         elif key in ("backoff", "max_backoff"):
             out.append((key, checker.duration(value, where, positive=True)))
         elif key == "on":
@@ -38,25 +54,24 @@ def check_retries(checker: _FileChecker, node: YNode, path: str) -> Override:
     return tuple(out)
 
 
-def _conditions(checker: _FileChecker, node: YNode, path: str) -> tuple[str | int, ...] | None:
+def _conditions(checker: Checker, node: YNode, path: str) -> tuple[RetryOn, ...] | None:
     what = "a list of connect-error, timeout, 429 or 5xx statuses"
     items = checker.items(node, path, "a list", "e.g. [connect-error, timeout, 503]")
     if items is None:
         return None
-    out: list[str | int] = []
+    out: list[RetryOn] = []
     for index, item in enumerate(items):
         value = item.value if isinstance(item, YScalar) else None
-        if value in _CONDITIONS or (_whole(value) and _status_ok(value)):  # type: ignore[arg-type]
-            out.append(value)  # type: ignore[arg-type]
+        if _is_condition(value):
+            out.append(value)
         else:
             checker.expected(item, f"{path}[{index}]", what)
             return None
     return tuple(dict.fromkeys(out))
 
 
-def _status_ok(status: int) -> bool:
-    return status == 429 or 500 <= status <= 599
-
-
-def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _is_condition(value: object) -> TypeGuard[RetryOn]:
+    """connect-error, timeout, 429 or a 5xx status."""
+    if isinstance(value, str):
+        return value in _CONDITIONS
+    return is_whole(value) and (value == 429 or 500 <= value <= 599)

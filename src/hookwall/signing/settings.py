@@ -1,7 +1,7 @@
 """The ``signing`` section of a destination: scheme options and secret references.
 
 Secrets are never written in a policy: each is a reference, ``env:NAME`` or ``file:PATH``,
-resolved at load time (``policy.secrets``) so a missing variable or unreadable file is a load
+resolved at load time (``config.secrets``) so a missing variable or unreadable file is a load
 error with file and line, not a failed delivery at 3 a.m. No message built here ever contains
 a secret value: errors name the reference, never what it resolved to (and never echo a
 literal).
@@ -9,16 +9,16 @@ literal).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
+from hookwall.config.checker import Checker
+from hookwall.config.errors import Location
 from hookwall.config.secrets import SecretRef, check_references, read_secret
-from hookwall.config.yamltree import YNode, YScalar
-from hookwall.policy.model import SigningSettings
+from hookwall.config.yamlnodes import YMap, YNode, YScalar
 from hookwall.signing.keys import BadSecret, SigningKey
 from hookwall.signing.schemes import Scheme, make_scheme, parse_secret_for
 
-if TYPE_CHECKING:
-    from hookwall.policy.schema import _FileChecker
+__all__ = ["HEADER_PREFIXES", "SCHEMES", "SigningSettings", "check_signing"]
 
 SCHEMES = ("standard-webhooks", "github", "stripe", "hmac")
 HEADER_PREFIXES = ("webhook", "svix")  # standard-webhooks' header names: webhook-id or svix-id
@@ -39,7 +39,24 @@ _SCHEME_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def check_signing(checker: _FileChecker, node: YNode, path: str) -> SigningSettings | None:
+@dataclass(frozen=True, slots=True, repr=False)
+class SigningSettings:
+    """How a destination's requests are signed. Keys are loaded; ``references`` are what the
+    policy wrote (``env:NAME``), safe to show; the key material never is."""
+
+    scheme: Scheme
+    keys: tuple[SigningKey, ...]
+    references: tuple[str, ...]
+    location: Location
+    id_header: str | None = None
+    keep_sender_signatures: bool = False
+
+    def __repr__(self) -> str:
+        ids = ", ".join(key.key_id for key in self.keys)
+        return f"SigningSettings({self.scheme.name}, keys=[{ids}])"
+
+
+def check_signing(checker: Checker, node: YNode, path: str) -> SigningSettings | None:
     """Validate one ``signing`` mapping and load its keys; None after recording issues."""
     mapping = checker.mapping(node, path)
     if mapping is None:
@@ -51,22 +68,9 @@ def check_signing(checker: _FileChecker, node: YNode, path: str) -> SigningSetti
     scheme_name = checker.choice(entries["scheme"].value, f"{path}.scheme", SCHEMES)
     if scheme_name is None:
         return None
-    checker.keys(mapping, path, _COMMON_KEYS + _SCHEME_KEYS[scheme_name], "signing")
-
-    options: dict[str, object] = {}
-    for option in _SCHEME_KEYS[scheme_name]:
-        if option in entries:
-            value = entries[option].value
-            if not isinstance(value, YScalar):
-                checker.expected(value, f"{path}.{option}", "a single value")
-                continue
-            if option == "header_prefix":  # svix-id/-timestamp/-signature for Svix receivers
-                prefix = checker.choice(value, f"{path}.{option}", HEADER_PREFIXES)
-                if prefix is None:
-                    continue
-            options[option] = value.value
+    checker.keys(mapping, path, _COMMON_KEYS + _SCHEME_KEYS[scheme_name])
     try:
-        scheme = make_scheme(scheme_name, **options)
+        scheme = make_scheme(scheme_name, **_options(checker, mapping, path, scheme_name))
     except ValueError as exc:
         checker.issue(mapping.location, f"{path}: {exc}")
         return None
@@ -102,7 +106,24 @@ def check_signing(checker: _FileChecker, node: YNode, path: str) -> SigningSetti
     )
 
 
-def _load_key(checker: _FileChecker, scheme: Scheme, ref: SecretRef) -> SigningKey | None:
+def _options(checker: Checker, mapping: YMap, path: str, scheme_name: str) -> dict[str, object]:
+    """The scheme's own keys as written (each a single value)."""
+    options: dict[str, object] = {}
+    for option in _SCHEME_KEYS[scheme_name]:
+        if option in mapping.entries:
+            value = mapping.entries[option].value
+            if not isinstance(value, YScalar):
+                checker.expected(value, f"{path}.{option}", "a single value")
+                continue
+            if option == "header_prefix":  # svix-id/-timestamp/-signature for Svix receivers
+                prefix = checker.choice(value, f"{path}.{option}", HEADER_PREFIXES)
+                if prefix is None:
+                    continue
+            options[option] = value.value
+    return options
+
+
+def _load_key(checker: Checker, scheme: Scheme, ref: SecretRef) -> SigningKey | None:
     secret = read_secret(checker, ref)
     if secret is None:
         return None

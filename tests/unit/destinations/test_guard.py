@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from hookwall.access.settings import Selection
 from hookwall.destinations.addresses import IPAddress
 from hookwall.destinations.decide import Decision, decide
 from hookwall.destinations.resolver import DnsFailure, Resolution, Resolver
 from hookwall.destinations.selfaddr import SelfAddresses
-from hookwall.policy import Policy, Settings, load_policy
+from hookwall.policy import Policy, Selection, Settings, load_policy
 
 if TYPE_CHECKING:  # imported for annotations only: pytest would try to collect a Test* class
     from tests.support.dnsserver import TestDnsServer

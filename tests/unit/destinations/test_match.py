@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from hookwall.policy import HostMatcher, canonical_pattern, load_policy
+from hookwall.destinations.match import HostMatcher, canonical_pattern
+from hookwall.policy import load_policy
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,390 @@
+"""Where a destination may connect: the ``dns`` section, and in ``defaults`` and destinations
+the ``network`` tables (``deny``, ``allow``, ``ports``), ``tls``, ``hosts`` and ``ca_bundle``.
+
+Values are frozen and validated at load, so a bad CIDR or port is a load error with file and
+line. Allow rows are recorded with where they were written (``NetworkReader.allow_rows``):
+the reopening check (``destinations.reopen``) points its errors at them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from typing import Literal
+
+from hookwall.config.checker import Checker, is_whole, subpath
+from hookwall.config.errors import Location
+from hookwall.config.yamlnodes import YList, YMap, YNode, YScalar
+from hookwall.destinations.addresses import (
+    NAMED_SETS,
+    AddressVerdict,
+    IPAddress,
+    Prefix,
+    canonical_prefix,
+    check_address,
+    named_set,
+    parse_prefix,
+)
+from hookwall.destinations.match import canonical_pattern
+from hookwall.destinations.resolver import parse_server
+
+__all__ = [
+    "BUILTIN_DENY_SETS",
+    "BUILTIN_PORTS",
+    "TLS_MODES",
+    "DnsSettings",
+    "NamedSets",
+    "NetworkReader",
+    "NetworkSettings",
+    "PortSet",
+    "TlsMode",
+    "check_ca_bundle",
+    "check_deny_sets_kept",
+    "check_dns",
+    "check_hosts",
+]
+
+TlsMode = Literal["intercept", "passthrough"]
+TLS_MODES: tuple[TlsMode, ...] = ("intercept", "passthrough")
+# The deny sets every policy starts from; dropping them needs 'unsafe: true'.
+BUILTIN_DENY_SETS: tuple[str, ...] = ("special-purpose",)
+
+_VERDICT_CACHE_SIZE = 4096
+_DNS_KEYS = ("servers", "timeout", "max_ttl", "cache_size")
+_NETWORK_KEYS = ("deny", "allow", "ports")
+_SET_NAME = re.compile(r"[a-z][a-z_-]*", re.IGNORECASE)
+_PORT_RANGE = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?")
+
+
+@dataclass(frozen=True, slots=True)
+class PortSet:
+    """Allowed destination ports as sorted, merged inclusive ranges."""
+
+    ranges: tuple[tuple[int, int], ...]
+
+    def __post_init__(self) -> None:
+        # Normalise so membership can bisect and str() is stable however it was written.
+        merged: list[tuple[int, int]] = []
+        for low, high in sorted(self.ranges):
+            if not 1 <= low <= high <= 65535:
+                raise ValueError(f"invalid port range {low}-{high}")
+            if merged and low <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+            else:
+                merged.append((low, high))
+        object.__setattr__(self, "ranges", tuple(merged))
+
+    @classmethod
+    def of(cls, *ports: int) -> PortSet:
+        """PortSet.of(80, 443): single ports, the common case in code and tests."""
+        return cls(tuple((port, port) for port in ports))
+
+    def __contains__(self, port: object) -> bool:
+        if not isinstance(port, int):
+            return False
+        index = bisect_right(self.ranges, (port, 65536)) - 1
+        return index >= 0 and self.ranges[index][1] >= port
+
+    def __str__(self) -> str:
+        return ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in self.ranges)
+
+
+BUILTIN_PORTS = PortSet.of(80, 443)
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkSettings:
+    """Which resolved addresses and ports a destination may use."""
+
+    deny: tuple[Prefix, ...]
+    allow: tuple[Prefix, ...]
+    ports: PortSet
+    # Verdicts per address: the settings are immutable, so a verdict never goes stale, and a
+    # busy destination's answers are judged once instead of on every request.
+    _verdicts: dict[IPAddress, AddressVerdict] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+
+    def check(self, address: IPAddress) -> AddressVerdict:
+        """``check_address`` against these tables, memoised (bounded)."""
+        verdict = self._verdicts.get(address)
+        if verdict is None:
+            if len(self._verdicts) >= _VERDICT_CACHE_SIZE:
+                self._verdicts.clear()
+            verdict = self._verdicts[address] = check_address(address, self.deny, self.allow)
+        return verdict
+
+
+@dataclass(frozen=True, slots=True)
+class DnsSettings:
+    """Resolver settings; no servers means the system resolvers."""
+
+    servers: tuple[tuple[str, int], ...] = ()
+    timeout: float = 2.0
+    max_ttl: float = 300.0
+    cache_size: int = 10000
+
+
+class NamedSets:
+    """Expands named address sets once per load, however many files mention them."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[Prefix, ...]] = {}
+
+    def get(self, name: str) -> tuple[Prefix, ...]:
+        """The prefixes of a named set; KeyError for unknown names."""
+        if name not in self._cache:
+            self._cache[name] = named_set(name)
+        return self._cache[name]
+
+
+# -- dns --------------------------------------------------------------------------------
+
+
+def check_dns(checker: Checker, node: YNode) -> DnsSettings | None:
+    """The top-level ``dns`` mapping; None for an empty one."""
+    mapping = checker.mapping(node, "dns")
+    if mapping is None:
+        return None
+    checker.keys(mapping, "dns", _DNS_KEYS)
+    defaults = DnsSettings()
+    servers = defaults.servers
+    timeout, max_ttl, cache_size = defaults.timeout, defaults.max_ttl, defaults.cache_size
+    entries = mapping.entries
+    if "servers" in entries:
+        servers = _servers(checker, entries["servers"].value)
+    if "timeout" in entries:
+        timeout = checker.duration(entries["timeout"].value, "dns.timeout", positive=True)
+    if "max_ttl" in entries:
+        max_ttl = checker.duration(entries["max_ttl"].value, "dns.max_ttl", positive=False)
+    if "cache_size" in entries:
+        size_node = entries["cache_size"].value
+        if isinstance(size_node, YScalar) and is_whole(size_node.value):
+            cache_size = size_node.value
+            if cache_size < 0:
+                checker.issue(size_node.location, "dns.cache_size: must be 0 or more entries")
+        else:
+            checker.expected(size_node, "dns.cache_size", "a number of entries")
+    return DnsSettings(servers, timeout, max_ttl, cache_size)
+
+
+def _servers(checker: Checker, node: YNode) -> tuple[tuple[str, int], ...]:
+    items = checker.items(node, "dns.servers", "a list", 'write servers: ["1.1.1.1"]')
+    result: list[tuple[str, int]] = []
+    for index, item in enumerate(items or []):
+        path = f"dns.servers[{index}]"
+        text = checker.string(item, path, "a resolver address like '1.1.1.1' or '[::1]:53'")
+        if text is None:
+            continue
+        try:
+            result.append(parse_server(text))
+        except ValueError as exc:
+            checker.issue(item.location, f"{path}: {exc}")
+    return tuple(result)
+
+
+# -- network: deny, allow, ports --------------------------------------------------------
+
+Network = tuple[tuple[Prefix, ...] | None, tuple[Prefix, ...] | None, PortSet | None]
+
+
+class NetworkReader:
+    """Reads ``network`` mappings of one file, remembering where each allow row was written
+    (location, path): the reopening check points its errors at the rows."""
+
+    def __init__(self, checker: Checker, sets: NamedSets) -> None:
+        self.checker = checker
+        self.sets = sets
+        self.allow_rows: dict[Prefix, tuple[Location, str]] = {}
+
+    def network(self, node: YNode, path: str) -> Network:
+        """(deny, allow, ports) as written; None for what was not given."""
+        mapping = self.checker.mapping(node, path)
+        if mapping is None:
+            return None, None, None
+        self.checker.keys(mapping, path, _NETWORK_KEYS)
+        entries = mapping.entries
+        deny = allow = None
+        ports = None
+        if "deny" in entries:
+            deny = self._prefixes(entries["deny"].value, subpath(path, "deny"), "deny")
+        if "allow" in entries:
+            allow = self._prefixes(entries["allow"].value, subpath(path, "allow"), "allow")
+        if "ports" in entries:
+            ports = self._ports(entries["ports"].value, subpath(path, "ports"))
+        return deny, allow, ports
+
+    def _prefixes(
+        self, node: YNode, path: str, kind: Literal["deny", "allow"]
+    ) -> tuple[Prefix, ...]:
+        example = "[special-purpose, 192.0.2.0/24]" if kind == "deny" else "[10.1.0.0/16]"
+        items = self.checker.items(node, path, "a list", f"write {kind}: {example}")
+        result: list[Prefix] = []
+        for index, item in enumerate(items or []):
+            item_path = f"{path}[{index}]"
+            text = self.checker.string(item, item_path, "a CIDR like '10.0.0.0/8'")
+            if text is not None:
+                result.extend(self._prefix(text, item, item_path, kind))
+        return tuple(result)
+
+    def _prefix(
+        self, text: str, node: YNode, path: str, kind: Literal["deny", "allow"]
+    ) -> tuple[Prefix, ...]:
+        checker = self.checker
+        if text in NAMED_SETS:
+            if kind == "allow":
+                checker.issue(
+                    node.location,
+                    f"{path}: named sets can only be denied; list the CIDRs you want to allow",
+                )
+                return ()
+            try:
+                return self.sets.get(text)
+            except KeyError:
+                pass  # listed but not expandable: report like any unknown name below
+        try:
+            parsed = parse_prefix(text, label=f"policy {kind} {text} ({node.location})")
+        except ValueError as exc:
+            if _SET_NAME.fullmatch(text):
+                close = difflib.get_close_matches(text, NAMED_SETS, n=1)
+                known = f"known sets: {', '.join(NAMED_SETS)}"
+                hint = f"did you mean {close[0]!r}? ({known})" if close else known
+                checker.issue(node.location, f"{path}: unknown named set {text!r}; {hint}")
+            else:
+                checker.issue(node.location, f"{path}: {exc}")
+            return ()
+        try:
+            # Embedded IPv4 is judged as IPv4 at runtime, so the row is too.
+            row = canonical_prefix(parsed)
+        except ValueError as exc:
+            checker.issue(node.location, f"{path}: {exc}")
+            return ()
+        if kind == "allow":
+            self.allow_rows[row] = (node.location, path)
+        return (row,)
+
+    def _ports(self, node: YNode, path: str) -> PortSet | None:
+        hint = "write ports: [443, '8000-8999']"
+        items = self.checker.items(node, path, "a list of ports", hint)
+        if items is None:
+            return None
+        if not items:
+            self.checker.issue(
+                node.location,
+                f"{path}: empty list; list at least one port (use action: deny to block a "
+                "destination)",
+            )
+            return None
+        ranges: list[tuple[int, int]] = []
+        for index, item in enumerate(items):
+            parsed = _port_range(self.checker, item, f"{path}[{index}]")
+            if parsed is not None:
+                ranges.append(parsed)
+        return PortSet(tuple(ranges)) if len(ranges) == len(items) else None
+
+
+def _port_range(checker: Checker, node: YNode, path: str) -> tuple[int, int] | None:
+    value = node.value if isinstance(node, YScalar) else None
+    if is_whole(value):
+        low = high = value
+    elif isinstance(value, str) and (match := _PORT_RANGE.fullmatch(value)):
+        low = int(match[1])
+        high = int(match[2]) if match[2] else low
+    else:
+        checker.expected(node, path, "a port 1-65535 or a range like '8000-8999'")
+        return None
+    for port in (low, high):
+        if not 1 <= port <= 65535:
+            checker.issue(node.location, f"{path}: port {port} is out of range; use 1-65535")
+            return None
+    if low > high:
+        checker.issue(node.location, f"{path}: range {value!r} is backwards; write '{high}-{low}'")
+        return None
+    return low, high
+
+
+def check_deny_sets_kept(checker: Checker, defaults: YNode, unsafe: bool) -> None:
+    """Dropping the built-in deny sets must be explicit: it exposes internal services."""
+    network = defaults.entries.get("network") if isinstance(defaults, YMap) else None
+    deny = (
+        network.value.entries.get("deny") if network and isinstance(network.value, YMap) else None
+    )
+    if deny is None or unsafe or not isinstance(deny.value, YList):
+        return
+    written = {item.value for item in deny.value.items if isinstance(item, YScalar)}
+    missing = [name for name in BUILTIN_DENY_SETS if name not in written]
+    if missing:
+        checker.issue(
+            deny.value.location,
+            f"defaults.network.deny: does not include {', '.join(missing)}, which keeps "
+            "webhooks away from loopback, private and link-local addresses; add it back "
+            "and use 'allow' for exceptions, or set 'unsafe: true' at the top of the file "
+            "if you really mean it",
+        )
+
+
+# -- hosts and the upstream CAs ---------------------------------------------------------
+
+
+def check_hosts(checker: Checker, rule: YMap, path: str) -> list[tuple[str, Location, str]]:
+    """A destination's ``hosts``: (canonical pattern, where, path) for each, duplicates
+    within the list refused (duplicates across destinations are judged at load)."""
+    entry = rule.entries.get("hosts")
+    hosts_path = subpath(path, "hosts")
+    if entry is None:
+        checker.issue(
+            rule.location, f"{path}: missing 'hosts'; list the host patterns it applies to"
+        )
+        return []
+    hint = 'write hosts: ["hooks.example.com"]'
+    items = checker.items(entry.value, hosts_path, "a list of host patterns", hint)
+    if items is None:
+        return []
+    if not items:
+        checker.issue(
+            entry.value.location,
+            f"{hosts_path}: empty list; list at least one host pattern",
+        )
+    result: list[tuple[str, Location, str]] = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        item_path = f"{hosts_path}[{index}]"
+        text = checker.string(item, item_path, "a host pattern like 'hooks.example.com'")
+        if text is None:
+            continue
+        try:
+            pattern = canonical_pattern(text)
+        except ValueError as exc:
+            checker.issue(item.location, f"{item_path}: {exc}")
+            continue
+        if pattern in seen:
+            checker.issue(
+                item.location,
+                f"{item_path}: host pattern {pattern!r} is already listed as "
+                f"{hosts_path}[{seen[pattern]}]; remove one",
+            )
+            continue
+        seen[pattern] = index
+        result.append((pattern, item.location, item_path))
+    return result
+
+
+def check_ca_bundle(checker: Checker, node: YNode) -> str | None:
+    """``defaults.ca_bundle``: the absolute path of an existing PEM file, or None."""
+    if isinstance(node, YScalar) and node.value is None:
+        return None
+    text = checker.string(node, "defaults.ca_bundle", "a path to a PEM file")
+    if text is None:
+        return None
+    path = checker.base_dir / text
+    if not path.is_file():
+        checker.issue(
+            node.location,
+            f"defaults.ca_bundle: file not found: {os.path.abspath(path)} (a relative path "
+            "is resolved against the policy file's directory)",
+        )
+        return None
+    return os.path.abspath(path)

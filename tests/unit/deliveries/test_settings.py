@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from hookwall.deliveries.settings import DestinationLogging, LoggingSettings
-from hookwall.policy import PolicyError, load_default_policy, load_policy
+from hookwall.policy import Policy, PolicyError, load_default_policy, load_policy
 
 
-def load(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
+def load(tmp_path: Path, text: str) -> Policy:
     path = tmp_path / "policy.yaml"
     path.write_text(text)
     return load_policy(path)

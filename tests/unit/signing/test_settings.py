@@ -94,7 +94,7 @@ def test_env_and_file_references_load(tmp_path: Path) -> None:
 )
 def test_signing_errors_are_clear_and_located(
     tmp_path: Path, signing: str, line: int, message: str
-):
+) -> None:
     path = write(tmp_path, f"destinations:\n  - hosts: [hooks.acme.test]\n    signing: {signing}\n")
     text = errors(path)
     assert f"{path}:{line}:" in text

@@ -4,10 +4,11 @@ The policy only composes: each section is parsed by its concern's ``settings`` (
 generic ``config.checker``). Modules: ``schema`` (one file's walk, dispatching each
 section), ``rules`` (``defaults`` and ``destinations`` entries), ``spec`` (what one file
 contributes), ``load`` (files and directories, the checks across files), ``model`` (the
-frozen ``Policy``, ``Rule`` and merged ``Settings``), ``summary`` (``hookwall check`` text).
+frozen ``Policy``, ``Rule`` and merged ``Settings``), ``selection`` (which rule applies to a
+host and sender), ``summary`` (``hookwall check`` text).
 
-The settings types of the concerns are re-exported here, as before the re-cut, so callers
-that import them from ``hookwall.policy`` keep working.
+The settings types the policy exported before the re-cut are re-exported here from their
+concerns, so callers that import them from ``hookwall.policy`` keep working.
 """
 
 from hookwall.config.errors import Location, PolicyError, PolicyIssue

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 def _dns_server(text: str) -> tuple[str, int]:
-    from hookwall.destinations.resolver import parse_server
+    from hookwall.destinations.settings import parse_server
 
     try:
         return parse_server(text)

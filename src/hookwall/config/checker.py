@@ -9,6 +9,7 @@ stopping at the first. The checker knows no section: what a key means is the par
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TypeGuard
@@ -101,6 +102,21 @@ class Checker:
             return node.value
         self.expected(node, path, f"one of {', '.join(choices)}")
         return None
+
+    def existing_file(self, node: YNode, path: str, what: str) -> str | None:
+        """The absolute path of a file that exists, relative paths taken from ``base_dir``."""
+        text = self.string(node, path, what)
+        if text is None:
+            return None
+        found = self.base_dir / text
+        if not found.is_file():
+            self.issue(
+                node.location,
+                f"{path}: file not found: {os.path.abspath(found)} (a relative path is resolved "
+                "against the policy file's directory)",
+            )
+            return None
+        return os.path.abspath(found)
 
     def count(self, node: YNode, path: str, minimum: int) -> int | None:
         """A whole number of at least ``minimum``."""

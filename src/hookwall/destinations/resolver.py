@@ -37,38 +37,6 @@ class Resolution:
     cached: bool = False
 
 
-def parse_server(text: str) -> tuple[str, int]:
-    """Parse ``IP[:PORT]`` / ``[IPv6]:PORT`` into (ip, port); ValueError with a clear message."""
-    raw = text.strip()
-    host, port = raw, 53
-    if raw.startswith("["):
-        end = raw.find("]")
-        if end < 0:
-            raise ValueError(f"DNS server {text!r}: missing ']' after the IPv6 address")
-        host, rest = raw[1:end], raw[end + 1 :]
-        if rest:
-            if not rest.startswith(":"):
-                raise ValueError(f"DNS server {text!r}: expected [IPv6]:PORT")
-            port = _port(rest[1:], text)
-    elif raw.count(":") == 1:
-        host, port_text = raw.split(":")
-        port = _port(port_text, text)
-    try:
-        host = str(ipaddress.ip_address(host))  # canonical: '2001:DB8::53' -> '2001:db8::53'
-    except ValueError:
-        raise ValueError(
-            f"DNS server {text!r}: expected an IP address (hookwall does not resolve the name of "
-            "its own resolver), e.g. 1.1.1.1, 127.0.0.1:5353 or [::1]:53"
-        ) from None
-    return host, port
-
-
-def _port(text: str, whole: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ValueError(f"DNS server {whole!r}: port must be a number from 1 to 65535")
-    return int(text)
-
-
 class Resolver:
     """A/AAAA lookups with a TTL-bounded LRU cache and single-flight coalescing."""
 

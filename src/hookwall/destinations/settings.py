@@ -2,14 +2,15 @@
 the ``network`` tables (``deny``, ``allow``, ``ports``), ``tls``, ``hosts`` and ``ca_bundle``.
 
 Values are frozen and validated at load, so a bad CIDR or port is a load error with file and
-line. Allow rows are recorded with where they were written (``NetworkReader.allow_rows``):
-the reopening check (``destinations.reopen``) points its errors at them.
+line (``parse_server`` also reads the command line's DNS servers). Allow rows are recorded
+with where they were written (``NetworkReader.allow_rows``): the reopening check
+(``destinations.reopen``) points its errors at them.
 """
 
 from __future__ import annotations
 
 import difflib
-import os
+import ipaddress
 import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Literal
 
 from hookwall.config.checker import Checker, is_whole, subpath
 from hookwall.config.errors import Location
-from hookwall.config.yamlnodes import YList, YMap, YNode, YScalar
+from hookwall.config.yamlnodes import YMap, YNode, YScalar
 from hookwall.destinations.addresses import (
     NAMED_SETS,
     AddressVerdict,
@@ -29,7 +30,6 @@ from hookwall.destinations.addresses import (
     parse_prefix,
 )
 from hookwall.destinations.match import canonical_pattern
-from hookwall.destinations.resolver import parse_server
 
 __all__ = [
     "BUILTIN_DENY_SETS",
@@ -42,9 +42,9 @@ __all__ = [
     "PortSet",
     "TlsMode",
     "check_ca_bundle",
-    "check_deny_sets_kept",
     "check_dns",
     "check_hosts",
+    "parse_server",
 ]
 
 TlsMode = Literal["intercept", "passthrough"]
@@ -169,6 +169,38 @@ def check_dns(checker: Checker, node: YNode) -> DnsSettings | None:
         else:
             checker.expected(size_node, "dns.cache_size", "a number of entries")
     return DnsSettings(servers, timeout, max_ttl, cache_size)
+
+
+def parse_server(text: str) -> tuple[str, int]:
+    """Parse ``IP[:PORT]`` / ``[IPv6]:PORT`` into (ip, port); ValueError with a clear message."""
+    raw = text.strip()
+    host, port = raw, 53
+    if raw.startswith("["):
+        end = raw.find("]")
+        if end < 0:
+            raise ValueError(f"DNS server {text!r}: missing ']' after the IPv6 address")
+        host, rest = raw[1:end], raw[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"DNS server {text!r}: expected [IPv6]:PORT")
+            port = _port(rest[1:], text)
+    elif raw.count(":") == 1:
+        host, port_text = raw.split(":")
+        port = _port(port_text, text)
+    try:
+        host = str(ipaddress.ip_address(host))  # canonical: '2001:DB8::53' -> '2001:db8::53'
+    except ValueError:
+        raise ValueError(
+            f"DNS server {text!r}: expected an IP address (hookwall does not resolve the name of "
+            "its own resolver), e.g. 1.1.1.1, 127.0.0.1:5353 or [::1]:53"
+        ) from None
+    return host, port
+
+
+def _port(text: str, whole: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"DNS server {whole!r}: port must be a number from 1 to 65535")
+    return int(text)
 
 
 def _servers(checker: Checker, node: YNode) -> tuple[tuple[str, int], ...]:
@@ -306,26 +338,6 @@ def _port_range(checker: Checker, node: YNode, path: str) -> tuple[int, int] | N
     return low, high
 
 
-def check_deny_sets_kept(checker: Checker, defaults: YNode, unsafe: bool) -> None:
-    """Dropping the built-in deny sets must be explicit: it exposes internal services."""
-    network = defaults.entries.get("network") if isinstance(defaults, YMap) else None
-    deny = (
-        network.value.entries.get("deny") if network and isinstance(network.value, YMap) else None
-    )
-    if deny is None or unsafe or not isinstance(deny.value, YList):
-        return
-    written = {item.value for item in deny.value.items if isinstance(item, YScalar)}
-    missing = [name for name in BUILTIN_DENY_SETS if name not in written]
-    if missing:
-        checker.issue(
-            deny.value.location,
-            f"defaults.network.deny: does not include {', '.join(missing)}, which keeps "
-            "webhooks away from loopback, private and link-local addresses; add it back "
-            "and use 'allow' for exceptions, or set 'unsafe: true' at the top of the file "
-            "if you really mean it",
-        )
-
-
 # -- hosts and the upstream CAs ---------------------------------------------------------
 
 
@@ -376,15 +388,4 @@ def check_ca_bundle(checker: Checker, node: YNode) -> str | None:
     """``defaults.ca_bundle``: the absolute path of an existing PEM file, or None."""
     if isinstance(node, YScalar) and node.value is None:
         return None
-    text = checker.string(node, "defaults.ca_bundle", "a path to a PEM file")
-    if text is None:
-        return None
-    path = checker.base_dir / text
-    if not path.is_file():
-        checker.issue(
-            node.location,
-            f"defaults.ca_bundle: file not found: {os.path.abspath(path)} (a relative path "
-            "is resolved against the policy file's directory)",
-        )
-        return None
-    return os.path.abspath(path)
+    return checker.existing_file(node, "defaults.ca_bundle", "a path to a PEM file")

@@ -14,14 +14,9 @@ from hookwall.access.settings import check_senders
 from hookwall.bounds.settings import check_proxy
 from hookwall.config.checker import Checker, is_whole
 from hookwall.config.errors import PolicyIssue
-from hookwall.config.yamlnodes import YMap, YNode, YScalar, describe
+from hookwall.config.yamlnodes import YList, YMap, YNode, YScalar, describe
 from hookwall.deliveries.settings import check_logging
-from hookwall.destinations.settings import (
-    NamedSets,
-    NetworkReader,
-    check_deny_sets_kept,
-    check_dns,
-)
+from hookwall.destinations.settings import BUILTIN_DENY_SETS, NamedSets, NetworkReader, check_dns
 from hookwall.limits.shared_settings import check_shared_limits
 from hookwall.policy.rules import RulesReader
 from hookwall.policy.spec import FileSpec
@@ -54,6 +49,27 @@ def _version(checker: Checker, root: YMap) -> bool:
         )
         return False
     return True
+
+
+def _deny_sets_kept(checker: Checker, defaults: YNode, unsafe: bool) -> None:
+    """Dropping the built-in deny sets must be explicit: it exposes internal services (two
+    sections judged together: the top-level ``unsafe`` and ``defaults.network.deny``)."""
+    network = defaults.entries.get("network") if isinstance(defaults, YMap) else None
+    deny = (
+        network.value.entries.get("deny") if network and isinstance(network.value, YMap) else None
+    )
+    if deny is None or unsafe or not isinstance(deny.value, YList):
+        return
+    written = {item.value for item in deny.value.items if isinstance(item, YScalar)}
+    missing = [name for name in BUILTIN_DENY_SETS if name not in written]
+    if missing:
+        checker.issue(
+            deny.value.location,
+            f"defaults.network.deny: does not include {', '.join(missing)}, which keeps "
+            "webhooks away from loopback, private and link-local addresses; add it back "
+            "and use 'allow' for exceptions, or set 'unsafe: true' at the top of the file "
+            "if you really mean it",
+        )
 
 
 def _top_sections(checker: Checker, root: YMap, spec: FileSpec) -> None:
@@ -96,7 +112,7 @@ def check_file(root: YNode, file: str, issues: list[PolicyIssue], sets: NamedSet
     if "defaults" in entries:
         spec.defaults = rules.defaults(entries["defaults"])
         if spec.defaults is not None:
-            check_deny_sets_kept(checker, entries["defaults"].value, spec.unsafe)
+            _deny_sets_kept(checker, entries["defaults"].value, spec.unsafe)
     if "senders" in entries:
         node = entries["senders"].value
         if isinstance(node, YScalar) and node.value == "none":

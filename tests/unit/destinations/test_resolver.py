@@ -20,7 +20,8 @@ import dns.resolver
 import pytest
 
 from hookwall.destinations import resolver as resolver_module
-from hookwall.destinations.resolver import DnsFailure, Resolution, Resolver, parse_server
+from hookwall.destinations.resolver import DnsFailure, Resolution, Resolver
+from hookwall.destinations.settings import parse_server
 
 if TYPE_CHECKING:  # imported for annotations only: pytest would try to collect a Test* class
     from tests.support.dnsserver import TestDnsServer

@@ -2,7 +2,8 @@
 
 ``roles``: every module has one role, and imports only modules of its own role or of a role
 below it. The roles are listed lowest first, each with the module patterns that have it
-(``*`` is one name, ``**`` any number, ``fallback`` the role of whatever no pattern names).
+(``*`` is one name, ``**`` any number, ``fallback`` the role of whatever no pattern names;
+a role may go on over several lines, each starting with its name).
 This is the dependency direction of the project, stated once and checked on every import,
 including imports under ``TYPE_CHECKING``.
 
@@ -36,9 +37,11 @@ class Roles:
         self.names: list[str] = []
         self.patterns: list[tuple[re.Pattern[str], int]] = []
         self.fallback: int | None = None
-        for rank, line in enumerate(lines):
+        for line in lines:
             name, _, patterns = line.partition(":")
-            self.names.append(name.strip())
+            if not self.names or self.names[-1] != name.strip():  # a role may take lines
+                self.names.append(name.strip())
+            rank = len(self.names) - 1
             for text in patterns.split(","):
                 if text.strip() == "fallback":
                     self.fallback = rank

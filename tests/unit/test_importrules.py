@@ -23,6 +23,12 @@ def _graph(*imports: tuple[str, str]) -> grimp.ImportGraph:
     return graph
 
 
+def test_a_role_may_go_on_over_several_lines() -> None:
+    roles = Roles(["low: app.a", "low: app.b", "high: app.c"])
+    assert roles.names == ["low", "high"]
+    assert roles.rank("app.a") == roles.rank("app.b") == 0 and roles.rank("app.c") == 1
+
+
 def test_a_module_has_the_role_of_the_first_pattern_it_matches_else_the_fallback() -> None:
     roles = Roles(ROLES)
     assert roles.rank("app.base") == roles.rank("app.base.units") == 0

@@ -5,7 +5,9 @@ The proxy calls ``slot = await limiter.acquire(key, config)`` before sending ups
 """
 
 from hookwall.limits.caps import LimitConfig
-from hookwall.limits.gate import DestinationLimiter, EventSink, Outcome, Reason, Rejected, Slot
+from hookwall.limits.gate import DestinationLimiter
+from hookwall.limits.keygate import Slot
+from hookwall.limits.verdicts import EventSink, Outcome, Reason, Rejected
 from hookwall.retries.retryafter import parse_retry_after
 
 __all__ = [

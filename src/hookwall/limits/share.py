@@ -15,7 +15,7 @@ from collections import OrderedDict
 
 from hookwall.limits.backend import Limiter, SlotHandle
 from hookwall.limits.caps import LimitConfig
-from hookwall.limits.gate import Outcome
+from hookwall.limits.verdicts import Outcome
 
 __all__ = ["SharedByWorkers", "describe_share", "worker_share"]
 

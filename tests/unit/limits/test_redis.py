@@ -19,7 +19,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from hookwall.limits import DestinationLimiter, LimitConfig, Rejected
-from hookwall.limits.redis_backend import BackendLimiter, BackendUnavailable, RedisLimiter
+from hookwall.limits.backend import BackendUnavailable
+from hookwall.limits.fallback import BackendLimiter
+from hookwall.limits.redis_backend import RedisLimiter
 from tests.support.redisserver import RedisServer, needs_redis
 
 Events = list[tuple[str, str, dict[str, object]]]

@@ -181,9 +181,9 @@ class RedisLimiter:
     def queued(self, key: str) -> int:
         return self._waiting.queued(key)
 
-    def poll_rounds(self, key: str) -> int:
-        """Polls answered for ``key``'s waiters here (tests wait for the next one)."""
-        return self._waiting.rounds(key)
+    async def polled(self, key: str) -> None:
+        """Poll ``key``'s waiters here now; return once that poll's verdicts are in."""
+        await self._waiting.polled(key)
 
     async def flushed(self) -> None:
         """Return once the releases and reports made so far have reached Redis."""

@@ -16,6 +16,7 @@ lost (its ticket lease ran out while this replica stalled).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Callable, KeysView
 from dataclasses import dataclass, field
@@ -53,7 +54,7 @@ class _Queue[S]:
     waiters: list[_Waiter[S]] = field(default_factory=list)
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # poll again now
     task: asyncio.Task[None] | None = None
-    rounds: int = 0  # polls answered (tests wait for one to tell "still waiting" from "unseen")
+    answered: int = 0  # the number of the latest poll answered (see Pollers.polled)
 
 
 class Pollers[S: ReleasedOnce]:
@@ -70,6 +71,9 @@ class Pollers[S: ReleasedOnce]:
         self._admit = admit  # (key, ticket, enqueued) -> the slot the ticket became
         self._clock = clock
         self._queues: dict[str, _Queue[S]] = {}
+        self._polls = itertools.count(1)  # numbers the polls, in the order they begin
+        self._begun = 0  # the number of the latest poll begun
+        self._answered = asyncio.Event()  # set (and replaced) after each poll's verdicts
 
     def queued(self, key: str) -> int:
         queue = self._queues.get(key)
@@ -78,16 +82,24 @@ class Pollers[S: ReleasedOnce]:
     def keys(self) -> KeysView[str]:
         return self._queues.keys()
 
-    def rounds(self, key: str) -> int:
-        """Polls answered for ``key`` since its waiting began (0 when nobody waits)."""
-        queue = self._queues.get(key)
-        return 0 if queue is None else queue.rounds
-
     def poke(self, key: str) -> None:
         """Poll ``key`` now (a slot there was released, or a waiter left)."""
         queue = self._queues.get(key)
         if queue is not None:
             queue.wake.set()
+
+    async def polled(self, key: str) -> None:
+        """Poll ``key`` now; return once a poll begun after this call has been answered, so
+        its verdicts are in (at once when nobody waits for ``key`` here)."""
+        mark = self._begun
+        self.poke(key)
+
+        def answered() -> bool:
+            queue = self._queues.get(key)
+            return queue is None or not queue.waiters or queue.answered > mark
+
+        while not answered():
+            await self._answered.wait()
 
     def close(self) -> None:
         for queue in self._queues.values():
@@ -124,6 +136,7 @@ class Pollers[S: ReleasedOnce]:
                 config = self._scripts.config_of(key)
                 batch = list(queue.waiters)
                 queue.wake.clear()
+                number = self._begun = next(self._polls)
                 try:
                     reply = await self._poll(key, config, batch)
                 except BackendUnavailable as exc:
@@ -133,7 +146,8 @@ class Pollers[S: ReleasedOnce]:
                     queue.waiters.clear()
                     return
                 admitted = self._settle(key, config, queue, batch, reply)
-                queue.rounds += 1
+                queue.answered = number
+                self._notify()
                 if not queue.waiters:
                     return
                 delay = POLL_MIN if admitted else min(POLL_MAX, delay * 2)
@@ -146,6 +160,11 @@ class Pollers[S: ReleasedOnce]:
         finally:
             if self._queues.get(key) is queue and not queue.waiters:
                 del self._queues[key]
+            self._notify()
+
+    def _notify(self) -> None:
+        self._answered.set()
+        self._answered = asyncio.Event()
 
     async def _poll(self, key: str, config: LimitConfig, batch: list[_Waiter[S]]) -> dict[str, Any]:
         now = self._clock()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +25,6 @@ from hookwall.limits.redis_backend import RedisLimiter
 from tests.support.redisserver import RedisServer, needs_redis
 
 Events = list[tuple[str, str, dict[str, object]]]
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
-    redis_server.flush()
-    return redis_server.url
 
 
 pytestmark = needs_redis
@@ -107,13 +94,20 @@ def test_two_replicas_share_one_concurrency_cap_in_fifo_order(redis_url: str) ->
         tasks = []
         for name, limiter in (("a1", a), ("b1", b), ("a2", a), ("b2", b)):
             tasks.append(asyncio.create_task(wait(limiter, name)))
-            count = len(tasks)
-            await until(lambda n=count: a.queued("k") + b.queued("k") == n, "queued")
+
+            def all_queued(count: int = len(tasks)) -> bool:
+                return a.queued("k") + b.queued("k") == count
+
+            await until(all_queued, "queued")
         view = await shared_view(a, "k")
         assert (view["in_flight"], view["queued"]) == (2, 4)
         for expected in (["a1"], ["a1", "b1"], ["a1", "b1", "a2"], ["a1", "b1", "a2", "b2"]):
             held.pop(0).release()  # one slot frees: exactly the next in line gets it
-            await until(lambda e=expected: order == e, f"admission of {expected[-1]}")
+
+            def admitted(expected: list[str] = expected) -> bool:
+                return order == expected
+
+            await until(admitted, f"admission of {expected[-1]}")
             assert (await shared_view(a, "k"))["in_flight"] == 2
         await asyncio.gather(*tasks)
         for slot in held:

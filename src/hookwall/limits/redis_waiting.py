@@ -140,10 +140,7 @@ class Pollers[S: ReleasedOnce]:
                 try:
                     reply = await self._poll(key, config, batch)
                 except BackendUnavailable as exc:
-                    for waiter in batch:
-                        if not waiter.future.done():
-                            waiter.future.set_exception(exc)
-                    queue.waiters.clear()
+                    _fail_all(queue, exc)  # with those that queued during the call
                     return
                 admitted = self._settle(key, config, queue, batch, reply)
                 queue.answered = number

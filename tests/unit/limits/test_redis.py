@@ -413,6 +413,47 @@ def test_backend_unavailable_is_raised_by_the_redis_limiter_itself(tmp_path: Pat
     run(scenario)
 
 
+def test_a_failed_poll_fails_every_waiter_even_one_that_queued_during_it(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A waiter that queues while its destination's poll is on the wire must hear of that
+    poll's failure too (and fall back, or be refused), not wait forever on a poller that
+    has stopped."""
+
+    async def scenario() -> None:
+        limiter = RedisLimiter(client(redis_url))
+        await start(limiter)
+        config = LimitConfig(concurrency=1, queue=5, queue_timeout=5)
+        holder = await limiter.acquire("k", config)
+        on_the_wire = asyncio.Event()
+        fail = asyncio.Event()
+        scripts = limiter._scripts  # the one seam where a poll can be made to fail on cue
+        run_script = scripts.run
+
+        async def failing_poll(
+            name: str, key: str, config: LimitConfig, extra: list[str | int | float]
+        ) -> dict[str, Any]:
+            if name != "poll":
+                return await run_script(name, key, config, extra)
+            on_the_wire.set()
+            await fail.wait()
+            raise BackendUnavailable("the poll failed")
+
+        monkeypatch.setattr(scripts, "run", failing_poll)
+        first = asyncio.create_task(limiter.acquire("k", config))
+        await asyncio.wait_for(on_the_wire.wait(), 5)
+        second = asyncio.create_task(limiter.acquire("k", config))
+        await until(lambda: limiter.queued("k") == 2, "the second waiter queued")
+        fail.set()
+        for waiter in (first, second):
+            with pytest.raises(BackendUnavailable):
+                await asyncio.wait_for(waiter, 2)
+        holder.release()
+        await close(limiter)
+
+    run(scenario)
+
+
 def test_no_slot_or_ticket_leaks_when_requests_go_away_at_any_moment(redis_url: str) -> None:
     """Hundreds of acquires on two replicas, cancelled at random moments (during the Redis
     call, while queued, after admission) or released: Redis ends with nothing held."""

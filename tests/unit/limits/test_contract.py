@@ -64,6 +64,9 @@ PROBE = LimitConfig(circuit_failures=1, circuit_cooloff=5.0)
 PROBE_ONE = LimitConfig(concurrency=1, circuit_failures=1, circuit_cooloff=5.0)
 OFF, ON = LimitConfig(circuit_failures=0), LimitConfig(circuit_failures=1)
 ISOLATED = LimitConfig(concurrency=1, queue=2, circuit_failures=1)
+NO_WAIT = LimitConfig(concurrency=1, queue_timeout=0.0)
+RATED_1S = LimitConfig(rate=1.0, burst=1, queue_timeout=1.0)
+PROBE_BRIEF = LimitConfig(concurrency=1, queue_timeout=2.0, circuit_failures=1, circuit_cooloff=5.0)
 
 SHARE = "workers: each of 2 enforces concurrency and burst halved (>= 1), rate halved"
 
@@ -170,6 +173,18 @@ QUEUE = [
             Release("holder"),
             Expect("late", ADMITTED),
         ],
+    ),
+    Scenario(
+        "zero-wait",
+        "queue_timeout: 0 waits for nothing: a request the cap cannot take is refused",
+        [
+            Acquire("holder", NO_WAIT),
+            Acquire("x", NO_WAIT, None),
+            Expect("x", Refused("queue-timeout", 1)),
+            Check(in_flight=1, queued=0),
+        ],
+        differs="local: refused by its deadline timer before it could be seen waiting; "
+        "redis: queued until its first poll",
     ),
     Scenario(
         "cancel-while-queued",
@@ -285,6 +300,19 @@ RATE = [
             Advance(1.0),
             Expect("w1", ADMITTED),
             Expect("w2", By(local=ADMITTED, workers=Refused("rate-limited", 4), redis=ADMITTED)),
+        ],
+        differs=SHARE,
+    ),
+    Scenario(
+        "admission-before-timeout",
+        "a token due exactly at a waiter's deadline admits it: admission comes first",
+        [
+            Acquire("a", RATED_1S),
+            Acquire(
+                "w", RATED_1S, By(local=QUEUED, workers=Refused("rate-limited", 2), redis=QUEUED)
+            ),
+            Advance(1.0),
+            Expect("w", By(local=ADMITTED, workers=Refused("rate-limited", 2), redis=ADMITTED)),
         ],
         differs=SHARE,
     ),
@@ -427,7 +455,7 @@ CIRCUIT = [
             Acquire("other", BREAKER, Refused("circuit-open", 1)),
             Report("failure", via="probe"),
             Release("probe"),
-            Events(("circuit_opened", {"from": "half-open"})),
+            Events(("circuit_opened", {"from": "half-open", "failures": 4})),
             Acquire("z", BREAKER, Refused("circuit-open", 30)),
             Advance(30.0),
             Acquire("probe2", BREAKER),
@@ -501,6 +529,41 @@ CIRCUIT = [
             Report("success", via="second"),
             Release("second"),
             Check(circuit="closed"),
+        ],
+    ),
+    Scenario(
+        "probe-times-out",
+        "a probe that waits out its queue timeout lets the next request be the probe",
+        [
+            Acquire("straggler", PROBE_BRIEF),
+            Report("failure", via="straggler"),
+            Advance(5.0),
+            Acquire("probe", PROBE_BRIEF, QUEUED),
+            Acquire("x", PROBE_BRIEF, Refused("circuit-open", 1)),
+            Advance(2.0),
+            Expect("probe", Refused("queue-timeout", 2)),
+            Acquire("second", PROBE_BRIEF, QUEUED),
+            Release("straggler"),
+            Expect("second", ADMITTED),
+            Report("success", via="second"),
+            Release("second"),
+            Check(circuit="closed"),
+        ],
+    ),
+    Scenario(
+        "straggler-decides",
+        "half-open, any success or failure decides, the probe's or a straggler's",
+        [
+            Acquire("straggler", PROBE),
+            *failures("f", PROBE, 1),
+            Advance(5.0),
+            Acquire("probe", PROBE),
+            Events("circuit_opened", "circuit_half_open"),
+            Report("success", via="straggler"),
+            Release("straggler"),
+            Events(("circuit_closed", {"from": "half-open", "why": "probe-succeeded"})),
+            Acquire("after", PROBE),
+            Check(circuit="closed", failures=0, in_flight=2),
         ],
     ),
     Scenario(

@@ -17,7 +17,7 @@ from hookwall.limits.share import SharedByWorkers
 from hookwall.policy import Policy
 
 if TYPE_CHECKING:
-    from hookwall.limits.redis_backend import BackendLimiter
+    from hookwall.limits.fallback import BackendLimiter
 
 __all__ = ["BuiltLimiter", "build_limiter"]
 
@@ -54,7 +54,8 @@ def build_limiter(policy: Policy, workers: int = 1) -> BuiltLimiter:
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
-        from hookwall.limits.redis_backend import BackendLimiter, RedisLimiter
+        from hookwall.limits.fallback import BackendLimiter
+        from hookwall.limits.redis_backend import RedisLimiter
     except ImportError as exc:
         raise SystemExit(
             f"hookwall: limits.backend needs the redis package ({exc}); install hookwall's "

@@ -4,8 +4,10 @@ The proxy calls ``slot = await limiter.acquire(key, config)`` before sending ups
 ``limiter.report(key, outcome, ...)`` and ``slot.release()`` when the exchange is over.
 """
 
-from hookwall.limits.gate import DestinationLimiter, EventSink, Outcome, Reason, Rejected, Slot
+from hookwall.limits.gate import DestinationLimiter
+from hookwall.limits.keygate import Slot
 from hookwall.limits.settings import LimitConfig
+from hookwall.limits.verdicts import EventSink, Outcome, Reason, Rejected
 from hookwall.retries.retryafter import parse_retry_after
 
 __all__ = [

@@ -1,16 +1,27 @@
 """What the proxy needs from a limiter, whichever keeps the state: this process
 (``DestinationLimiter``), this process's share of a host's caps (``SharedByWorkers``), or Redis
-for every replica (``RedisLimiter`` behind ``BackendLimiter``).
+for every replica (``RedisLimiter`` behind ``BackendLimiter``); and the one error a shared
+backend raises when it cannot be asked.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from hookwall.limits.gate import Outcome
 from hookwall.limits.settings import LimitConfig
+from hookwall.limits.verdicts import Outcome
 
-__all__ = ["Limiter", "SlotHandle"]
+__all__ = ["BackendUnavailable", "Limiter", "SlotHandle", "describe"]
+
+
+class BackendUnavailable(Exception):
+    """Redis could not be asked (down, unreachable, too slow, or an unexpected answer)."""
+
+
+def describe(exc: BaseException) -> str:
+    """An error as one short line for a log field."""
+    text = str(exc) or type(exc).__name__
+    return text[:300]
 
 
 class SlotHandle(Protocol):

@@ -14,8 +14,8 @@ import dataclasses
 from collections import OrderedDict
 
 from hookwall.limits.backend import Limiter, SlotHandle
-from hookwall.limits.gate import Outcome
 from hookwall.limits.settings import LimitConfig
+from hookwall.limits.verdicts import Outcome
 
 __all__ = ["SharedByWorkers", "describe_share", "worker_share"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,23 +19,12 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from hookwall.limits import DestinationLimiter, LimitConfig, Rejected
-from hookwall.limits.redis_backend import BackendLimiter, BackendUnavailable, RedisLimiter
+from hookwall.limits.backend import BackendUnavailable
+from hookwall.limits.fallback import BackendLimiter
+from hookwall.limits.redis_backend import RedisLimiter
 from tests.support.redisserver import RedisServer, needs_redis
 
 Events = list[tuple[str, str, dict[str, object]]]
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
-    redis_server.flush()
-    return redis_server.url
 
 
 pytestmark = needs_redis
@@ -105,13 +94,20 @@ def test_two_replicas_share_one_concurrency_cap_in_fifo_order(redis_url: str) ->
         tasks = []
         for name, limiter in (("a1", a), ("b1", b), ("a2", a), ("b2", b)):
             tasks.append(asyncio.create_task(wait(limiter, name)))
-            count = len(tasks)
-            await until(lambda n=count: a.queued("k") + b.queued("k") == n, "queued")
+
+            def all_queued(count: int = len(tasks)) -> bool:
+                return a.queued("k") + b.queued("k") == count
+
+            await until(all_queued, "queued")
         view = await shared_view(a, "k")
         assert (view["in_flight"], view["queued"]) == (2, 4)
         for expected in (["a1"], ["a1", "b1"], ["a1", "b1", "a2"], ["a1", "b1", "a2", "b2"]):
             held.pop(0).release()  # one slot frees: exactly the next in line gets it
-            await until(lambda e=expected: order == e, f"admission of {expected[-1]}")
+
+            def admitted(expected: list[str] = expected) -> bool:
+                return order == expected
+
+            await until(admitted, f"admission of {expected[-1]}")
             assert (await shared_view(a, "k"))["in_flight"] == 2
         await asyncio.gather(*tasks)
         for slot in held:
@@ -413,6 +409,47 @@ def test_backend_unavailable_is_raised_by_the_redis_limiter_itself(tmp_path: Pat
         with pytest.raises(BackendUnavailable):
             await limiter.acquire("k", LimitConfig())
         await limiter.aclose()
+
+    run(scenario)
+
+
+def test_a_failed_poll_fails_every_waiter_even_one_that_queued_during_it(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A waiter that queues while its destination's poll is on the wire must hear of that
+    poll's failure too (and fall back, or be refused), not wait forever on a poller that
+    has stopped."""
+
+    async def scenario() -> None:
+        limiter = RedisLimiter(client(redis_url))
+        await start(limiter)
+        config = LimitConfig(concurrency=1, queue=5, queue_timeout=5)
+        holder = await limiter.acquire("k", config)
+        on_the_wire = asyncio.Event()
+        fail = asyncio.Event()
+        scripts = limiter._scripts  # the one seam where a poll can be made to fail on cue
+        run_script = scripts.run
+
+        async def failing_poll(
+            name: str, key: str, config: LimitConfig, extra: list[str | int | float]
+        ) -> dict[str, Any]:
+            if name != "poll":
+                return await run_script(name, key, config, extra)
+            on_the_wire.set()
+            await fail.wait()
+            raise BackendUnavailable("the poll failed")
+
+        monkeypatch.setattr(scripts, "run", failing_poll)
+        first = asyncio.create_task(limiter.acquire("k", config))
+        await asyncio.wait_for(on_the_wire.wait(), 5)
+        second = asyncio.create_task(limiter.acquire("k", config))
+        await until(lambda: limiter.queued("k") == 2, "the second waiter queued")
+        fail.set()
+        for waiter in (first, second):
+            with pytest.raises(BackendUnavailable):
+                await asyncio.wait_for(waiter, 2)
+        holder.release()
+        await close(limiter)
 
     run(scenario)
 

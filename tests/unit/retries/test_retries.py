@@ -89,7 +89,7 @@ def test_bad_sections_are_load_errors(tmp_path: Path, section: str) -> None:
     assert "retries" in str(info.value)
 
 
-def test_a_bare_on_key_is_a_name_not_a_boolean(tmp_path) -> None:
+def test_a_bare_on_key_is_a_name_not_a_boolean(tmp_path: Path) -> None:
     """YAML 1.1 reads `on:` as true; policy keys are names, so `on:` works unquoted."""
     from hookwall.policy import load_policy
 

@@ -399,7 +399,7 @@ class Supervisor:
 def supervise(args: argparse.Namespace, policy: Any, data_dir: Path) -> int:
     """The supervisor of ``hookwall run --workers N`` (N > 1); returns the exit status."""
     from hookwall.app.ca import ensure_ca
-    from hookwall.deliveries.store.db import STORE_FILENAME, Store, StoreError
+    from hookwall.deliveries.store import STORE_FILENAME, Store, StoreError
     from hookwall.flow.runtime import INTERNAL_HOST
     from hookwall.limits.share import describe_share
 

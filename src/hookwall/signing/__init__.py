@@ -1,7 +1,9 @@
 """Webhook signing: hookwall signs on behalf of senders, so senders hold no secrets.
 
-Pure code (no I/O, no clock, no mitmproxy). ``keys`` turns configured secrets into
-:class:`SigningKey` objects; ``schemes`` computes the headers for each wire format.
+``keys`` turns configured secrets into :class:`SigningKey` objects and ``schemes`` (one
+module per scheme family) computes the headers for each wire format: both pure (no I/O, no
+clock, no mitmproxy). ``settings`` reads a destination's ``signing`` section; ``addon`` is the
+only module that sees a mitmproxy flow.
 """
 
 from hookwall.signing.keys import (

@@ -17,7 +17,7 @@ from mitmproxy import certs
 from hookwall.app.ca import CA_KEY_NAME, ensure_ca
 from hookwall.core.files import create_private, write_private
 from hookwall.deliveries.store import Record, Store, store_path
-from hookwall.deliveries.store.db import SIDE_FILES
+from hookwall.deliveries.store.schema import SIDE_FILES
 
 
 def mode(path: Path) -> int:

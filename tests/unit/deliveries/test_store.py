@@ -28,7 +28,7 @@ from hookwall.deliveries.store import (
     parse_time,
     redact_headers,
 )
-from hookwall.deliveries.store.db import SCHEMA_VERSION
+from hookwall.deliveries.store.schema import SCHEMA_VERSION
 
 NOW = 1_800_000_000.0
 

@@ -23,7 +23,7 @@ import logging
 from mitmproxy import http
 
 from hookwall.access.decide import authenticate
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.flow.respond import deny
 from hookwall.flow.runtime import Runtime
 from hookwall.flow.state import FlowState, TunnelState, start_state, state_of
@@ -67,10 +67,10 @@ class AccessControl:
             state.attempted_sender = result.attempted
             state.would_deny.extend(result.would_deny)
             if result.denial is not None:
-                deny(flow, state, Denial(*result.denial))
-                if result.denial[0] == "auth-required":  # no keep-alive without credentials
+                deny(flow, state, result.denial)
+                if result.denial.reason is Reason.AUTH_REQUIRED:  # no keep-alive without them
                     flow.metadata[CLOSE_AFTER] = True
         except Exception as exc:
             logger.exception("access control failed; denying")
             message = f"hookwall failed while checking proxy credentials ({type(exc).__name__})"
-            deny(flow, state, Denial("internal-error", message))
+            deny(flow, state, Denial(Reason.INTERNAL_ERROR, message))

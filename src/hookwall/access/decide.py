@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from hookwall.access.settings import Sender, SenderTable
-from hookwall.core.denials import PROXY_AUTHENTICATE
+from hookwall.core.denials import PROXY_AUTHENTICATE, Denial, Reason
 
 if TYPE_CHECKING:
     from hookwall.policy.model import Policy
@@ -52,8 +52,8 @@ class AccessResult:
     """The outcome for one request (or one CONNECT and its tunnel)."""
 
     sender: str | None  # the authenticated sender; None without senders or on failure
-    denial: tuple[str, str] | None = None  # (reason, message): auth-required / sender-denied
-    would_deny: tuple[tuple[str, str], ...] = ()  # report-only verdicts (enforce: false)
+    denial: Denial | None = None  # auth-required or sender-denied
+    would_deny: tuple[tuple[Reason, str], ...] = ()  # report-only (reason, message)
     attempted: str | None = None  # a *configured* sender name that failed (safe to log)
 
     @property
@@ -62,7 +62,7 @@ class AccessResult:
 
 
 def _required(message: str, attempted: str | None = None) -> AccessResult:
-    return AccessResult(None, ("auth-required", message), attempted=attempted)
+    return AccessResult(None, Denial(Reason.AUTH_REQUIRED, message), attempted=attempted)
 
 
 def _malformed(detail: str) -> AccessResult:
@@ -152,10 +152,10 @@ def _check_client(sender: Sender, client_ip: str | None) -> AccessResult:
         address = None
     if address is not None and sender.allows_client(address):
         return AccessResult(sender.name)
-    verdict = ("sender-denied", f"sender {sender.name!r} may not connect from {client_ip}")
+    message = f"sender {sender.name!r} may not connect from {client_ip}"
     if sender.enforce:
-        return AccessResult(sender.name, verdict)
-    return AccessResult(sender.name, would_deny=(verdict,))
+        return AccessResult(sender.name, Denial(Reason.SENDER_DENIED, message))
+    return AccessResult(sender.name, would_deny=((Reason.SENDER_DENIED, message),))
 
 
 # -- start-up ------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Literal
 from hookwall.config.errors import Location, PolicyIssue
 from hookwall.config.secrets import check_references, read_secret
 from hookwall.config.yamltree import YList, YMap, YNode, YScalar
+from hookwall.core.denials import Reason
 
 if TYPE_CHECKING:
     from hookwall.policy.model import Settings
@@ -192,7 +193,7 @@ def _confirm(
 class Verdict:
     """An access denial: enforced, or only reported (``enforce: false``)."""
 
-    reason: str  # "sender-denied" or "host-denied"
+    reason: Reason  # SENDER_DENIED or HOST_DENIED
     message: str  # shown to the sender: never names other senders or their rules
     enforced: bool
 
@@ -263,7 +264,7 @@ def select(
             reserved, rule_enforces = rules.reserving()
             enforced = rule_enforces and (who is None or who.enforce)
             verdict = Verdict(
-                "sender-denied",
+                Reason.SENDER_DENIED,
                 f"{host} is reserved by the policy for other senders"
                 + ("" if sender else "; this request has no sender"),
                 enforced,
@@ -275,7 +276,7 @@ def select(
         rule = settings.rule
         if settings.action == "deny" and rule is not None and not rule.enforce:
             message = f"{host} is denied by rule {rule.name!r} ({rule.location})"
-            reports.append(Verdict("host-denied", message, False))
+            reports.append(Verdict(Reason.HOST_DENIED, message, False))
             continue
         chosen = settings
         break
@@ -287,7 +288,7 @@ def select(
         and not _scoped_to(settings, who.name)
     ):
         verdict = Verdict(
-            "sender-denied",
+            Reason.SENDER_DENIED,
             f"sender {who.name!r} may reach only the destinations listed for it, and {host} "
             "is not one of them",
             who.enforce,

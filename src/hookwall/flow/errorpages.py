@@ -19,7 +19,7 @@ from mitmproxy.proxy.layers.http import _http1
 from mitmproxy.proxy.layers.http._events import ResponseProtocolError
 
 from hookwall.core import ids
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 
 # client connection id -> (request_id, denial) for the error response mitmproxy is about to write
 _pending: dict[str, tuple[str, Denial]] = {}
@@ -27,10 +27,10 @@ _pending: dict[str, tuple[str, Denial]] = {}
 _raw: dict[str, bytes] = {}
 
 _REASON_BY_STATUS = {
-    400: "bad-request",
-    413: "request-too-large",
-    502: "upstream-error",
-    504: "response-timeout",
+    400: Reason.BAD_REQUEST,
+    413: Reason.REQUEST_TOO_LARGE,
+    502: Reason.UPSTREAM_ERROR,
+    504: Reason.RESPONSE_TIMEOUT,
 }
 
 
@@ -38,22 +38,28 @@ def classify_error(message: str) -> Denial:
     """Map a mitmproxy error message to our reason codes."""
     lowered = message.lower()
     if "hookwall refused" in lowered:
-        return Denial("address-blocked", message)
+        return Denial(Reason.ADDRESS_BLOCKED, message)
     if RESPONSE_HEAD_MARK in lowered:
-        return Denial("response-head-too-large", message.split(":", 1)[-1].strip())
+        return Denial(Reason.RESPONSE_HEAD_TOO_LARGE, message.split(":", 1)[-1].strip())
     if RESPONSE_FRAMING_MARK in lowered:
-        return Denial("response-bad-framing", message.split(":", 1)[-1].strip())
+        return Denial(Reason.RESPONSE_BAD_FRAMING, message.split(":", 1)[-1].strip())
     if lowered.startswith(("client disconnected", "client closed")):
-        return Denial("client-closed", "the sender closed its connection before the exchange ended")
+        return Denial(
+            Reason.CLIENT_CLOSED, "the sender closed its connection before the exchange ended"
+        )
     if CONNECT_TIMEOUT_MARK in lowered:
-        return Denial("connect-timeout", f"the receiver did not accept the connection: {message}")
+        return Denial(
+            Reason.CONNECT_TIMEOUT, f"the receiver did not accept the connection: {message}"
+        )
     if "tls" in lowered or "certificate" in lowered or "ssl" in lowered:
-        return Denial("tls-failed", f"TLS with the receiver failed: {message}")
+        return Denial(Reason.TLS_FAILED, f"TLS with the receiver failed: {message}")
     if "body_size_limit" in lowered:
         if lowered.startswith("response"):
-            return Denial("response-too-large", "the receiver's response is larger than allowed")
-        return Denial("request-too-large", "the request body is larger than allowed")
-    return Denial("upstream-error", f"the receiver could not be reached: {message}")
+            return Denial(
+                Reason.RESPONSE_TOO_LARGE, "the receiver's response is larger than allowed"
+            )
+        return Denial(Reason.REQUEST_TOO_LARGE, "the request body is larger than allowed")
+    return Denial(Reason.UPSTREAM_ERROR, f"the receiver could not be reached: {message}")
 
 
 CONNECT_TIMEOUT_MARK = "connect timed out"
@@ -95,7 +101,7 @@ def _error_page(status: int, message: str = "") -> bytes:
     """Replacement for mitmproxy's HTML error page where no denial is pending. (A request head
     mitmproxy's parser refuses never gets here: ``http1guard`` answers it, with an id and an
     event.) Should another path reach it, the answer still carries a fresh id, never ""."""
-    denial = Denial(_REASON_BY_STATUS.get(status, "upstream-error"), message)
+    denial = Denial(_REASON_BY_STATUS.get(status, Reason.UPSTREAM_ERROR), message)
     return render(status, denial, ids.request_id())
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from mitmproxy import connection, http
 from mitmproxy.proxy import server_hooks
 
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.flow.holds import Hold, Holds, stopped_if_released
 from hookwall.flow.respond import deny
 from hookwall.flow.state import FlowState, state_of
@@ -30,7 +30,7 @@ from hookwall.policy import Settings
 SLOT_KEY = "hookwall.slot"  # a flow's (admission, hold), from admission to its verdict
 # Reasons that mean the receiver (or the way to it) failed: they count for the circuit.
 UPSTREAM_FAILURES = frozenset(
-    {"upstream-error", "connect-timeout", "response-timeout", "tls-failed"}
+    {Reason.UPSTREAM_ERROR, Reason.CONNECT_TIMEOUT, Reason.RESPONSE_TIMEOUT, Reason.TLS_FAILED}
 )
 
 
@@ -98,7 +98,7 @@ class FloodControl:
             with stopped_if_released(state.holds, "queue wait"):
                 slot = await self.limiter.acquire(key, settings.limits.config)
         except Rejected as exc:
-            deny(flow, state, Denial(exc.reason, exc.message, retry_after=exc.retry_after))
+            deny(flow, state, Denial(Reason(exc.reason), exc.message, retry_after=exc.retry_after))
             return None
         admission = _Admission(self.limiter, key, slot)
         state.queue_ms = round(slot.queued_ms, 3)

@@ -39,7 +39,7 @@ from mitmproxy.proxy.layers.http._base import ReceiveHttp
 from mitmproxy.proxy.layers.http._events import ErrorCode, ResponseProtocolError
 
 from hookwall.bounds import framing
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.flow import errorpages
 from hookwall.flow.state import new_request_id
 
@@ -110,7 +110,7 @@ def _server_read(self: Any, event: events.ConnectionEvent) -> Generator[Any, Any
             f"bytes and {limits.max_fields} header fields (proxy.max_header_bytes, "
             "proxy.max_header_fields in the policy)"
         )
-        yield from _refuse(self, Denial("header-too-large", message), buffered)
+        yield from _refuse(self, Denial(Reason.HEADER_TOO_LARGE, message), buffered)
         return
     if split is None:
         yield from _server_read_headers(self, event)  # not whole yet (or only empty lines)
@@ -134,7 +134,7 @@ def _unless_refused(
             if isinstance(command, commands.SendData) and command.connection is self.conn:
                 reading.close()  # mitmproxy's error page: the rest of its answer is ours
                 message = f"the request head could not be read: {_parse_error(head)}"
-                yield from _refuse(self, Denial("bad-request", message), head)
+                yield from _refuse(self, Denial(Reason.BAD_REQUEST, message), head)
                 return
             command = reading.send((yield command))
     except StopIteration:

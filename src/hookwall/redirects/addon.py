@@ -17,7 +17,7 @@ import logging
 
 from mitmproxy import http
 
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.deliveries.redaction import BUILT_IN
 from hookwall.flow.holds import stopped_if_released
 from hookwall.flow.hopclient import HopResponse, send_through_proxy
@@ -106,7 +106,7 @@ class InternalHops:
         if self.runtime.on_internal_listener(flow.client_conn.sockname):
             state = start_state(flow, self.runtime.policy, None)
             message = "this is hookwall's internal listener; send requests to its proxy port"
-            deny(flow, state, Denial("bad-request", message))
+            deny(flow, state, Denial(Reason.BAD_REQUEST, message))
 
     def request(self, flow: http.HTTPFlow) -> None:
         """A signed delivery is never redirected to a target that would get it unsigned."""
@@ -116,7 +116,7 @@ class InternalHops:
         settings = state.decision.settings
         if settings is not None and settings.signing is None:
             deny(flow, state, Denial(
-                "redirect-denied",
+                Reason.REDIRECT_DENIED,
                 f"the redirect target {state.decision.host} has no signing configured; a signed "
                 "webhook is never delivered unsigned",
             ))  # fmt: skip
@@ -223,7 +223,7 @@ class Redirects:
 
     @staticmethod
     def _refuse(flow: http.HTTPFlow, state: FlowState, target: str | None, message: str) -> None:
-        deny(flow, state, Denial("redirect-denied", message))
+        deny(flow, state, Denial(Reason.REDIRECT_DENIED, message))
         if target and flow.response is not None:
             flow.response.headers[LOCATION_HEADER] = target
         if state.redirect is not None:

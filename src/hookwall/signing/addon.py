@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from mitmproxy import http
 
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.deliveries.correlation import id_headers, webhook_id
 from hookwall.flow.respond import deny
 from hookwall.flow.state import FlowState, state_of
@@ -52,13 +52,13 @@ class RequestSigning:
         try:
             sign(flow, state, settings.signing)
         except UnusableSenderId as exc:
-            deny(flow, state, Denial("bad-request", str(exc)))
+            deny(flow, state, Denial(Reason.BAD_REQUEST, str(exc)))
         except SigningError as exc:
-            deny(flow, state, Denial("signing-failed", f"could not sign this request: {exc}"))
+            deny(flow, state, Denial(Reason.SIGNING_FAILED, f"could not sign this request: {exc}"))
         except Exception as exc:
             logger.exception("signing failed")
             message = f"could not sign this request ({type(exc).__name__}); refused, not sent"
-            deny(flow, state, Denial("signing-failed", message))
+            deny(flow, state, Denial(Reason.SIGNING_FAILED, message))
 
 
 class UnusableSenderId(ValueError):

@@ -25,7 +25,7 @@ from hookwall.access.decide import (
     is_loopback_listen,
     listen_refusal,
 )
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.destinations.decide import Decision, decide
 from hookwall.destinations.resolver import Resolution
 from hookwall.policy import Policy, PolicyError, load_policy, summarize
@@ -128,10 +128,9 @@ def test_without_senders_nobody_authenticates(tmp_path: Path) -> None:
 def required(result: AccessResult) -> str:
     assert result.sender is None
     assert result.denial is not None
-    reason, message = result.denial
-    assert reason == "auth-required"
-    assert Denial(reason, message).status == 407
-    return message
+    assert result.denial.reason is Reason.AUTH_REQUIRED
+    assert result.denial.status == 407
+    return result.denial.message
 
 
 @pytest.mark.parametrize(
@@ -241,8 +240,8 @@ def test_right_credentials_from_the_wrong_source(
     if allowed:
         assert result.denial is None
     else:
-        assert result.denial is not None and result.denial[0] == "sender-denied"
-        assert Denial(*result.denial).status == 403
+        assert result.denial is not None and result.denial.reason is Reason.SENDER_DENIED
+        assert result.denial.status == 403
 
 
 def test_report_only_sender_from_the_wrong_source_is_let_through(policy: Policy) -> None:
@@ -411,10 +410,10 @@ def test_loopback_listen_addresses(host: str, loopback: bool) -> None:
 
 
 def test_407_carries_the_challenge() -> None:
-    headers = Denial("auth-required", "x").headers("req_1")
+    headers = Denial(Reason.AUTH_REQUIRED, "x").headers("req_1")
     assert headers["Proxy-Authenticate"] == CHALLENGE
     assert CHALLENGE == 'Basic realm="hookwall", Bearer realm="hookwall"'
-    assert "Proxy-Authenticate" not in Denial("sender-denied", "x").headers("req_1")
+    assert "Proxy-Authenticate" not in Denial(Reason.SENDER_DENIED, "x").headers("req_1")
 
 
 # -- the senders section: load errors ----------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from mitmproxy.test import tflow
 
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.flow.respond import deny
 from hookwall.flow.state import start_state
 from hookwall.forwarding.addons.hopheaders import HopHeaders, headers_to_strip, hookwall_headers
@@ -78,7 +78,9 @@ def test_every_hookwall_header_of_a_receiver_response_is_dropped() -> None:
     assert [k.lower() for k in flow.response.headers if k.lower().startswith("x-")] == ["x-other"]
     # hookwall's own refusal, answered before any receiver was asked, keeps its headers
     refused = tflow.tflow()
-    deny(refused, start_state(refused, load_default_policy(), None), Denial("host-denied", "no"))
+    deny(
+        refused, start_state(refused, load_default_policy(), None), Denial(Reason.HOST_DENIED, "no")
+    )
     HopHeaders().responseheaders(refused)
     assert refused.response is not None
     assert refused.response.headers["X-Hookwall-Reason"] == "host-denied"

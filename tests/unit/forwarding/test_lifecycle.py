@@ -9,7 +9,7 @@ from __future__ import annotations
 from mitmproxy import http
 from mitmproxy.test import tflow
 
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.destinations.resolver import Resolver
 from hookwall.flow.runtime import Runtime
 from hookwall.flow.state import state_of
@@ -103,7 +103,7 @@ def test_our_own_verdict_is_not_overwritten_by_its_consequence() -> None:
     lifecycle.requestheaders(flow)
     state = state_of(flow)
     assert state is not None
-    state.denial = Denial("response-timeout", "the receiver did not send the whole response")
+    state.denial = Denial(Reason.RESPONSE_TIMEOUT, "the receiver did not send the whole response")
     flow.error.msg = "Server closed connection"  # type: ignore[union-attr]
     assert settle_error(flow) is state
     assert state.denial.reason == "response-timeout" and state.error is None

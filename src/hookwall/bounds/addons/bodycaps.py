@@ -20,7 +20,7 @@ from mitmproxy import http
 
 from hookwall.bounds.budget import ByteBudget
 from hookwall.config.units import format_size
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.flow import conns, errorpages
 from hookwall.flow.holds import Hold
 from hookwall.flow.respond import deny
@@ -37,7 +37,7 @@ def _too_slow(flow: http.HTTPFlow, seconds: float) -> None:
     if state is None or flow.request.timestamp_end is not None or not flow.live:
         return
     denial = Denial(
-        "request-timeout", f"the request body did not arrive complete within {seconds:g}s"
+        Reason.REQUEST_TIMEOUT, f"the request body did not arrive complete within {seconds:g}s"
     )
     state.denial = denial
     conns.refuse_and_close(flow.client_conn.id, denial, state.request_id)
@@ -70,7 +70,7 @@ def _limits(flow: http.HTTPFlow) -> tuple[FlowState, int, int] | None:
 
 def _request_too_large(size: int, cap: int) -> Denial:
     return Denial(
-        "request-too-large",
+        Reason.REQUEST_TOO_LARGE,
         f"the request body ({format_size(size)}) is larger than this destination accepts "
         f"({format_size(cap)})",
     )
@@ -111,7 +111,7 @@ class BodyCaps:
                 f"hookwall holds {format_size(self.budget.in_use)} of request bodies, its limit "
                 f"(proxy.max_buffered_bodies: {format_size(limit)}); retry shortly"
             )
-            deny(flow, state, Denial("proxy-busy", message, retry_after=1))
+            deny(flow, state, Denial(Reason.PROXY_BUSY, message, retry_after=1))
             return False
         state.holds.add("buffered body", lambda: self.budget.give_back(size))
         return True
@@ -147,7 +147,7 @@ class BodyCaps:
     @staticmethod
     def _response_too_large(size: int, cap: int) -> Denial:
         return Denial(
-            "response-too-large",
+            Reason.RESPONSE_TOO_LARGE,
             f"the receiver's response ({format_size(size)}) is larger than allowed "
             f"({format_size(cap)})",
         )

@@ -19,7 +19,7 @@ from functools import partial
 
 from mitmproxy import http
 
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.deliveries import logs
 from hookwall.flow import conns, errorpages
 from hookwall.flow.state import state_of
@@ -75,7 +75,7 @@ class Deadlines:
             return
         self._cancel(flow)
         denial = Denial(
-            "response-timeout", f"the receiver did not send the {what} within {seconds:g}s"
+            Reason.RESPONSE_TIMEOUT, f"the receiver did not send the {what} within {seconds:g}s"
         )
         state.denial = denial
         errorpages.expect_error_response(flow.client_conn.id, state.request_id, denial)

@@ -13,7 +13,7 @@ from typing import Any
 
 from mitmproxy import connection, http, tls
 
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.deliveries import logs
 from hookwall.deliveries.correlation import id_headers, webhook_id
 from hookwall.deliveries.redaction import BUILT_IN, Rules, redact_event
@@ -74,7 +74,9 @@ class ExchangeLog:
         """mitmproxy dropped this flow without a response or error hook (Lifecycle)."""
         state = self._state(flow)
         if state.denial is None:
-            state.denial = Denial("client-closed", "the connection ended before the exchange did")
+            state.denial = Denial(
+                Reason.CLIENT_CLOSED, "the connection ended before the exchange did"
+            )
         self._emit(flow)
 
     # -- CONNECT ---------------------------------------------------------------------------------
@@ -84,7 +86,9 @@ class ExchangeLog:
             message = flow.response.get_text(strict=False) if flow.response else ""
             state.error = message
             deny(
-                flow, state, Denial("upstream-error", f"cannot connect to the receiver: {message}")
+                flow,
+                state,
+                Denial(Reason.UPSTREAM_ERROR, f"cannot connect to the receiver: {message}"),
             )
         self._emit(flow)
 
@@ -101,7 +105,7 @@ class ExchangeLog:
         if state.denial is None and server.error and server.timestamp_tcp_setup is None:
             state.error = server.error
             state.denial = Denial(
-                "upstream-error", f"cannot connect to the receiver: {server.error}"
+                Reason.UPSTREAM_ERROR, f"cannot connect to the receiver: {server.error}"
             )
         self._emit(flow, tls="passthrough")
 
@@ -128,7 +132,7 @@ class ExchangeLog:
             "rule": decision.rule if decision else None,
             "resolved_ips": decision.resolved_ips if decision else [],
             "decision": "deny",
-            "reason": "tls-failed",
+            "reason": Reason.TLS_FAILED,
             "error": f"{hint} ({data.conn.error})" if data.conn.error else hint,
             "signed": False,
         }

@@ -21,7 +21,7 @@ from mitmproxy import connection, http, tls
 from mitmproxy.net.http import url
 from mitmproxy.proxy import server_hooks
 
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.destinations import decide as guard
 from hookwall.destinations.addresses import IPAddress
 from hookwall.destinations.hostname import InvalidHost, canonicalize_host
@@ -128,11 +128,11 @@ class DestinationGuard:
             flow.metadata[CLOSE_AFTER] = True
         if (t.sender is None and policy.senders) or (t.sender and now is None):
             message = "the policy changed: open a new connection with valid proxy credentials"
-            deny(flow, state, Denial("auth-required", message))
+            deny(flow, state, Denial(Reason.AUTH_REQUIRED, message))
             return
         peer = flow.client_conn.peername
         refusal = sender_after_reload(now, policy.senders, t.sender, str(peer[0]) if peer else None)
-        if refusal is not None and refusal.reason == "sender-denied":  # outside its new clients
+        if refusal is not None and refusal.reason is Reason.SENDER_DENIED:  # its new clients
             flow.metadata[CLOSE_AFTER] = True
             deny(flow, state, refusal)
             return
@@ -165,7 +165,7 @@ class DestinationGuard:
                 flow,
                 state,
                 Denial(
-                    "host-mismatch",
+                    Reason.HOST_MISMATCH,
                     f"the Host header {host_header!r} does not name the CONNECT target {name}; "
                     "send requests for another host through their own CONNECT",
                 ),
@@ -176,7 +176,7 @@ class DestinationGuard:
         upgrade_asked = request.headers.pop(UPGRADE_HEADER, "").strip().lower()
         state.original_url = _url(request.scheme, request.host, request.port, request.path)
         if upgrade_asked not in ("", "https"):
-            deny(flow, state, Denial("bad-request", f"{UPGRADE_HEADER} must be 'https'"))
+            deny(flow, state, Denial(Reason.BAD_REQUEST, f"{UPGRADE_HEADER} must be 'https'"))
             return
         decision = await self._decide(flow, request.host, request.port, state)
         if not decision.allowed:
@@ -187,7 +187,7 @@ class DestinationGuard:
             if port not in decision.settings.network.ports:
                 allowed = decision.settings.network.ports
                 message = f"upgrading to https needs port {port}, not allowed (allowed: {allowed})"
-                deny(flow, state, Denial("port-denied", message))
+                deny(flow, state, Denial(Reason.PORT_DENIED, message))
                 return
             request.scheme, request.port, state.upgraded = "https", port, True
             self._approve(decision.pinned_ip, port, decision.settings)
@@ -238,7 +238,7 @@ class DestinationGuard:
             assert decision.pinned_ip is not None and decision.settings is not None
             self._approve(decision.pinned_ip, port, decision.settings)
         else:
-            deny(flow, state, Denial(decision.reason or "internal-error", decision.message))
+            deny(flow, state, Denial(decision.reason or Reason.INTERNAL_ERROR, decision.message))
         return decision
 
     def _approve(self, ip: IPAddress, port: int, settings: Settings) -> None:
@@ -254,7 +254,7 @@ class DestinationGuard:
             flow,
             state,
             Denial(
-                "internal-error",
+                Reason.INTERNAL_ERROR,
                 f"hookwall failed while judging this request ({type(exc).__name__})",
             ),
         )

@@ -16,7 +16,7 @@ from typing import Any
 
 from mitmproxy import connection, http
 
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.deliveries import logs
 from hookwall.destinations import decide as guard
 from hookwall.destinations.tunnelcheck import sender_after_reload, tunnel_after_reload
@@ -66,7 +66,7 @@ class PassthroughTunnels:
                 denial, decision = await self._judge(flow, tunnel, policy)
             except Exception as exc:  # fail closed: a tunnel we cannot judge is closed
                 message = f"hookwall failed while judging this tunnel ({type(exc).__name__})"
-                denial, decision = Denial("internal-error", message), None
+                denial, decision = Denial(Reason.INTERNAL_ERROR, message), None
             if denial is None and decision is not None:  # adopted by the new policy
                 tunnel.decision = dataclasses.replace(decision, pinned_ip=tunnel.decision.pinned_ip)
                 tunnel.policy = policy

@@ -27,7 +27,7 @@ from mitmproxy.proxy.mode_servers import ServerInstance
 from mitmproxy.proxy.mode_specs import ProxyMode
 
 from hookwall.core import eventloop
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.deliveries import logs
 from hookwall.destinations.hostname import host_port
 from hookwall.flow import errorpages
@@ -178,7 +178,7 @@ class Lifecycle:
                     "hookwall could not process this exchange and closed the connection "
                     f"({type(exc).__name__}: {exc})"
                 )
-                state.denial = Denial("proxy-error", message)
+                state.denial = Denial(Reason.PROXY_ERROR, message)
             state.error = state.error or f"{type(exc).__name__}: {exc}"
             if final is None and flow.request.method != "CONNECT":
                 final = errorpages.render(state.denial.status, state.denial, state.request_id)
@@ -234,7 +234,7 @@ def settle_error(flow: http.HTTPFlow) -> FlowState | None:
     message = flow.error.msg if flow.error else ""
     if state.denial is None:
         denial = errorpages.classify_error(message)
-        if flow.request.timestamp_end is None and denial.reason == "upstream-error":
+        if flow.request.timestamp_end is None and denial.reason is Reason.UPSTREAM_ERROR:
             denial = _sender_failed(message)  # the request never arrived whole: not the receiver
         state.denial = denial
         state.error = message or state.error
@@ -244,5 +244,7 @@ def settle_error(flow: http.HTTPFlow) -> FlowState | None:
 def _sender_failed(message: str) -> Denial:
     lowered = message.lower()
     if "closed" in lowered or "disconnect" in lowered:
-        return Denial("client-closed", "the sender closed the connection before its request ended")
-    return Denial("bad-request", f"the sender's request could not be read: {message}")
+        return Denial(
+            Reason.CLIENT_CLOSED, "the sender closed the connection before its request ended"
+        )
+    return Denial(Reason.BAD_REQUEST, f"the sender's request could not be read: {message}")

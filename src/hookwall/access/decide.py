@@ -17,13 +17,13 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from hookwall.access.settings import Sender, SenderTable
 from hookwall.core.denials import PROXY_AUTHENTICATE, Denial, Reason
+from hookwall.core.exchange import Exchange
 
 if TYPE_CHECKING:
     from hookwall.policy.model import Policy
@@ -73,18 +73,15 @@ _INVALID = "the proxy credentials are not valid"
 
 
 def authenticate(
-    table: SenderTable,
-    header_values: Sequence[str],
-    client_ip: str | None,
-    now: datetime | None = None,
+    table: SenderTable, exchange: Exchange, now: datetime | None = None
 ) -> AccessResult:
-    """Judge a request's proxy credentials and source address against the policy's senders.
-
-    ``header_values`` are every ``Proxy-Authorization`` value the request carried. With no
-    senders defined, nobody authenticates (the listen address keeps hookwall private).
+    """Judge a request's proxy credentials (every ``Proxy-Authorization`` it carries) and its
+    sender's address against the policy's senders. With no senders defined, nobody
+    authenticates (the listen address keeps hookwall private).
     """
     if not table:
         return AccessResult(None)
+    header_values = exchange.header_values("proxy-authorization")
     if not header_values:
         return _required(f"hookwall requires proxy credentials; {_HOW}")
     if len(header_values) > 1:
@@ -108,7 +105,7 @@ def authenticate(
         return _malformed(problem)
     if found is None:
         return _required(_INVALID, attempted)
-    return _check_client(found, client_ip)
+    return _check_client(found, exchange.client)
 
 
 def _basic(

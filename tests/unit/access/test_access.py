@@ -26,6 +26,7 @@ from hookwall.access.decide import (
     listen_refusal,
 )
 from hookwall.core.denials import Denial, Reason
+from hookwall.core.exchange import Exchange
 from hookwall.destinations.decide import Decision, decide
 from hookwall.destinations.resolver import Resolution
 from hookwall.policy import Policy, PolicyError, load_policy, summarize
@@ -102,8 +103,14 @@ def basic(name: str, token: str) -> str:
     return "Basic " + base64.b64encode(f"{name}:{token}".encode()).decode()
 
 
+def request(*values: str, client: str | None = "127.0.0.1") -> Exchange:
+    """A request carrying these Proxy-Authorization values, from ``client``."""
+    headers = tuple(("Proxy-Authorization", value) for value in values)
+    return Exchange("POST", "http://a.test/", headers, client=client)
+
+
 def auth(policy: Policy, *values: str, client: str = "127.0.0.1") -> AccessResult:
-    return authenticate(policy.senders, list(values), client)
+    return authenticate(policy.senders, request(*values, client=client))
 
 
 # -- credentials -------------------------------------------------------------------------------
@@ -235,7 +242,7 @@ def test_the_policy_keeps_no_token(policy: Policy) -> None:
 def test_right_credentials_from_the_wrong_source(
     policy: Policy, client: str | None, allowed: bool
 ) -> None:
-    result = authenticate(policy.senders, [basic("remote", TOKENS["REMOTE"])], client)
+    result = authenticate(policy.senders, request(basic("remote", TOKENS["REMOTE"]), client=client))
     assert result.sender == "remote"  # the sender is known (and logged) either way
     if allowed:
         assert result.denial is None
@@ -578,5 +585,6 @@ def test_the_default_policy_has_no_senders_and_its_commented_example_loads(
 
 def test_not_after_is_honoured_at_check_time(policy: Policy) -> None:
     early = datetime(2000, 1, 1, tzinfo=UTC)
-    assert authenticate(policy.senders, ["Bearer " + TOKENS["EXPIRED"]], "::1", early).sender
-    assert authenticate(policy.senders, ["Bearer " + TOKENS["EXPIRED"]], "::1").sender is None
+    expired = request("Bearer " + TOKENS["EXPIRED"], client="::1")
+    assert authenticate(policy.senders, expired, early).sender
+    assert authenticate(policy.senders, expired).sender is None

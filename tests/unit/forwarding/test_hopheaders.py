@@ -48,18 +48,14 @@ def test_headers_to_strip(names: list[str], connection: list[str], expected: set
 def test_a_sender_asking_to_close_gets_its_connection_closed(
     value: str | None, closes: bool
 ) -> None:
-    """mitmproxy reads Connection: close from the header HopHeaders strips; the flag keeps it."""
-    from mitmproxy.test import tflow
-
-    from hookwall.forwarding.addons.hopheaders import HopHeaders
-    from hookwall.forwarding.addons.lifecycle import CLOSE_AFTER
-
+    """mitmproxy reads Connection: close from the header HopHeaders strips; the state keeps it."""
     flow = tflow.tflow()
+    state = start_state(flow, load_default_policy(), None)
     if value is not None:
         flow.request.headers["Connection"] = value
     HopHeaders().requestheaders(flow)
     assert "connection" not in flow.request.headers
-    assert bool(flow.metadata.get(CLOSE_AFTER)) is closes
+    assert state.closes_connection == ("sender-asked" if closes else None)
 
 
 def test_every_hookwall_header_of_a_receiver_response_is_dropped() -> None:

@@ -31,6 +31,7 @@ from mitmproxy import connection, http
 from hookwall.core.denials import Denial, Reason
 from hookwall.deliveries import logs
 from hookwall.flow import conns
+from hookwall.flow.respond import refuse_connection
 from hookwall.flow.runtime import Runtime
 from hookwall.flow.state import state_of
 from hookwall.flow.sweep import Sweeper
@@ -161,7 +162,7 @@ class ConnectionGuard:
             return
         if what == "head":
             message = f"the request head did not arrive complete within {seconds:g}s"
-            closed = conns.refuse_and_close(client_id, Denial(Reason.REQUEST_TIMEOUT, message))
+            closed = refuse_connection(client_id, Denial(Reason.REQUEST_TIMEOUT, message))
         else:
             closed = conns.close_client(client_id)
         if closed:

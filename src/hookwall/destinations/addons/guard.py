@@ -12,7 +12,6 @@ Every hook fails closed: an exception is a denial, never a pass.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import logging
 from collections import OrderedDict
@@ -29,7 +28,6 @@ from hookwall.destinations.tunnelcheck import pinned_after_reload, sender_after_
 from hookwall.flow.respond import deny
 from hookwall.flow.runtime import Runtime
 from hookwall.flow.state import FlowState, TunnelState, start_state
-from hookwall.forwarding.addons.lifecycle import CLOSE_AFTER
 from hookwall.policy import Settings
 
 logger = logging.getLogger(__name__)
@@ -125,7 +123,7 @@ class DestinationGuard:
         before = t.policy.senders.get(t.sender) if t.policy and t.sender else None
         now = policy.senders.get(t.sender) if t.sender else None
         if (t.sender is None and policy.senders) or (t.sender and not tokens_kept(before, now)):
-            flow.metadata[CLOSE_AFTER] = True
+            state.close_after("policy-reloaded")
         if (t.sender is None and policy.senders) or (t.sender and now is None):
             message = "the policy changed: open a new connection with valid proxy credentials"
             deny(flow, state, Denial(Reason.AUTH_REQUIRED, message))
@@ -133,22 +131,22 @@ class DestinationGuard:
         peer = flow.client_conn.peername
         refusal = sender_after_reload(now, policy.senders, t.sender, str(peer[0]) if peer else None)
         if refusal is not None and refusal.reason is Reason.SENDER_DENIED:  # its new clients
-            flow.metadata[CLOSE_AFTER] = True
+            state.close_after("policy-reloaded")
             deny(flow, state, refusal)
             return
         state.policy = policy
         decision = await self._decide(flow, old.host, old.port, state)
         pinned = old.pinned_ip
         if not decision.allowed or decision.settings is None or pinned is None:
-            flow.metadata[CLOSE_AFTER] = True
+            state.close_after("policy-reloaded")
             return
         refusal = pinned_after_reload(decision.settings, pinned, old.host)
         if refusal is not None:
-            flow.metadata[CLOSE_AFTER] = True
+            state.close_after("policy-reloaded")
             deny(flow, state, refusal)
             return
         self._approve(pinned, old.port, decision.settings)
-        t.decision, t.policy = dataclasses.replace(decision, pinned_ip=pinned), policy
+        t.follow(decision, policy)
 
     def _check_inside_tunnel(self, flow: http.HTTPFlow, state: FlowState, t: TunnelState) -> None:
         state.decision = t.decision

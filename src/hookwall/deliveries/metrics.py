@@ -202,6 +202,7 @@ class Metrics:
         top_destinations: int = DEFAULT_TOP_DESTINATIONS,
         clock: Callable[[], float] = time.monotonic,
         process: bool = True,
+        mitmproxy_version: str = "unknown",  # the process knows it (app/master.py)
     ) -> None:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
         self.registry = CollectorRegistry(auto_describe=True)
@@ -280,7 +281,8 @@ class Metrics:
             "Sender connections refused (proxy.max_connections, max_connections_per_client)",
             registry=r,
         )
-        Info("hookwall_build", "hookwall build information", registry=r).info(_build_info())
+        build = _build_info(mitmproxy_version)
+        Info("hookwall_build", "hookwall build information", registry=r).info(build)
         r.register(_LiveCollector(self))
         if process:
             ProcessCollector(registry=r)
@@ -423,10 +425,6 @@ def _worse(state: str, than: str | None) -> bool:
     return than is None or _SEVERITY.get(state, 0) > _SEVERITY.get(than, 0)
 
 
-def _build_info() -> dict[str, str]:
-    try:
-        from mitmproxy.version import VERSION as mitmproxy_version
-    except ImportError:  # pragma: no cover - mitmproxy is a dependency
-        mitmproxy_version = "unknown"
+def _build_info(mitmproxy_version: str) -> dict[str, str]:
     python = ".".join(str(part) for part in sys.version_info[:3])
     return {"version": __version__, "mitmproxy_version": mitmproxy_version, "python": python}

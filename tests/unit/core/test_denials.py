@@ -53,7 +53,8 @@ def test_every_reason_has_its_status_and_the_codes_are_exactly_todays() -> None:
 
 def test_a_reason_is_its_wire_value() -> None:
     assert Reason("queue-full") is Reason.QUEUE_FULL
-    assert Reason.QUEUE_FULL == "queue-full" and str(Reason.QUEUE_FULL) == "queue-full"
+    assert Reason.QUEUE_FULL.value == "queue-full" and str(Reason.QUEUE_FULL) == "queue-full"
+    assert "queue-full" in {Reason.QUEUE_FULL}  # equal to its wire value, hashed alike
     assert f"{Reason.TLS_FAILED}" == "tls-failed"
     with pytest.raises(ValueError, match="not a valid Reason"):
         Reason("anything")

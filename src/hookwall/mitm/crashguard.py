@@ -14,18 +14,16 @@ mitmproxy is pinned; ``tests/unit/mitm/test_mitm_hookpoints.py`` fails if the ho
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from mitmproxy.proxy import commands, events, server
 
-from hookwall.flow import signals
-
 logger = logging.getLogger(__name__)
 
-# The listeners told of a crash (``flow.signals.crashed``), by the name the pipeline fills.
-# Lifecycle marks the open exchanges as failed there and says what to answer.
-on_crash = signals.crashed
+# Called with (client connection id, the exception); returns the bytes to write to the sender
+# before closing (None: just close). Lifecycle marks the open exchanges as failed here.
+on_crash: list[Callable[[str, BaseException], bytes | None]] = []
 
 
 class _CrashGuard:
@@ -48,7 +46,7 @@ class _CrashGuard:
             self.crashed = True
             logger.error("hookwall closed a connection after a proxy error: %r", exc)
             final: bytes | None = None
-            for listener in signals.crashed:
+            for listener in on_crash:
                 final = listener(self._client.id, exc) or final
             if final is not None and not self._client.tls:
                 yield commands.SendData(self._client, final)

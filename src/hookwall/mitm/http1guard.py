@@ -17,17 +17,17 @@ judged on the exact bytes mitmproxy is about to parse:
 - any other head mitmproxy's own parser refuses: ``400 bad-request``, in hookwall's shape.
 
 A sender's head refused here never becomes a flow, so it gets its request id here and its one
-``exchange`` event from ``flow.signals.head_refused`` (ExchangeLog); the connection then
-closes, since the bytes after an ambiguous head cannot be trusted.
+``exchange`` event from ``on_refused`` (ExchangeLog, given a ``flow.headrefusal.HeadRefusal``);
+the connection then closes, since the bytes after an ambiguous head cannot be trusted.
 
-The same wrapper tells ``ConnectionGuard`` when the first byte of a new request head arrives
-(``flow.signals.head_started``), which starts the head deadline. mitmproxy is pinned;
+The same wrapper tells ``ConnectionGuard`` when the first byte of a new request head arrives,
+which starts the head deadline. mitmproxy is pinned;
 ``tests/unit/mitm/test_mitm_hookpoints.py`` fails if the hook points move.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from logging import WARNING
 from typing import Any
@@ -40,7 +40,8 @@ from mitmproxy.proxy.layers.http._events import ErrorCode, ResponseProtocolError
 
 from hookwall.bounds import framing
 from hookwall.core.denials import Denial, Reason
-from hookwall.flow import errorpages, signals
+from hookwall.flow import errorpages
+from hookwall.flow.headrefusal import HeadRefusal
 from hookwall.flow.state import new_request_id
 
 
@@ -51,9 +52,10 @@ class HeadLimits:
 
 
 limits = HeadLimits()
-# The listener lists these patches call, by the names the pipeline fills them under.
-on_head_started = signals.head_started
-on_refused = signals.head_refused
+# Called with the client connection's id when a new request head starts (ConnectionGuard).
+on_head_started: list[Callable[[str], None]] = []
+# Called once for every sender's head refused here (ExchangeLog: its exchange event).
+on_refused: list[Callable[[HeadRefusal], None]] = []
 
 
 def head_problem(buffered: bytes, max_bytes: int, max_fields: int) -> str | None:
@@ -88,7 +90,7 @@ def _server_read(self: Any, event: events.ConnectionEvent) -> Generator[Any, Any
         return
     buffered = bytes(self.buf)
     if len(buffered) == len(event.data):  # the buffer was empty: a new head begins
-        for listener in signals.head_started:
+        for listener in on_head_started:
             listener(self.conn.id)
     split = framing.split_head(buffered)
     problem = _size_problem(buffered, split, limits.max_bytes, limits.max_fields)
@@ -152,8 +154,8 @@ def _refuse(self: Any, denial: Denial, head: bytes) -> Generator[Any, Any, None]
     )
     self.state = self.done
     start_line = head.split(b"\n", 1)[0]
-    refusal = signals.HeadRefusal(self.conn.id, self.conn.peername, request_id, denial, start_line)
-    for listener in signals.head_refused:
+    refusal = HeadRefusal(self.conn.id, self.conn.peername, request_id, denial, start_line)
+    for listener in on_refused:
         listener(refusal)
 
 

@@ -12,9 +12,9 @@ from hookwall.deliveries.addons.exchangelog import ExchangeLog, exchange_event
 from hookwall.deliveries.event import EVENT_FIELDS, ExchangeEvent, request_line_parts
 from hookwall.deliveries.logs import EXCHANGE_FIELDS
 from hookwall.destinations.decide import Decision
+from hookwall.flow.headrefusal import HeadRefusal
 from hookwall.flow.holds import Holds
 from hookwall.flow.respond import deny
-from hookwall.flow.signals import HeadRefusal
 from hookwall.flow.state import start_state
 from hookwall.policy import load_default_policy
 

@@ -31,9 +31,9 @@ from hookwall.deliveries.redaction import BUILT_IN, Rules, redact_event
 from hookwall.destinations.decide import Decision
 from hookwall.flow import errorpages
 from hookwall.flow.exchange import exchange_of
+from hookwall.flow.headrefusal import HeadRefusal
 from hookwall.flow.holds import Holds
 from hookwall.flow.respond import deny, deny_when_failed, fail
-from hookwall.flow.signals import HeadRefusal
 from hookwall.flow.state import FlowState, TunnelState, attach_state, state_of
 from hookwall.forwarding.addons.lifecycle import settle_error
 from hookwall.policy import Policy

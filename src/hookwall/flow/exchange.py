@@ -18,7 +18,12 @@ def exchange_of(flow: http.HTTPFlow, state: FlowState | None = None) -> Exchange
     return Exchange(
         method=request.method,
         url=(state.original_url if state else "") or request.url,
-        headers=tuple(request.headers.items(multi=True)),
+        headers=tuple(  # decoded as mitmproxy's Headers.items does, a little faster
+            [
+                (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
+                for name, value in request.headers.fields
+            ]
+        ),
         body=request.raw_content,
         client=str(peer[0]) if peer else None,
         sender=state.sender if state else None,

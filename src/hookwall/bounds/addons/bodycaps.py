@@ -10,6 +10,8 @@ take to arrive.
 - ``proxy.max_buffered_bodies``: the request bodies of every exchange in flight together
   (``bounds/budget.py``); a request that does not fit is answered ``503 proxy-busy`` before
   its body is read.
+
+The sizes and the refusals are ``bounds/bodies.py``'s, read from the request's ``Exchange``.
 """
 
 from __future__ import annotations

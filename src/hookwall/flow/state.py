@@ -69,7 +69,9 @@ class ResponseClocks:
 
 @dataclass(slots=True)
 class FlowState:
-    # -- set when the state is made (``start_state``; ``InternalHops`` for hookwall's hops) --
+    """One exchange's state, from its first hook to its end; the fields are grouped by writer."""
+
+    # -- set when the state is made (``start_state``; ``InternalHops`` for hookwall's hops) --------
     policy: Policy | None  # None only for flows the guard never judged (unparseable requests);
     # DestinationGuard replaces it when a tunnel's request follows a reloaded policy
     request_id: str = field(default_factory=new_request_id)
@@ -83,51 +85,51 @@ class FlowState:
     # after its last handler or when its connection ends (Lifecycle). Every taker adds to it.
     holds: Holds = field(default_factory=Holds)
 
-    # -- AccessControl (InternalHops for a hop: the delivery's sender) ---------------------------
+    # -- AccessControl (InternalHops for a hop: the delivery's sender) -----------------------------
     sender: str | None = None  # the authenticated sender, if any
     attempted_sender: str | None = None  # a configured sender name that failed to authenticate
     would_deny: list[tuple[Reason, str]] = field(default_factory=list)  # report-only verdicts
 
-    # -- DestinationGuard ----------------------------------------------------------------------
+    # -- DestinationGuard --------------------------------------------------------------------------
     decision: Decision | None = None
     upgraded: bool = False
     original_url: str = ""  # the URL the sender asked for (name, not pinned IP; no userinfo)
 
-    # -- Correlation -----------------------------------------------------------------------------
+    # -- Correlation -------------------------------------------------------------------------------
     replay_of: str | None = None  # request id this exchange replays (`hookwall replay`)
 
-    # -- ``close_after`` only (HopHeaders, AccessControl, DestinationGuard call it) ------------
+    # -- ``close_after`` only (HopHeaders, AccessControl, DestinationGuard call it) ----------------
     closes_connection: CloseWhy | None = None  # ExchangeEnd says so on the response
 
-    # -- BodyCaps --------------------------------------------------------------------------------
+    # -- BodyCaps ----------------------------------------------------------------------------------
     body_deadline: Hold | None = None  # until the request body is whole
 
-    # -- FloodControl ----------------------------------------------------------------------------
+    # -- FloodControl ------------------------------------------------------------------------------
     limit_key: str | None = None
     queue_ms: float | None = None
     slot: Slot | None = None  # from admission to the receiver's verdict
 
-    # -- RequestSigning --------------------------------------------------------------------------
+    # -- RequestSigning ----------------------------------------------------------------------------
     signed: str | None = None  # the scheme that signed ("sender" when the sender's was kept)
     key_ids: tuple[str, ...] = ()
     webhook_id: str | None = None
 
-    # -- Deadlines -------------------------------------------------------------------------------
+    # -- Deadlines ---------------------------------------------------------------------------------
     clocks: ResponseClocks | None = None  # from admission until the response (or the end)
 
-    # -- Redirects -------------------------------------------------------------------------------
+    # -- Redirects ---------------------------------------------------------------------------------
     redirect: RedirectRecord | None = None  # on a 3xx: status, location, action, hops
 
-    # -- flow/respond.py (every refusal and every answer hookwall fetched goes through it) ------
+    # -- flow/respond.py (every refusal and every answer hookwall fetched goes through it) ---------
     denial: Denial | None = None
     error: str | None = None  # the low-level failure (mitmproxy's message), when it matters
     received_status: int | None = None  # the receiver's own status, when we replaced it
     own_response: http.Response | None = None  # the refusal hookwall wrote itself
 
-    # -- ExchangeLog -----------------------------------------------------------------------------
+    # -- ExchangeLog -------------------------------------------------------------------------------
     logged: bool = False
 
-    # -- PolicyGenerations (app/reload.py) -------------------------------------------------------
+    # -- PolicyGenerations (app/reload.py) ---------------------------------------------------------
     counted_under: Policy | None = None  # the snapshot it counts this exchange under, until its end
 
     def close_after(self, why: CloseWhy) -> None:

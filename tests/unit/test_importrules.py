@@ -79,7 +79,6 @@ def test_no_cycle_no_complaint() -> None:
     assert AcyclicModulesContract("acyclic", {}, {"root": "app"}).check(graph, verbose=False).kept
 
 
-@pytest.mark.xfail(strict=True, reason="the re-cut is under way: the contracts hold at its end")
 def test_hookwall_keeps_every_contract() -> None:
     """What `make lint` checks, so the suite fails too when a change breaks the direction."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "tools")}

@@ -35,7 +35,7 @@ from hookwall import pipeline
 from hookwall.access.addon import AccessControl
 from hookwall.bounds.addons.bodycaps import BodyCaps
 from hookwall.bounds.addons.connections import ConnectionGuard
-from hookwall.bounds.addons.deadlines import TIMERS_KEY, Deadlines
+from hookwall.bounds.addons.deadlines import Deadlines
 from hookwall.deliveries.addons.correlate import REPLAY_HEADER, Correlation
 from hookwall.deliveries.addons.exchangelog import ExchangeLog
 from hookwall.destinations.addons.guard import DestinationGuard
@@ -45,7 +45,7 @@ from hookwall.flow.runtime import Runtime
 from hookwall.flow.state import FlowState, start_state, state_of
 from hookwall.forwarding.addons.hopheaders import HopHeaders
 from hookwall.forwarding.addons.lifecycle import ExchangeEnd, Lifecycle
-from hookwall.limits.addon import SLOT_KEY, FloodControl, limit_key
+from hookwall.limits.addon import FloodControl, limit_key
 from hookwall.pipeline import ORDER, ORDER_FREE, Order, build_pipeline, describe, order_violations
 from hookwall.policy import load_default_policy, load_policy
 from hookwall.policy.model import Settings, merge_rule
@@ -265,6 +265,12 @@ def _judged(bench: Bench, flow: http.HTTPFlow, settings: Settings | None = None)
     return state
 
 
+def _state(flow: http.HTTPFlow) -> FlowState:
+    state = state_of(flow)
+    assert state is not None
+    return state
+
+
 def _slot_key(bench: Bench, flow: http.HTTPFlow) -> str:
     settings = bench.runtime.policy.defaults
     peer = (flow.client_conn.peername or ("-",))[0]
@@ -290,7 +296,7 @@ def test_a_refused_connect_opens_the_circuit_only_once_classified(bench: Bench, 
         HttpRequestHeadersHook(flow),
         lambda: _judged(bench, flow),
         HttpRequestHook(flow),
-        lambda: slotted.append(SLOT_KEY in flow.metadata),
+        lambda: slotted.append(_state(flow).slot is not None),
         lambda: setattr(flow, "error", tflow.terr("Connection refused")),
         HttpErrorHook(flow),
     )
@@ -367,10 +373,10 @@ def test_the_receivers_clocks_start_only_once_admitted(bench: Bench, order: str)
             else:
                 pytest.fail("the request never queued for a slot")
             # Swapped: the response clocks run while the request waits for a slot.
-            assert (TIMERS_KEY in flow.metadata) == bool(order)
+            assert (_state(flow).clocks is not None) == bool(order)
             taken.pop().release()
             await task
-            assert TIMERS_KEY in flow.metadata  # admitted: the clocks run now, either way
+            assert _state(flow).clocks is not None  # admitted: the clocks run now, either way
             await trigger(HttpResponseHook(flow))
             for slot in taken:
                 slot.release()
@@ -497,7 +503,7 @@ def _seen_while_the_response_waits(
             await trigger(HttpRequestHeadersHook(flow))
             state = _judged(bench, flow, settings)
             await trigger(HttpRequestHook(flow))
-            assert "slot" in state.holds.held() and TIMERS_KEY in flow.metadata
+            assert "slot" in state.holds.held() and state.clocks is not None
             task = asyncio.create_task(trigger(HttpResponseHook(flow)))
             for _ in range(100):  # the handler reaches its first await at once
                 if waiting(state):
@@ -506,7 +512,7 @@ def _seen_while_the_response_waits(
             else:
                 pytest.fail("the response handler never started waiting")
             seen["slot"] = "slot" in state.holds.held()
-            seen["clocks"] = TIMERS_KEY in flow.metadata
+            seen["clocks"] = state.clocks is not None
             seen["unlogged"] = not state.logged
             # The sender leaves: the exchange ends, what waits stops with it.
             await trigger(server_hooks.ClientDisconnectedHook(flow.client_conn))

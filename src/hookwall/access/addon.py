@@ -23,11 +23,11 @@ import logging
 from mitmproxy import http
 
 from hookwall.access.decide import authenticate
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
+from hookwall.flow.exchange import exchange_of
 from hookwall.flow.respond import deny
 from hookwall.flow.runtime import Runtime
 from hookwall.flow.state import FlowState, TunnelState, start_state, state_of
-from hookwall.forwarding.addons.lifecycle import CLOSE_AFTER
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class AccessControl:
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         state = state_of(flow)
-        if state is not None and getattr(state, "internal", False):
+        if state is not None and state.internal:
             return  # a redirect hop of hookwall's own: InternalHops set its sender
         tunnel = self.tunnels.get(flow.client_conn.id)
         state = self._start(flow, tunnel)
@@ -58,19 +58,18 @@ class AccessControl:
     def _judge(self, flow: http.HTTPFlow, state: FlowState) -> None:
         try:
             senders = (state.policy or self.runtime.policy).senders
-            peer = flow.client_conn.peername
-            presented = flow.request.headers.get_all("proxy-authorization")
+            exchange = exchange_of(flow, state)
             # Read once, then gone: no later addon, log or store ever sees the credential.
             flow.request.headers.pop("proxy-authorization", None)
-            result = authenticate(senders, presented, str(peer[0]) if peer else None)
+            result = authenticate(senders, exchange)
             state.sender = result.sender
             state.attempted_sender = result.attempted
             state.would_deny.extend(result.would_deny)
             if result.denial is not None:
-                deny(flow, state, Denial(*result.denial))
-                if result.denial[0] == "auth-required":  # no keep-alive without credentials
-                    flow.metadata[CLOSE_AFTER] = True
+                deny(flow, state, result.denial)
+                if result.denial.reason is Reason.AUTH_REQUIRED:  # no keep-alive without them
+                    state.close_after("no-credentials")
         except Exception as exc:
             logger.exception("access control failed; denying")
             message = f"hookwall failed while checking proxy credentials ({type(exc).__name__})"
-            deny(flow, state, Denial("internal-error", message))
+            deny(flow, state, Denial(Reason.INTERNAL_ERROR, message))

@@ -17,13 +17,13 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from hookwall.access.settings import Sender, SenderTable
-from hookwall.core.denials import PROXY_AUTHENTICATE
+from hookwall.core.denials import PROXY_AUTHENTICATE, Denial, Reason
+from hookwall.core.exchange import Exchange
 
 if TYPE_CHECKING:
     from hookwall.policy.model import Policy
@@ -52,8 +52,8 @@ class AccessResult:
     """The outcome for one request (or one CONNECT and its tunnel)."""
 
     sender: str | None  # the authenticated sender; None without senders or on failure
-    denial: tuple[str, str] | None = None  # (reason, message): auth-required / sender-denied
-    would_deny: tuple[tuple[str, str], ...] = ()  # report-only verdicts (enforce: false)
+    denial: Denial | None = None  # auth-required or sender-denied
+    would_deny: tuple[tuple[Reason, str], ...] = ()  # report-only (reason, message)
     attempted: str | None = None  # a *configured* sender name that failed (safe to log)
 
     @property
@@ -62,7 +62,7 @@ class AccessResult:
 
 
 def _required(message: str, attempted: str | None = None) -> AccessResult:
-    return AccessResult(None, ("auth-required", message), attempted=attempted)
+    return AccessResult(None, Denial(Reason.AUTH_REQUIRED, message), attempted=attempted)
 
 
 def _malformed(detail: str) -> AccessResult:
@@ -73,18 +73,15 @@ _INVALID = "the proxy credentials are not valid"
 
 
 def authenticate(
-    table: SenderTable,
-    header_values: Sequence[str],
-    client_ip: str | None,
-    now: datetime | None = None,
+    table: SenderTable, exchange: Exchange, now: datetime | None = None
 ) -> AccessResult:
-    """Judge a request's proxy credentials and source address against the policy's senders.
-
-    ``header_values`` are every ``Proxy-Authorization`` value the request carried. With no
-    senders defined, nobody authenticates (the listen address keeps hookwall private).
+    """Judge a request's proxy credentials (every ``Proxy-Authorization`` it carries) and its
+    sender's address against the policy's senders. With no senders defined, nobody
+    authenticates (the listen address keeps hookwall private).
     """
     if not table:
         return AccessResult(None)
+    header_values = exchange.header_values("proxy-authorization")
     if not header_values:
         return _required(f"hookwall requires proxy credentials; {_HOW}")
     if len(header_values) > 1:
@@ -108,7 +105,7 @@ def authenticate(
         return _malformed(problem)
     if found is None:
         return _required(_INVALID, attempted)
-    return _check_client(found, client_ip)
+    return _check_client(found, exchange.client)
 
 
 def _basic(
@@ -152,10 +149,10 @@ def _check_client(sender: Sender, client_ip: str | None) -> AccessResult:
         address = None
     if address is not None and sender.allows_client(address):
         return AccessResult(sender.name)
-    verdict = ("sender-denied", f"sender {sender.name!r} may not connect from {client_ip}")
+    message = f"sender {sender.name!r} may not connect from {client_ip}"
     if sender.enforce:
-        return AccessResult(sender.name, verdict)
-    return AccessResult(sender.name, would_deny=(verdict,))
+        return AccessResult(sender.name, Denial(Reason.SENDER_DENIED, message))
+    return AccessResult(sender.name, would_deny=((Reason.SENDER_DENIED, message),))
 
 
 # -- start-up ------------------------------------------------------------------------------------

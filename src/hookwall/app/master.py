@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mitmproxy import options
+from mitmproxy import version as mitmproxy_version
 from mitmproxy.master import Master
 
 from hookwall.app.ca import ensure_ca, upstream_ca_bundle
@@ -100,7 +101,7 @@ async def serve(config: ProxyConfig, runtime: Runtime) -> int:
         sites.preload()  # the Public Suffix List (0.2 s), not on the first redirect's path
     apply_proxy_settings(runtime.policy)
     opts = options.Options()
-    metrics = Metrics()
+    metrics = Metrics(mitmproxy_version=mitmproxy_version.VERSION)
     master = HookwallMaster(opts, runtime, config.data_dir if config.store else None, metrics)
     master.lifecycle.started_fields["store"] = (
         str(store_path(config.data_dir)) if config.store else None

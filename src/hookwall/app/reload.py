@@ -132,8 +132,6 @@ class PolicyGenerations:
     without cutting an exchange that started under a larger one.
     """
 
-    _KEY = "hookwall.generation"
-
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._live: dict[int, tuple[Policy, int]] = {}
@@ -147,9 +145,9 @@ class PolicyGenerations:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         state = state_of(flow)
         policy = state.policy if state else None
-        if policy is None or self._KEY in flow.metadata:
+        if state is None or policy is None or state.counted_under is not None:
             return
-        flow.metadata[self._KEY] = policy
+        state.counted_under = policy
         held = self._live.get(id(policy))
         self._live[id(policy)] = (policy, (held[1] if held else 0) + 1)
 
@@ -160,9 +158,11 @@ class PolicyGenerations:
         self._done(flow)
 
     def _done(self, flow: http.HTTPFlow) -> None:
-        policy = flow.metadata.pop(self._KEY, None)
-        if policy is None:
+        state = state_of(flow)
+        policy = state.counted_under if state else None
+        if state is None or policy is None:
             return
+        state.counted_under = None
         held = self._live.get(id(policy))
         if held is None:
             return

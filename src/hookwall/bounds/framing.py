@@ -21,8 +21,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-BAD_FRAMING = "bad-framing"
-INVALID_HOST = "invalid-host"
+from hookwall.core.denials import Reason
+
+# The two codes a sender's head is refused with here.
+BAD_FRAMING = Reason.BAD_FRAMING
+INVALID_HOST = Reason.INVALID_HOST
 
 _TCHAR = rb"!#$%&'*+\-.^_`|~0-9A-Za-z"
 # name ":" value, the value (OWS included) without a CTL other than HTAB.
@@ -54,7 +57,7 @@ _TRANSFER_ENCODING_NAME = b"transfer-encoding"
 class Problem:
     """Why a head is refused: a reason code (``core/denials.py``), a sentence naming the fault."""
 
-    reason: str
+    reason: Reason
     message: str
 
 

@@ -91,13 +91,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def _needs_credentials(host: str, port: int) -> Decision:
     """What the proxy answers a request without credentials when senders are defined."""
+    from hookwall.core.denials import Reason
     from hookwall.destinations.decide import Decision
 
     message = (
         "the policy defines senders, so the proxy answers 407 to a request without "
         "credentials; pass --sender NAME to judge as one of them"
     )
-    return Decision(False, "auth-required", message, host, port)
+    return Decision(False, Reason.AUTH_REQUIRED, message, host, port)
 
 
 def _explain_text(r: dict[str, Any]) -> str:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
+
+from hookwall.core.exchange import Exchange
 
 if TYPE_CHECKING:
     from hookwall.policy import Settings
@@ -25,16 +27,14 @@ _MAX_BODY_SCAN = 1024 * 1024  # bodies larger than this are not parsed for an id
 _MAX_ID = 256
 
 
-def webhook_id(
-    headers: Mapping[str, str], extra: Iterable[str] = (), body: bytes | None = None
-) -> str | None:
-    """The event id: the policy's own header first, then the conventional ones, then the
-    Stripe event id of a JSON body."""
+def webhook_id(exchange: Exchange, extra: Iterable[str] = ()) -> str | None:
+    """The event id a request carries: the policy's own header first (``extra``), then the
+    conventional ones, then the Stripe event id of a JSON body."""
     for name in (*extra, *ID_HEADERS):
-        value = headers.get(name)
+        value = exchange.header(name)
         if value and value.strip():
             return value.strip()[:_MAX_ID]
-    return stripe_event_id(body) if body else None
+    return stripe_event_id(exchange.body) if exchange.body else None
 
 
 def stripe_event_id(body: bytes) -> str | None:

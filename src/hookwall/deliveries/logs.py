@@ -17,42 +17,11 @@ import structlog
 
 from hookwall.core import jsontext
 from hookwall.core.listenerrors import translate_library_message
+from hookwall.deliveries.event import EVENT_FIELDS
 from hookwall.deliveries.redaction import redact_text
 
-EXCHANGE_FIELDS: tuple[str, ...] = (
-    "request_id",
-    "sender",
-    "attempted_sender",
-    "client",
-    "method",
-    "url",
-    "host",
-    "port",
-    "rule",
-    "resolved_ips",
-    "peer_ip",
-    "decision",
-    "reason",
-    "would_deny",
-    "would_deny_message",
-    "status",
-    "error",
-    "webhook_id",
-    "signed",
-    "key_ids",
-    "redirect",
-    "hop",
-    "attempt",
-    "replay_of",
-    "tls",
-    "queue_ms",
-    "dns_ms",
-    "connect_ms",
-    "ttfb_ms",
-    "duration_ms",
-    "request_bytes",
-    "response_bytes",
-)
+# The exchange event's fields, in their documented order (deliveries/event.py).
+EXCHANGE_FIELDS: tuple[str, ...] = EVENT_FIELDS
 
 
 class _TeeLogger:

@@ -8,13 +8,12 @@ connections) are read from the running proxy at scrape time.
 Label cardinality is bounded: ``reason`` is a fixed set of kebab-case codes, statuses are
 counted by class, and per-destination series exist for at most ``top_destinations``
 destinations at a time (``DestinationLabels``); every other destination is
-``destination="other"``.
+``destination="other"``. The labels are ``deliveries/metriclabels.py``'s (re-exported here).
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
 import sys
 import time
 from collections import Counter
@@ -37,6 +36,14 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from hookwall import __version__
+from hookwall.deliveries.metriclabels import (
+    DEFAULT_TOP_DESTINATIONS,
+    OTHER,
+    DestinationLabels,
+    destination_of,
+    reason_label,
+    status_class,
+)
 
 __all__ = [
     "OTHER",
@@ -49,8 +56,6 @@ __all__ = [
     "status_class",
 ]
 
-OTHER = "other"
-NONE = "none"
 # Exchange-event field per latency phase (DESIGN.md, "Log events"); values are milliseconds.
 PHASES: Mapping[str, str] = {
     "dns": "dns_ms",
@@ -66,8 +71,6 @@ LATENCY_BUCKETS = (
 # Refusals of flood control: counted per destination, the question being "who overflows?".
 FLOOD_REASONS = frozenset({"queue-full", "queue-timeout", "rate-limited", "circuit-open"})
 CIRCUIT_STATES = ("closed", "open", "half-open")
-DEFAULT_TOP_DESTINATIONS = 20
-_REASON = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 
 
 def _series(cache: dict[tuple[str, ...], Any], metric: Any, key: tuple[str, ...]) -> Any:
@@ -77,103 +80,6 @@ def _series(cache: dict[tuple[str, ...], Any], metric: Any, key: tuple[str, ...]
     if child is None:
         child = cache[key] = metric.labels(*key)
     return child
-
-
-def status_class(status: object) -> str:
-    """``2xx`` ... ``5xx``, or ``none`` when the exchange ended without a status."""
-    if isinstance(status, int) and not isinstance(status, bool) and 100 <= status <= 599:
-        return f"{status // 100}xx"
-    return NONE
-
-
-def reason_label(reason: object) -> str:
-    """A denial's stable code (bounded by construction; anything else is ``other``)."""
-    if reason is None:
-        return NONE
-    if isinstance(reason, str) and _REASON.fullmatch(reason):
-        return reason
-    return OTHER
-
-
-def destination_of(limit_key: str) -> str:
-    """The destination part of a flood-control key (``host`` or ``host:port``, per sender
-    ``...|sender``): per-sender budgets of one destination are one destination here."""
-    return limit_key.partition("|")[0]
-
-
-class DestinationLabels:
-    """Which destinations get series of their own: at most ``limit`` at a time.
-
-    A destination is labelled on its first activity while there is room, and keeps its label
-    while it is active, so its counters stay monotonic. When the table is full, activity of
-    unlabelled destinations is counted (in a bounded table) and they are ``other``; every
-    ``maintain`` (at each scrape, and at least every ``interval`` seconds) retires labelled
-    destinations idle for ``retire_after`` seconds and gives the free labels to the most active
-    of the others. A retired label's series are removed (``on_retire``); should it come back it
-    starts again from zero, which Prometheus' ``rate()`` reads as a counter reset.
-    """
-
-    def __init__(
-        self,
-        limit: int = DEFAULT_TOP_DESTINATIONS,
-        *,
-        retire_after: float = 600.0,
-        interval: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
-        on_retire: Callable[[str], None] | None = None,
-    ) -> None:
-        self.limit = max(0, limit)
-        self.retire_after = retire_after
-        self.interval = interval
-        self._clock = clock
-        self._on_retire = on_retire
-        self._labelled: dict[str, float] = {}  # destination -> last activity
-        self._candidates: Counter[str] = Counter()  # unlabelled destination -> activity
-        self._max_candidates = max(100, 50 * self.limit)
-        self._next_maintenance = clock() + interval
-
-    @property
-    def labelled(self) -> frozenset[str]:
-        return frozenset(self._labelled)
-
-    def label(self, destination: str) -> str:
-        """The label for ``destination``, counting one unit of activity for it."""
-        now = self._clock()
-        if now >= self._next_maintenance:
-            self.maintain()
-        if destination in self._labelled:
-            self._labelled[destination] = now
-            return destination
-        if len(self._labelled) < self.limit:
-            self._labelled[destination] = now
-            return destination
-        if destination in self._candidates or len(self._candidates) < self._max_candidates:
-            self._candidates[destination] += 1
-        return OTHER
-
-    def peek(self, destination: str) -> str:
-        """The label for ``destination`` without counting activity."""
-        return destination if destination in self._labelled else OTHER
-
-    def maintain(self) -> None:
-        now = self._clock()
-        self._next_maintenance = now + self.interval
-        if not self._candidates:
-            return
-        room = self.limit - len(self._labelled)
-        idle = sorted(
-            (d for d, seen in self._labelled.items() if now - seen >= self.retire_after),
-            key=self._labelled.__getitem__,
-        )
-        wanted = [d for d, _ in self._candidates.most_common(room + len(idle))]
-        # Retire only as many idle labels as there are destinations waiting for one.
-        for destination in idle[: max(0, len(wanted) - room)]:
-            del self._labelled[destination]
-            if self._on_retire is not None:
-                self._on_retire(destination)
-        for destination in wanted[: self.limit - len(self._labelled)]:
-            self._labelled[destination] = now
-        self._candidates.clear()
 
 
 @dataclass(slots=True)
@@ -202,6 +108,7 @@ class Metrics:
         top_destinations: int = DEFAULT_TOP_DESTINATIONS,
         clock: Callable[[], float] = time.monotonic,
         process: bool = True,
+        mitmproxy_version: str = "unknown",  # the process knows it (app/master.py)
     ) -> None:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
         self.registry = CollectorRegistry(auto_describe=True)
@@ -280,7 +187,8 @@ class Metrics:
             "Sender connections refused (proxy.max_connections, max_connections_per_client)",
             registry=r,
         )
-        Info("hookwall_build", "hookwall build information", registry=r).info(_build_info())
+        build = _build_info(mitmproxy_version)
+        Info("hookwall_build", "hookwall build information", registry=r).info(build)
         r.register(_LiveCollector(self))
         if process:
             ProcessCollector(registry=r)
@@ -423,10 +331,6 @@ def _worse(state: str, than: str | None) -> bool:
     return than is None or _SEVERITY.get(state, 0) > _SEVERITY.get(than, 0)
 
 
-def _build_info() -> dict[str, str]:
-    try:
-        from mitmproxy.version import VERSION as mitmproxy_version
-    except ImportError:  # pragma: no cover - mitmproxy is a dependency
-        mitmproxy_version = "unknown"
+def _build_info(mitmproxy_version: str) -> dict[str, str]:
     python = ".".join(str(part) for part in sys.version_info[:3])
     return {"version": __version__, "mitmproxy_version": mitmproxy_version, "python": python}

@@ -11,6 +11,7 @@ import time
 from collections.abc import Container
 from dataclasses import dataclass, field
 
+from hookwall.core.denials import Reason
 from hookwall.destinations.addresses import IPAddress
 from hookwall.destinations.hostname import InvalidHost, canonicalize_host
 from hookwall.destinations.resolver import DnsFailure, Resolver
@@ -34,7 +35,7 @@ class AnswerCheck:
 @dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
-    reason: str | None  # stable kebab-case code when denied
+    reason: Reason | None  # the code when denied (core/denials.py)
     message: str  # one human sentence
     host: str  # canonical host text (the raw text when it could not be canonicalised)
     port: int
@@ -45,7 +46,7 @@ class Decision:
     dns_source: str = ""  # "literal", "loopback-name", "dns", "cache"
     notes: tuple[str, ...] = field(default=())
     # Report-only access verdicts, (reason, message): logged as would_deny, not enforced.
-    would_deny: tuple[tuple[str, str], ...] = ()
+    would_deny: tuple[tuple[Reason, str], ...] = ()
     sender: str | None = None  # the sender this was judged for
 
     @property
@@ -57,7 +58,7 @@ class Decision:
         return [str(a.address) for a in self.answers]
 
 
-def _deny(reason: str, message: str, host: str, port: int, **extra: object) -> Decision:
+def _deny(reason: Reason, message: str, host: str, port: int, **extra: object) -> Decision:
     return Decision(False, reason, message, host, port, **extra)  # type: ignore[arg-type]
 
 
@@ -77,7 +78,7 @@ async def decide(
         return await _decide(raw_host, port, policy, resolver, self_addresses, sender)
     except Exception as exc:
         return _deny(
-            "internal-error",
+            Reason.INTERNAL_ERROR,
             f"hookwall could not judge this destination ({type(exc).__name__}: {exc}); "
             "refused to be safe",
             raw_host,
@@ -96,7 +97,7 @@ async def _decide(
     try:
         host = canonicalize_host(raw_host)
     except InvalidHost as exc:
-        return _deny("invalid-host", str(exc), raw_host, port, sender=sender)
+        return _deny(Reason.INVALID_HOST, str(exc), raw_host, port, sender=sender)
 
     selection = policy.select(host.text, sender)
     settings = selection.settings
@@ -110,7 +111,7 @@ async def _decide(
     if settings.action == "deny":
         where = f"rule {settings.rule.name!r} ({settings.rule.location})" if settings.rule else ""
         return _deny(
-            "host-denied",
+            Reason.HOST_DENIED,
             f"{host.text} is denied by {where}".strip(),
             host.text,
             port,
@@ -130,7 +131,7 @@ async def _decide(
             resolution = await resolver.resolve(host.text)
         except DnsFailure as exc:
             return _deny(
-                "dns-failed",
+                Reason.DNS_FAILED,
                 f"could not resolve {host.text}: {exc}",
                 host.text,
                 port,
@@ -156,11 +157,11 @@ async def _decide(
             why = f"{host.text} is a loopback name; {why}"
         elif source != "literal":
             why = f"{host.text} resolves to {blocked[0].address}; {why}"
-        return _deny("address-blocked", why, host.text, port, **common)
+        return _deny(Reason.ADDRESS_BLOCKED, why, host.text, port, **common)
     # Ports are judged after addresses so `localhost:3000` says what is really wrong with it.
     if not 0 < port < 65536 or port not in settings.network.ports:
         return _deny(
-            "port-denied",
+            Reason.PORT_DENIED,
             f"port {port} is not allowed for {host.text} (allowed: {settings.network.ports})",
             host.text,
             port,
@@ -170,7 +171,7 @@ async def _decide(
     pinned = next((a.address for a in answers if a.address.version == 4), answers[0].address)
     if (pinned, port) in self_addresses:
         return _deny(
-            "address-blocked",
+            Reason.ADDRESS_BLOCKED,
             f"{pinned}:{port} is hookwall's own listening address (no loops through the proxy)",
             host.text,
             port,

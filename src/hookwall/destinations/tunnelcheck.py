@@ -14,7 +14,7 @@ import ipaddress
 from datetime import UTC, datetime
 
 from hookwall.access.settings import Sender, SenderTable
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.destinations.addresses import IPAddress
 from hookwall.destinations.decide import Decision
 from hookwall.policy.model import Settings
@@ -37,7 +37,7 @@ def sender_after_reload(
     if name is None:
         if senders:
             return Denial(
-                "auth-required",
+                Reason.AUTH_REQUIRED,
                 "the policy changed: proxy credentials are now required; open a new tunnel "
                 "with them",
             )
@@ -45,14 +45,15 @@ def sender_after_reload(
     now = senders.get(name)
     if not tokens_kept(before, now):
         return Denial(
-            "auth-required",
+            Reason.AUTH_REQUIRED,
             "the policy changed: open a new tunnel with valid proxy credentials",
         )
     assert now is not None  # tokens_kept
     address = _address(client)
     if now.enforce and (address is None or not now.allows_client(address)):
         return Denial(
-            "sender-denied", "the policy changed: this sender may not connect from this address"
+            Reason.SENDER_DENIED,
+            "the policy changed: this sender may not connect from this address",
         )
     return None
 
@@ -64,14 +65,14 @@ def tunnel_after_reload(decision: Decision, pinned: IPAddress | None) -> Denial 
     name afresh, but what counts is where the bytes go now.
     """
     if not decision.allowed or decision.settings is None:
-        reason = decision.reason or "internal-error"
+        reason = decision.reason or Reason.INTERNAL_ERROR
         return Denial(reason, f"the policy changed: {decision.message}")
     refusal = pinned_after_reload(decision.settings, pinned, decision.host)
     if refusal is not None:
         return refusal
     if decision.settings.tls != "passthrough":
         return Denial(
-            "host-denied",
+            Reason.HOST_DENIED,
             f"the policy changed: {decision.host} is no longer passed through (tls: "
             f"{decision.settings.tls}); open a new tunnel",
         )
@@ -83,7 +84,7 @@ def pinned_after_reload(settings: Settings, pinned: IPAddress | None, host: str)
     new policy's settings for its host: it carries on only while that address is allowed."""
     if pinned is None or not settings.network.check(pinned).allowed:
         return Denial(
-            "address-blocked", f"the policy changed: {pinned} is no longer allowed for {host}"
+            Reason.ADDRESS_BLOCKED, f"the policy changed: {pinned} is no longer allowed for {host}"
         )
     return None
 

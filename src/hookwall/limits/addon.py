@@ -15,10 +15,12 @@ backpressure and circuit breaking, so one slow or flooded receiver never hurts t
 
 from __future__ import annotations
 
+from weakref import WeakKeyDictionary
+
 from mitmproxy import connection, http
 from mitmproxy.proxy import server_hooks
 
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.flow.holds import Hold, Holds, stopped_if_released
 from hookwall.flow.respond import deny
 from hookwall.flow.state import FlowState, state_of
@@ -27,10 +29,9 @@ from hookwall.limits import Outcome, Rejected, parse_retry_after
 from hookwall.limits.backend import Limiter, SlotHandle
 from hookwall.policy import Settings
 
-SLOT_KEY = "hookwall.slot"  # a flow's (admission, hold), from admission to its verdict
 # Reasons that mean the receiver (or the way to it) failed: they count for the circuit.
 UPSTREAM_FAILURES = frozenset(
-    {"upstream-error", "connect-timeout", "response-timeout", "tls-failed"}
+    {Reason.UPSTREAM_ERROR, Reason.CONNECT_TIMEOUT, Reason.RESPONSE_TIMEOUT, Reason.TLS_FAILED}
 )
 
 
@@ -43,15 +44,16 @@ def limit_key(settings: Settings, host: str, port: int, sender: str | None) -> s
 
 
 class _Admission:
-    """A slot and the verdict to report with it when it is given back."""
+    """A slot and the verdict to report with it when it is given back (``FlowState.slot``)."""
 
-    __slots__ = ("key", "limiter", "outcome", "retry_after", "slot", "status")
+    __slots__ = ("hold", "key", "limiter", "outcome", "retry_after", "slot", "status")
 
     def __init__(self, limiter: Limiter, key: str, slot: SlotHandle) -> None:
         self.limiter, self.key, self.slot = limiter, key, slot
         self.outcome: Outcome = "neutral"  # what an end without a verdict reports
         self.status: int | None = None
         self.retry_after: float | None = None
+        self.hold: Hold | None = None  # the holder's: giving it back calls give_back once
 
     def give_back(self) -> None:
         try:
@@ -61,12 +63,18 @@ class _Admission:
         finally:
             self.slot.release()
 
+    def verdict(self, outcome: Outcome, status: int | None, retry_after: float | None) -> None:
+        self.outcome, self.status, self.retry_after = outcome, status, retry_after
+        if self.hold is not None:
+            self.hold.release()
+
 
 class FloodControl:
     def __init__(self, limiter: Limiter, lifecycle: Lifecycle) -> None:
         self.limiter = limiter
         self.lifecycle = lifecycle
-        self._tunnels: dict[str, _Admission] = {}  # client id -> its passthrough tunnel's
+        # A passthrough tunnel's admission, for as long as its client connection lives.
+        self._tunnels: WeakKeyDictionary[connection.Client, _Admission] = WeakKeyDictionary()
 
     # -- admission ------------------------------------------------------------------------------
     async def request(self, flow: http.HTTPFlow) -> None:
@@ -81,11 +89,10 @@ class FloodControl:
         settings = _settings(state)
         if state is None or settings is None or settings.tls != "passthrough":
             return  # an intercepted tunnel's requests are admitted one by one
-        client_id = flow.client_conn.id
-        holds = self.lifecycle.connection_holds(client_id)
+        holds = self.lifecycle.connection_holds(flow.client_conn.id)
         admission = await self._admit(flow, state, settings, holds)
         if admission is not None and not holds.closed:  # else: given back already
-            self._tunnels[client_id] = admission
+            self._tunnels[flow.client_conn] = admission
 
     async def _admit(
         self, flow: http.HTTPFlow, state: FlowState, settings: Settings, holder: Holds
@@ -98,13 +105,13 @@ class FloodControl:
             with stopped_if_released(state.holds, "queue wait"):
                 slot = await self.limiter.acquire(key, settings.limits.config)
         except Rejected as exc:
-            deny(flow, state, Denial(exc.reason, exc.message, retry_after=exc.retry_after))
+            deny(flow, state, Denial(Reason(exc.reason), exc.message, retry_after=exc.retry_after))
             return None
         admission = _Admission(self.limiter, key, slot)
         state.queue_ms = round(slot.queued_ms, 3)
-        hold = holder.add("slot", admission.give_back)
-        if hold.held and holder is state.holds:
-            flow.metadata[SLOT_KEY] = (admission, hold)  # the verdict comes with the response
+        admission.hold = holder.add("slot", admission.give_back)
+        if admission.hold.held and holder is state.holds:
+            state.slot = admission  # the verdict comes with the response
         return admission
 
     # -- verdicts -------------------------------------------------------------------------------
@@ -114,48 +121,46 @@ class FloodControl:
             return
         response = flow.response
         if state.denial is not None or response is None:
-            self._finish(flow, _outcome_of_denial(state))
+            _finish(state, _outcome_of_denial(state))
             return
         status = response.status_code
         retry_after = None
         if status in (429, 503):
             retry_after = parse_retry_after(response.headers.get("retry-after"))
         outcome: Outcome = "failure" if status >= 500 else "success"
-        self._finish(flow, outcome, status=status, retry_after=retry_after)
+        _finish(state, outcome, status=status, retry_after=retry_after)
 
     def error(self, flow: http.HTTPFlow) -> None:
         state = state_of(flow)  # Lifecycle has classified the failure
         if state is not None:
-            self._finish(flow, _outcome_of_denial(state))
-
-    def _finish(
-        self,
-        flow: http.HTTPFlow,
-        outcome: Outcome,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        entry: tuple[_Admission, Hold] | None = flow.metadata.pop(SLOT_KEY, None)
-        if entry is None:
-            return
-        admission, hold = entry
-        admission.outcome, admission.status, admission.retry_after = outcome, status, retry_after
-        hold.release()
+            _finish(state, _outcome_of_denial(state))
 
     # -- passthrough tunnels: the upstream connection's fate is the tunnel's verdict ----------
     def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
-        admission = self._tunnels.get(data.client.id)
+        admission = self._tunnels.get(data.client)
         if admission is not None:
             admission.outcome = "success"
 
     def server_connect_error(self, data: server_hooks.ServerConnectionHookData) -> None:
-        admission = self._tunnels.get(data.client.id)
+        admission = self._tunnels.get(data.client)
         if admission is not None:
             admission.outcome = "failure"
 
     def client_disconnected(self, client: connection.Client) -> None:
-        self._tunnels.pop(client.id, None)  # the slot itself is a connection hold
+        self._tunnels.pop(client, None)  # the slot itself is a connection hold
+
+
+def _finish(
+    state: FlowState,
+    outcome: Outcome,
+    *,
+    status: int | None = None,
+    retry_after: float | None = None,
+) -> None:
+    """The receiver's verdict on an admitted exchange: its slot goes back with it, once."""
+    slot, state.slot = state.slot, None
+    if slot is not None:
+        slot.verdict(outcome, status, retry_after)
 
 
 def _settings(state: FlowState | None) -> Settings | None:

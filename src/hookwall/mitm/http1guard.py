@@ -16,9 +16,9 @@ judged on the exact bytes mitmproxy is about to parse:
   connection closes and the sender gets ``502 response-bad-framing``;
 - any other head mitmproxy's own parser refuses: ``400 bad-request``, in hookwall's shape.
 
-A sender's head refused here never becomes a flow, so it gets its request id and its one
-``exchange`` event from ``on_refused`` (ExchangeLog); the connection then closes, since the
-bytes after an ambiguous head cannot be trusted.
+A sender's head refused here never becomes a flow, so it gets its request id here and its one
+``exchange`` event from ``on_refused`` (ExchangeLog, given a ``flow.headrefusal.HeadRefusal``);
+the connection then closes, since the bytes after an ambiguous head cannot be trusted.
 
 The same wrapper tells ``ConnectionGuard`` when the first byte of a new request head arrives,
 which starts the head deadline. mitmproxy is pinned;
@@ -39,8 +39,9 @@ from mitmproxy.proxy.layers.http._base import ReceiveHttp
 from mitmproxy.proxy.layers.http._events import ErrorCode, ResponseProtocolError
 
 from hookwall.bounds import framing
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.flow import errorpages
+from hookwall.flow.headrefusal import HeadRefusal
 from hookwall.flow.state import new_request_id
 
 
@@ -50,22 +51,11 @@ class HeadLimits:
     max_fields: int = 100
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A sender's head refused before mitmproxy made a flow of it: what its event says."""
-
-    client_id: str
-    peername: Any
-    request_id: str
-    denial: Denial
-    start_line: bytes  # as received (possibly incomplete or hostile)
-
-
 limits = HeadLimits()
 # Called with the client connection's id when a new request head starts (ConnectionGuard).
 on_head_started: list[Callable[[str], None]] = []
 # Called once for every sender's head refused here (ExchangeLog: its exchange event).
-on_refused: list[Callable[[Refusal], None]] = []
+on_refused: list[Callable[[HeadRefusal], None]] = []
 
 
 def head_problem(buffered: bytes, max_bytes: int, max_fields: int) -> str | None:
@@ -110,7 +100,7 @@ def _server_read(self: Any, event: events.ConnectionEvent) -> Generator[Any, Any
             f"bytes and {limits.max_fields} header fields (proxy.max_header_bytes, "
             "proxy.max_header_fields in the policy)"
         )
-        yield from _refuse(self, Denial("header-too-large", message), buffered)
+        yield from _refuse(self, Denial(Reason.HEADER_TOO_LARGE, message), buffered)
         return
     if split is None:
         yield from _server_read_headers(self, event)  # not whole yet (or only empty lines)
@@ -134,7 +124,7 @@ def _unless_refused(
             if isinstance(command, commands.SendData) and command.connection is self.conn:
                 reading.close()  # mitmproxy's error page: the rest of its answer is ours
                 message = f"the request head could not be read: {_parse_error(head)}"
-                yield from _refuse(self, Denial("bad-request", message), head)
+                yield from _refuse(self, Denial(Reason.BAD_REQUEST, message), head)
                 return
             command = reading.send((yield command))
     except StopIteration:
@@ -163,7 +153,8 @@ def _refuse(self: Any, denial: Denial, head: bytes) -> Generator[Any, Any, None]
         WARNING,
     )
     self.state = self.done
-    refusal = Refusal(self.conn.id, self.conn.peername, request_id, denial, head.split(b"\n", 1)[0])
+    start_line = head.split(b"\n", 1)[0]
+    refusal = HeadRefusal(self.conn.id, self.conn.peername, request_id, denial, start_line)
     for listener in on_refused:
         listener(refusal)
 

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from hookwall.access.settings import SenderTable
 from hookwall.config.errors import Location
+from hookwall.core.denials import Reason
 
 __all__ = ["Candidate", "PatternRules", "ScopedRule", "Selection", "Verdict", "select"]
 
@@ -50,7 +51,7 @@ class Candidate(Protocol):
 class Verdict:
     """An access denial: enforced, or only reported (``enforce: false``)."""
 
-    reason: str  # "sender-denied" or "host-denied"
+    reason: Reason  # SENDER_DENIED or HOST_DENIED
     message: str  # shown to the sender: never names other senders or their rules
     enforced: bool
 
@@ -121,7 +122,7 @@ def select[S: Candidate](
             reserved, rule_enforces = rules.reserving()
             enforced = rule_enforces and (who is None or who.enforce)
             verdict = Verdict(
-                "sender-denied",
+                Reason.SENDER_DENIED,
                 f"{host} is reserved by the policy for other senders"
                 + ("" if sender else "; this request has no sender"),
                 enforced,
@@ -133,7 +134,7 @@ def select[S: Candidate](
         rule = settings.rule
         if settings.action == "deny" and rule is not None and not rule.enforce:
             message = f"{host} is denied by rule {rule.name!r} ({rule.location})"
-            reports.append(Verdict("host-denied", message, False))
+            reports.append(Verdict(Reason.HOST_DENIED, message, False))
             continue
         chosen = settings
         break
@@ -145,7 +146,7 @@ def select[S: Candidate](
         and not _scoped_to(settings, who.name)
     ):
         verdict = Verdict(
-            "sender-denied",
+            Reason.SENDER_DENIED,
             f"sender {who.name!r} may reach only the destinations listed for it, and {host} "
             "is not one of them",
             who.enforce,

@@ -14,16 +14,17 @@ import asyncio
 import hmac
 import json
 import logging
+from typing import Literal
 
 from mitmproxy import http
 
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.deliveries.redaction import BUILT_IN
 from hookwall.flow.holds import stopped_if_released
 from hookwall.flow.hopclient import HopResponse, send_through_proxy
-from hookwall.flow.respond import deny
+from hookwall.flow.respond import deny, relay
 from hookwall.flow.runtime import Runtime
-from hookwall.flow.state import METADATA_KEY, FlowState, start_state, state_of
+from hookwall.flow.state import FlowState, attach_state, start_state, state_of
 from hookwall.policy.model import Settings
 from hookwall.redirects import Chain, RedirectDecision, decide_redirect
 from hookwall.redirects.credentials import credentials_to_drop
@@ -89,7 +90,7 @@ class InternalHops:
             self._refuse_outsider(flow)
             return
         fields = dict(part.split("=", 1) for part in rest.split() if "=" in part)
-        flow.metadata[METADATA_KEY] = FlowState(
+        hop_state = FlowState(
             policy=self.runtime.policy,
             request_id=fields.get("rid", ""),
             hop=int(fields.get("hop", "0" if "attempt" in fields else "1")),
@@ -98,6 +99,7 @@ class InternalHops:
             chain_signed=fields.get("signed") == "1",
             sender=fields.get("sender") or None,
         )
+        attach_state(flow, hop_state)  # the delivery's: before the exchange begins on it
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         self._refuse_outsider(flow)
@@ -106,7 +108,7 @@ class InternalHops:
         if self.runtime.on_internal_listener(flow.client_conn.sockname):
             state = start_state(flow, self.runtime.policy, None)
             message = "this is hookwall's internal listener; send requests to its proxy port"
-            deny(flow, state, Denial("bad-request", message))
+            deny(flow, state, Denial(Reason.BAD_REQUEST, message))
 
     def request(self, flow: http.HTTPFlow) -> None:
         """A signed delivery is never redirected to a target that would get it unsigned."""
@@ -116,7 +118,7 @@ class InternalHops:
         settings = state.decision.settings
         if settings is not None and settings.signing is None:
             deny(flow, state, Denial(
-                "redirect-denied",
+                Reason.REDIRECT_DENIED,
                 f"the redirect target {state.decision.host} has no signing configured; a signed "
                 "webhook is never delivered unsigned",
             ))  # fmt: skip
@@ -155,7 +157,7 @@ class Redirects:
             )
             if decision.action == "none":
                 break
-            self._note(state, decision, first.status_code, chain)
+            _note_first(state, decision, first.status_code)
             if decision.action == "pass":
                 return
             if decision.action == "deny":
@@ -181,8 +183,9 @@ class Redirects:
             if hop.refusal is not None:
                 break  # a transient refusal of the hop goes back to the sender as it is
         if final is not None:
-            self._note(state, None, first.status_code, chain)
-            flow.response = http.Response.make(final.status, final.body, final.headers)
+            if state.redirect is not None:
+                state.redirect["hops"] = chain.hops
+            relay(flow, state, final)  # the sender gets the last hop's answer
 
     async def _send_hop(
         self,
@@ -211,23 +214,20 @@ class Redirects:
             )
 
     @staticmethod
-    def _note(
-        state: FlowState, decision: RedirectDecision | None, status: int, chain: Chain
-    ) -> None:
-        if decision is not None and state.redirect is None:
-            action = {"follow": "followed", "pass": "passed"}.get(decision.action, "denied")
-            state.redirect = {"status": status, "location": decision.target, "action": action}
-        if decision is None and state.redirect is not None:
-            state.redirect["hops"] = chain.hops
-            state.received_status = status
-
-    @staticmethod
     def _refuse(flow: http.HTTPFlow, state: FlowState, target: str | None, message: str) -> None:
-        deny(flow, state, Denial("redirect-denied", message))
-        if target and flow.response is not None:
-            flow.response.headers[LOCATION_HEADER] = target
+        also = {LOCATION_HEADER: target} if target else None
+        deny(flow, state, Denial(Reason.REDIRECT_DENIED, message), also=also)
         if state.redirect is not None:
             state.redirect["action"] = "denied"
+
+
+def _note_first(state: FlowState, decision: RedirectDecision, status: int) -> None:
+    """What was done with the receiver's first redirect (the exchange event's ``redirect``)."""
+    if state.redirect is None:
+        action: Literal["followed", "passed", "denied"] = "denied"
+        if decision.action in ("follow", "pass"):
+            action = "followed" if decision.action == "follow" else "passed"
+        state.redirect = {"status": status, "location": decision.target, "action": action}
 
 
 def _hop_refusal(target: str, hop: HopResponse) -> str:

@@ -21,9 +21,9 @@ import time
 
 from mitmproxy import http
 
-from hookwall.flow import errorpages
 from hookwall.flow.holds import stopped_if_released
 from hookwall.flow.hopclient import HopResponse, send_through_proxy
+from hookwall.flow.respond import relay, relay_when_failed
 from hookwall.flow.runtime import Runtime
 from hookwall.flow.state import FlowState, state_of
 from hookwall.forwarding.addons.lifecycle import settle_error
@@ -33,8 +33,6 @@ from hookwall.retries.plan import backoff, retriable
 from hookwall.retries.retryafter import parse_retry_after
 
 logger = logging.getLogger(__name__)
-
-_NOT_RELAYED = frozenset({"content-length", "transfer-encoding", "connection"})
 
 
 class Retries:
@@ -56,8 +54,7 @@ class Retries:
                 flow, state, settings, flow.response.headers.get("retry-after")
             )
         if final is not None:
-            state.received_status = status
-            flow.response = http.Response.make(final.status, final.body, final.headers)
+            relay(flow, state, final)  # the sender gets the last attempt's answer
 
     async def error(self, flow: http.HTTPFlow) -> None:
         state, settings = self._applies(flow)
@@ -71,7 +68,7 @@ class Retries:
         with stopped_if_released(state.holds, "retries"):
             final = await self._retry(flow, state, settings, None)
         if final is not None:
-            errorpages.expect_raw_response(flow.client_conn.id, _render(final))
+            relay_when_failed(flow, final)
 
     @staticmethod
     def _applies(flow: http.HTTPFlow) -> tuple[FlowState | None, Settings | None]:
@@ -126,15 +123,3 @@ class Retries:
             flow.request.raw_content or b"",
             max_body=settings.max_response_body,
         )
-
-
-def _render(response: HopResponse) -> bytes:
-    """The last attempt's answer as a complete HTTP/1.1 response (the connection then closes)."""
-    head = [f"HTTP/1.1 {response.status} {errorpages._phrase(response.status)}".encode()]
-    head += [
-        key + b": " + value
-        for key, value in response.headers
-        if key.lower().decode("latin-1") not in _NOT_RELAYED
-    ]
-    head += [b"Content-Length: %d" % len(response.body), b"Connection: close", b"", b""]
-    return b"\r\n".join(head) + response.body

@@ -25,7 +25,8 @@ from hookwall.access.decide import (
     is_loopback_listen,
     listen_refusal,
 )
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
+from hookwall.core.exchange import Exchange
 from hookwall.destinations.decide import Decision, decide
 from hookwall.destinations.resolver import Resolution
 from hookwall.policy import Policy, PolicyError, load_policy, summarize
@@ -102,8 +103,14 @@ def basic(name: str, token: str) -> str:
     return "Basic " + base64.b64encode(f"{name}:{token}".encode()).decode()
 
 
+def request(*values: str, client: str | None = "127.0.0.1") -> Exchange:
+    """A request carrying these Proxy-Authorization values, from ``client``."""
+    headers = tuple(("Proxy-Authorization", value) for value in values)
+    return Exchange("POST", "http://a.test/", headers, client=client)
+
+
 def auth(policy: Policy, *values: str, client: str = "127.0.0.1") -> AccessResult:
-    return authenticate(policy.senders, list(values), client)
+    return authenticate(policy.senders, request(*values, client=client))
 
 
 # -- credentials -------------------------------------------------------------------------------
@@ -128,10 +135,9 @@ def test_without_senders_nobody_authenticates(tmp_path: Path) -> None:
 def required(result: AccessResult) -> str:
     assert result.sender is None
     assert result.denial is not None
-    reason, message = result.denial
-    assert reason == "auth-required"
-    assert Denial(reason, message).status == 407
-    return message
+    assert result.denial.reason is Reason.AUTH_REQUIRED
+    assert result.denial.status == 407
+    return result.denial.message
 
 
 @pytest.mark.parametrize(
@@ -236,13 +242,13 @@ def test_the_policy_keeps_no_token(policy: Policy) -> None:
 def test_right_credentials_from_the_wrong_source(
     policy: Policy, client: str | None, allowed: bool
 ) -> None:
-    result = authenticate(policy.senders, [basic("remote", TOKENS["REMOTE"])], client)
+    result = authenticate(policy.senders, request(basic("remote", TOKENS["REMOTE"]), client=client))
     assert result.sender == "remote"  # the sender is known (and logged) either way
     if allowed:
         assert result.denial is None
     else:
-        assert result.denial is not None and result.denial[0] == "sender-denied"
-        assert Denial(*result.denial).status == 403
+        assert result.denial is not None and result.denial.reason is Reason.SENDER_DENIED
+        assert result.denial.status == 403
 
 
 def test_report_only_sender_from_the_wrong_source_is_let_through(policy: Policy) -> None:
@@ -411,10 +417,10 @@ def test_loopback_listen_addresses(host: str, loopback: bool) -> None:
 
 
 def test_407_carries_the_challenge() -> None:
-    headers = Denial("auth-required", "x").headers("req_1")
+    headers = Denial(Reason.AUTH_REQUIRED, "x").headers("req_1")
     assert headers["Proxy-Authenticate"] == CHALLENGE
     assert CHALLENGE == 'Basic realm="hookwall", Bearer realm="hookwall"'
-    assert "Proxy-Authenticate" not in Denial("sender-denied", "x").headers("req_1")
+    assert "Proxy-Authenticate" not in Denial(Reason.SENDER_DENIED, "x").headers("req_1")
 
 
 # -- the senders section: load errors ----------------------------------------------------------
@@ -579,5 +585,6 @@ def test_the_default_policy_has_no_senders_and_its_commented_example_loads(
 
 def test_not_after_is_honoured_at_check_time(policy: Policy) -> None:
     early = datetime(2000, 1, 1, tzinfo=UTC)
-    assert authenticate(policy.senders, ["Bearer " + TOKENS["EXPIRED"]], "::1", early).sender
-    assert authenticate(policy.senders, ["Bearer " + TOKENS["EXPIRED"]], "::1").sender is None
+    expired = request("Bearer " + TOKENS["EXPIRED"], client="::1")
+    assert authenticate(policy.senders, expired, early).sender
+    assert authenticate(policy.senders, expired).sender is None

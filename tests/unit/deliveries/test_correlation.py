@@ -6,8 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from hookwall.core.exchange import Exchange
 from hookwall.deliveries.correlation import id_headers, stripe_event_id, webhook_id
 from hookwall.policy import load_policy
+
+
+def request(headers: dict[str, str], body: bytes | None = None) -> Exchange:
+    return Exchange("POST", "http://a.test/", tuple(headers.items()), body)
 
 
 @pytest.mark.parametrize(
@@ -23,19 +28,20 @@ from hookwall.policy import load_policy
     ],
 )  # fmt: skip
 def test_conventional_headers(headers: dict[str, str], expected: str | None) -> None:
-    assert webhook_id(headers) == expected
+    assert webhook_id(request(headers)) == expected
 
 
 def test_a_header_named_in_the_policy_comes_first() -> None:
     headers = {"x-event-id": "evt-42", "webhook-id": "msg_1"}
-    assert webhook_id(headers, ("x-event-id",)) == "evt-42"
-    assert webhook_id({"webhook-id": "msg_1"}, ("x-event-id",)) == "msg_1"
+    assert webhook_id(request(headers), ("x-event-id",)) == "evt-42"
+    assert webhook_id(request({"webhook-id": "msg_1"}), ("x-event-id",)) == "msg_1"
+    assert webhook_id(request({"X-Event-ID": "evt-43"}), ("x-event-id",)) == "evt-43"  # any case
 
 
 def test_stripe_event_id_from_the_body() -> None:
     body = b'{"id": "evt_1NG8Du2eZvKYlo2CUI79vXWy", "object": "event", "type": "invoice.paid"}'
-    assert webhook_id({}, (), body) == "evt_1NG8Du2eZvKYlo2CUI79vXWy"
-    assert webhook_id({"webhook-id": "msg_1"}, (), body) == "msg_1"  # a header wins
+    assert webhook_id(request({}, body)) == "evt_1NG8Du2eZvKYlo2CUI79vXWy"
+    assert webhook_id(request({"webhook-id": "msg_1"}, body)) == "msg_1"  # a header wins
     for other in (
         b'{"id": 42}',
         b'{"id": "cus_123", "note": "evt_123"}',  # not an event id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import pytest
 
@@ -10,9 +11,9 @@ from hookwall.flow.holds import Holds
 
 
 def test_everything_is_given_back_once_last_taken_first() -> None:
-    holds, given = Holds(), []
+    holds, given = Holds(), list[str]()
     for name in ("in-flight", "slot", "timer"):
-        holds.add(name, lambda name=name: given.append(name))
+        holds.add(name, partial(given.append, name))
     assert holds.held() == ["in-flight", "slot", "timer"]
     holds.release_all()
     holds.release_all()
@@ -44,10 +45,14 @@ def test_taking_after_the_end_gives_back_at_once() -> None:
     assert given == ["slot"] and not hold.held
 
 
+def _fails() -> None:
+    raise ZeroDivisionError("a broken release")
+
+
 def test_one_failing_release_does_not_keep_the_others(caplog: pytest.LogCaptureFixture) -> None:
     holds, given = Holds(), []
     holds.add("in-flight", lambda: given.append("in-flight"))
-    holds.add("broken", lambda: 1 / 0)
+    holds.add("broken", _fails)
     with caplog.at_level(logging.ERROR):
         holds.release_all()
     assert given == ["in-flight"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from mitmproxy.test import tflow
 
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.flow.respond import deny
 from hookwall.flow.state import start_state
 from hookwall.forwarding.addons.hopheaders import HopHeaders, headers_to_strip, hookwall_headers
@@ -48,18 +48,14 @@ def test_headers_to_strip(names: list[str], connection: list[str], expected: set
 def test_a_sender_asking_to_close_gets_its_connection_closed(
     value: str | None, closes: bool
 ) -> None:
-    """mitmproxy reads Connection: close from the header HopHeaders strips; the flag keeps it."""
-    from mitmproxy.test import tflow
-
-    from hookwall.forwarding.addons.hopheaders import HopHeaders
-    from hookwall.forwarding.addons.lifecycle import CLOSE_AFTER
-
+    """mitmproxy reads Connection: close from the header HopHeaders strips; the state keeps it."""
     flow = tflow.tflow()
+    state = start_state(flow, load_default_policy(), None)
     if value is not None:
         flow.request.headers["Connection"] = value
     HopHeaders().requestheaders(flow)
     assert "connection" not in flow.request.headers
-    assert bool(flow.metadata.get(CLOSE_AFTER)) is closes
+    assert state.closes_connection == ("sender-asked" if closes else None)
 
 
 def test_every_hookwall_header_of_a_receiver_response_is_dropped() -> None:
@@ -78,7 +74,9 @@ def test_every_hookwall_header_of_a_receiver_response_is_dropped() -> None:
     assert [k.lower() for k in flow.response.headers if k.lower().startswith("x-")] == ["x-other"]
     # hookwall's own refusal, answered before any receiver was asked, keeps its headers
     refused = tflow.tflow()
-    deny(refused, start_state(refused, load_default_policy(), None), Denial("host-denied", "no"))
+    deny(
+        refused, start_state(refused, load_default_policy(), None), Denial(Reason.HOST_DENIED, "no")
+    )
     HopHeaders().responseheaders(refused)
     assert refused.response is not None
     assert refused.response.headers["X-Hookwall-Reason"] == "host-denied"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from mitmproxy import http
 from mitmproxy.test import tflow
 
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.destinations.resolver import Resolver
 from hookwall.flow.runtime import Runtime
 from hookwall.flow.state import state_of
@@ -35,7 +35,7 @@ def begin(lifecycle: Lifecycle, flow: http.HTTPFlow, released: list[str]) -> Non
 
 def test_the_last_handler_ends_the_exchange_once() -> None:
     lifecycle, seen = make()
-    flow, released = tflow.tflow(resp=True), []
+    flow, released = tflow.tflow(resp=True), list[str]()
     begin(lifecycle, flow, released)
     assert lifecycle.inflight == 1 and lifecycle.held_by(flow.client_conn.id) == 1
     assert released == [] and lifecycle.inflight == 1  # until the last handler
@@ -49,7 +49,7 @@ def test_the_last_handler_ends_the_exchange_once() -> None:
 def test_a_flow_mitmproxy_dropped_ends_with_its_connection() -> None:
     """Neither response nor error ran (a crashed layer): the connection's end is the end."""
     lifecycle, seen = make()
-    flow, released = tflow.tflow(), []
+    flow, released = tflow.tflow(), list[str]()
     begin(lifecycle, flow, released)
     lifecycle.end.client_disconnected(flow.client_conn)
     assert released == ["slot"] and lifecycle.inflight == 0
@@ -60,7 +60,7 @@ def test_a_flow_mitmproxy_dropped_ends_with_its_connection() -> None:
 
 def test_a_crash_marks_the_open_exchange_and_answers_it() -> None:
     lifecycle, _ = make()
-    flow, released = tflow.tflow(), []
+    flow, released = tflow.tflow(), list[str]()
     begin(lifecycle, flow, released)
     answer = lifecycle.crashed(flow.client_conn.id, NotImplementedError("HTTP trailers"))
     state = state_of(flow)
@@ -71,7 +71,7 @@ def test_a_crash_marks_the_open_exchange_and_answers_it() -> None:
 
 def test_a_connection_hold_lives_until_the_connection_ends() -> None:
     lifecycle, _ = make()
-    flow, given = tflow.tflow(), []
+    flow, given = tflow.tflow(), list[int]()
     lifecycle.client_connected(flow.client_conn)
     lifecycle.connection_holds(flow.client_conn.id).add("tunnel slot", lambda: given.append(1))
     lifecycle.end.client_disconnected(flow.client_conn)
@@ -103,7 +103,7 @@ def test_our_own_verdict_is_not_overwritten_by_its_consequence() -> None:
     lifecycle.requestheaders(flow)
     state = state_of(flow)
     assert state is not None
-    state.denial = Denial("response-timeout", "the receiver did not send the whole response")
+    state.denial = Denial(Reason.RESPONSE_TIMEOUT, "the receiver did not send the whole response")
     flow.error.msg = "Server closed connection"  # type: ignore[union-attr]
     assert settle_error(flow) is state
     assert state.denial.reason == "response-timeout" and state.error is None
@@ -112,7 +112,7 @@ def test_our_own_verdict_is_not_overwritten_by_its_consequence() -> None:
 def test_a_hook_that_runs_after_its_connection_ended_takes_nothing() -> None:
     """mitmproxy runs hooks as tasks: requestheaders may come after client_disconnected."""
     lifecycle, seen = make()
-    flow, given = tflow.tflow(), []
+    flow, given = tflow.tflow(), list[str]()
     lifecycle.client_connected(flow.client_conn)
     lifecycle.end.client_disconnected(flow.client_conn)
     lifecycle.requestheaders(flow)
@@ -126,7 +126,7 @@ def test_a_draining_proxy_closes_the_connection_of_the_response_the_sender_gets(
     """Redirects and Retries may replace the response after Lifecycle saw it: the header is
     set by the last handler, on the response that is sent."""
     lifecycle, _ = make()
-    flow, released = tflow.tflow(resp=True), []
+    flow, released = tflow.tflow(resp=True), list[str]()
     begin(lifecycle, flow, released)
     lifecycle.draining = True
     flow.response = http.Response.make(200, b"the retried attempt's answer")

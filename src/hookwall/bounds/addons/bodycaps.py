@@ -10,6 +10,8 @@ take to arrive.
 - ``proxy.max_buffered_bodies``: the request bodies of every exchange in flight together
   (``bounds/budget.py``); a request that does not fit is answered ``503 proxy-busy`` before
   its body is read.
+
+The sizes and the refusals are ``bounds/bodies.py``'s, read from the request's ``Exchange``.
 """
 
 from __future__ import annotations
@@ -18,17 +20,20 @@ from functools import partial
 
 from mitmproxy import http
 
+from hookwall.bounds.bodies import (
+    content_length,
+    expected_size,
+    request_too_large,
+    response_too_large,
+)
 from hookwall.bounds.budget import ByteBudget
 from hookwall.config.units import format_size
-from hookwall.core.denials import Denial
-from hookwall.flow import conns, errorpages
-from hookwall.flow.holds import Hold
-from hookwall.flow.respond import deny
+from hookwall.core.denials import Denial, Reason
+from hookwall.flow.exchange import exchange_of
+from hookwall.flow.respond import deny, deny_when_failed, refuse_and_close
 from hookwall.flow.runtime import Runtime
 from hookwall.flow.state import FlowState, state_of
 from hookwall.flow.sweep import Sweeper
-
-BODY_TIMER_KEY = "hookwall.body_timer"
 
 
 def _too_slow(flow: http.HTTPFlow, seconds: float) -> None:
@@ -36,26 +41,8 @@ def _too_slow(flow: http.HTTPFlow, seconds: float) -> None:
     state = state_of(flow)
     if state is None or flow.request.timestamp_end is not None or not flow.live:
         return
-    denial = Denial(
-        "request-timeout", f"the request body did not arrive complete within {seconds:g}s"
-    )
-    state.denial = denial
-    conns.refuse_and_close(flow.client_conn.id, denial, state.request_id)
-
-
-def _expected_size(request: http.Request, declared: int | None, cap: int) -> int:
-    """What a body will take in memory: its Content-Length; chunked, up to the cap; else 0."""
-    if declared is not None:
-        return declared
-    chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
-    return cap if chunked else 0
-
-
-def _declared_length(message: http.Message) -> int | None:
-    try:
-        return int(message.headers["content-length"])
-    except (KeyError, ValueError):
-        return None
+    message = f"the request body did not arrive complete within {seconds:g}s"
+    refuse_and_close(flow, state, Denial(Reason.REQUEST_TIMEOUT, message))
 
 
 def _limits(flow: http.HTTPFlow) -> tuple[FlowState, int, int] | None:
@@ -68,14 +55,6 @@ def _limits(flow: http.HTTPFlow) -> tuple[FlowState, int, int] | None:
     return state, settings.max_request_body, settings.max_response_body
 
 
-def _request_too_large(size: int, cap: int) -> Denial:
-    return Denial(
-        "request-too-large",
-        f"the request body ({format_size(size)}) is larger than this destination accepts "
-        f"({format_size(cap)})",
-    )
-
-
 class BodyCaps:
     def __init__(self, runtime: Runtime, sweeper: Sweeper) -> None:
         self.runtime = runtime
@@ -84,24 +63,26 @@ class BodyCaps:
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         found = _limits(flow)
-        declared = _declared_length(flow.request)
-        if found and declared is not None and declared > found[1]:
-            deny(flow, found[0], _request_too_large(declared, found[1]))
+        if found is None:
             return
-        if found is not None:
-            state = found[0]
-            size = _expected_size(flow.request, declared, found[1])
-            if size == 0:
-                return  # no body to wait for or to hold in memory
-            if not self._reserve(flow, state, size):
-                return
-            assert state.decision is not None and state.decision.settings is not None
-            seconds = state.decision.settings.timeouts.body
-            key = (BODY_TIMER_KEY, flow.id)
-            self.sweeper.set(key, seconds, partial(_too_slow, flow, seconds))
-            flow.metadata[BODY_TIMER_KEY] = state.holds.add(
-                "deadline: request body", partial(self.sweeper.clear, key)
-            )
+        state, cap, _ = found
+        request = exchange_of(flow, state)
+        declared = content_length(request.header("content-length"))
+        if declared is not None and declared > cap:
+            deny(flow, state, request_too_large(declared, cap))
+            return
+        size = expected_size(request, cap)
+        if size == 0:
+            return  # no body to wait for or to hold in memory
+        if not self._reserve(flow, state, size):
+            return
+        assert state.decision is not None and state.decision.settings is not None
+        seconds = state.decision.settings.timeouts.body
+        key = ("body", flow.id)
+        self.sweeper.set(key, seconds, partial(_too_slow, flow, seconds))
+        state.body_deadline = state.holds.add(
+            "deadline: request body", partial(self.sweeper.clear, key)
+        )
 
     def _reserve(self, flow: http.HTTPFlow, state: FlowState, size: int) -> bool:
         """Room for this body among all the bodies in memory, or a 503 now."""
@@ -111,30 +92,29 @@ class BodyCaps:
                 f"hookwall holds {format_size(self.budget.in_use)} of request bodies, its limit "
                 f"(proxy.max_buffered_bodies: {format_size(limit)}); retry shortly"
             )
-            deny(flow, state, Denial("proxy-busy", message, retry_after=1))
+            deny(flow, state, Denial(Reason.PROXY_BUSY, message, retry_after=1))
             return False
         state.holds.add("buffered body", lambda: self.budget.give_back(size))
         return True
 
     def request(self, flow: http.HTTPFlow) -> None:
-        timer: Hold | None = flow.metadata.pop(BODY_TIMER_KEY, None)
-        if timer is not None:
-            timer.release()  # the body is whole, before any wait for a slot
+        state = state_of(flow)
+        if state is not None and state.body_deadline is not None:
+            state.body_deadline.release()  # the body is whole, before any wait for a slot
+            state.body_deadline = None
         found = _limits(flow)
         size = len(flow.request.raw_content or b"")
         if found and size > found[1]:
-            deny(flow, found[0], _request_too_large(size, found[1]))
+            deny(flow, found[0], request_too_large(size, found[1]))
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         found = _limits(flow)
         assert flow.response is not None
-        declared = _declared_length(flow.response)
+        declared = content_length(flow.response.headers.get("content-length"))
         if found and declared is not None and declared > found[2]:
-            state = found[0]
             # Replacing the response here would corrupt framing: kill the flow and let the
             # error page carry our answer.
-            state.denial = self._response_too_large(declared, found[2])
-            errorpages.expect_error_response(flow.client_conn.id, state.request_id, state.denial)
+            deny_when_failed(flow, found[0], response_too_large(declared, found[2]))
             flow.kill()
 
     def response(self, flow: http.HTTPFlow) -> None:
@@ -142,12 +122,4 @@ class BodyCaps:
         assert flow.response is not None
         size = len(flow.response.raw_content or b"")
         if found and size > found[2]:
-            deny(flow, found[0], self._response_too_large(size, found[2]))
-
-    @staticmethod
-    def _response_too_large(size: int, cap: int) -> Denial:
-        return Denial(
-            "response-too-large",
-            f"the receiver's response ({format_size(size)}) is larger than allowed "
-            f"({format_size(cap)})",
-        )
+            deny(flow, found[0], response_too_large(size, found[2]))

@@ -28,9 +28,10 @@ from functools import partial
 
 from mitmproxy import connection, http
 
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.deliveries import logs
 from hookwall.flow import conns
+from hookwall.flow.respond import refuse_connection
 from hookwall.flow.runtime import Runtime
 from hookwall.flow.state import state_of
 from hookwall.flow.sweep import Sweeper
@@ -142,7 +143,7 @@ class ConnectionGuard:
         flow_state = state_of(ended)
         denial = flow_state.denial if flow_state is not None else None
         proxy = self.runtime.policy.proxy
-        if denial is not None and denial.reason == "auth-required":
+        if denial is not None and denial.reason is Reason.AUTH_REQUIRED:
             self._arm(client_id, state, "head", proxy.head_timeout)
         else:
             self._arm(client_id, state, "idle", proxy.idle_timeout)
@@ -161,7 +162,7 @@ class ConnectionGuard:
             return
         if what == "head":
             message = f"the request head did not arrive complete within {seconds:g}s"
-            closed = conns.refuse_and_close(client_id, Denial("request-timeout", message))
+            closed = refuse_connection(client_id, Denial(Reason.REQUEST_TIMEOUT, message))
         else:
             closed = conns.close_client(client_id)
         if closed:

@@ -19,13 +19,12 @@ from functools import partial
 
 from mitmproxy import http
 
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.deliveries import logs
-from hookwall.flow import conns, errorpages
-from hookwall.flow.state import state_of
+from hookwall.flow import conns
+from hookwall.flow.respond import deny_when_failed
+from hookwall.flow.state import FlowState, ResponseClocks, state_of
 from hookwall.forwarding.addons.lifecycle import Lifecycle
-
-TIMERS_KEY = "hookwall.timers"
 
 
 class Deadlines:
@@ -43,42 +42,36 @@ class Deadlines:
             return
         loop = asyncio.get_running_loop()
         t = settings.timeouts
-        flow.metadata[TIMERS_KEY] = {
-            "response headers": loop.call_later(
-                t.headers, self._expire, flow, "response headers", t.headers
-            ),
-            "whole response": loop.call_later(
-                t.response, self._expire, flow, "whole response", t.response
-            ),
-        }
-        state.holds.add("deadlines", partial(self._cancel, flow))  # one hold for both
+        state.clocks = ResponseClocks(
+            headers=loop.call_later(t.headers, self._expire, flow, "response headers", t.headers),
+            whole=loop.call_later(t.response, self._expire, flow, "whole response", t.response),
+        )
+        state.holds.add("deadlines", partial(self._stop, state))  # one hold for both
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        timers = flow.metadata.get(TIMERS_KEY)
-        if timers:
-            timers.pop("response headers").cancel()
+        state = state_of(flow)
+        if state is not None and state.clocks is not None:
+            state.clocks.stop_headers()
 
     def response(self, flow: http.HTTPFlow) -> None:
-        self._cancel(flow)
+        self._stop(state_of(flow))
 
     def error(self, flow: http.HTTPFlow) -> None:
-        self._cancel(flow)
+        self._stop(state_of(flow))
 
     @staticmethod
-    def _cancel(flow: http.HTTPFlow) -> None:
-        for timer in flow.metadata.pop(TIMERS_KEY, {}).values():
-            timer.cancel()
+    def _stop(state: FlowState | None) -> None:
+        if state is not None and state.clocks is not None:
+            clocks, state.clocks = state.clocks, None
+            clocks.stop()
 
     def _expire(self, flow: http.HTTPFlow, what: str, seconds: float) -> None:
         state = state_of(flow)
         if state is None or not flow.live or flow.error is not None:
             return
-        self._cancel(flow)
-        denial = Denial(
-            "response-timeout", f"the receiver did not send the {what} within {seconds:g}s"
-        )
-        state.denial = denial
-        errorpages.expect_error_response(flow.client_conn.id, state.request_id, denial)
+        self._stop(state)
+        message = f"the receiver did not send the {what} within {seconds:g}s"
+        deny_when_failed(flow, state, Denial(Reason.RESPONSE_TIMEOUT, message))
         conns.close_server(flow.client_conn.id, flow.server_conn)
 
     # -- passthrough tunnels --------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """ExchangeLog: exactly one ``exchange`` event per HTTP exchange, allowed or denied.
 
 The event is what operators query when a webhook went missing, so every path that ends an
-exchange (response, error, refused CONNECT, failed TLS, passthrough tunnel) ends here.
+exchange (response, error, refused CONNECT, failed TLS, passthrough tunnel, a request head
+refused before it became a flow) ends here. The event itself (``deliveries/event.py``) is
+built from the flow's state by the small functions below, then redacted once: the log line,
+the delivery store's row and the metrics all get that same mapping.
 """
 
 from __future__ import annotations
@@ -9,36 +12,44 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from mitmproxy import connection, http, tls
 
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.deliveries import logs
 from hookwall.deliveries.correlation import id_headers, webhook_id
+from hookwall.deliveries.event import (
+    ExchangeEvent,
+    ms,
+    peer,
+    request_line_parts,
+    safe_url,
+    would_deny,
+)
 from hookwall.deliveries.redaction import BUILT_IN, Rules, redact_event
+from hookwall.destinations.decide import Decision
 from hookwall.flow import errorpages
+from hookwall.flow.exchange import exchange_of
+from hookwall.flow.headrefusal import HeadRefusal
 from hookwall.flow.holds import Holds
-from hookwall.flow.respond import deny
-from hookwall.flow.state import METADATA_KEY, FlowState, TunnelState, state_of
+from hookwall.flow.respond import deny, deny_when_failed, fail
+from hookwall.flow.state import FlowState, TunnelState, attach_state, state_of
 from hookwall.forwarding.addons.lifecycle import settle_error
-from hookwall.mitm.http1guard import Refusal
 from hookwall.policy import Policy
 
 logger = logging.getLogger(__name__)
-
-
-def _ms(start: float | None, end: float | None) -> float | None:
-    if start is None or end is None:
-        return None
-    return round(max(0.0, end - start) * 1000, 3)
-
 
 # Receives each exchange event (the very dict that was logged) and its flow (None for a
 # refused TLS handshake): the delivery store is fed from here.
 ExchangeSink = Callable[[http.HTTPFlow | None, dict[str, Any]], None]
 # Also receives each event, with the flood-control key the exchange drew from: the metrics.
 ExchangeObserver = Callable[[dict[str, Any], str | None], None]
+
+_TLS_HINT = (
+    "the sender did not accept hookwall's certificate; install the CA printed by "
+    "`hookwall ca --path` in the sender's trust store, or use the upgrade option"
+)
 
 
 class ExchangeLog:
@@ -64,17 +75,18 @@ class ExchangeLog:
         settle_error(flow)  # already settled by Lifecycle, unless the flow was never judged
         assert state.denial is not None
         # mitmproxy writes the error response itself, right after this hook; ours replaces it.
-        errorpages.expect_error_response(flow.client_conn.id, state.request_id, state.denial)
+        deny_when_failed(flow, state, state.denial)
         self._emit(flow)
 
     def client_disconnected(self, client: connection.Client) -> None:
-        errorpages.forget(client.id)
+        errorpages.forget(client)  # no error page is pending for a connection that is gone
 
     def abandoned(self, flow: http.HTTPFlow) -> None:
         """mitmproxy dropped this flow without a response or error hook (Lifecycle)."""
         state = self._state(flow)
         if state.denial is None:
-            state.denial = Denial("client-closed", "the connection ended before the exchange did")
+            message = "the connection ended before the exchange did"
+            fail(state, Denial(Reason.CLIENT_CLOSED, message))
         self._emit(flow)
 
     # -- CONNECT ---------------------------------------------------------------------------------
@@ -82,10 +94,8 @@ class ExchangeLog:
         state = self._state(flow)
         if state.denial is None:  # mitmproxy could not connect upstream
             message = flow.response.get_text(strict=False) if flow.response else ""
-            state.error = message
-            deny(
-                flow, state, Denial("upstream-error", f"cannot connect to the receiver: {message}")
-            )
+            denial = Denial(Reason.UPSTREAM_ERROR, f"cannot connect to the receiver: {message}")
+            deny(flow, state, denial, error=message)
         self._emit(flow)
 
     def http_connected(self, flow: http.HTTPFlow) -> None:
@@ -99,10 +109,8 @@ class ExchangeLog:
         state = self._state(flow)
         server = flow.server_conn
         if state.denial is None and server.error and server.timestamp_tcp_setup is None:
-            state.error = server.error
-            state.denial = Denial(
-                "upstream-error", f"cannot connect to the receiver: {server.error}"
-            )
+            message = f"cannot connect to the receiver: {server.error}"
+            fail(state, Denial(Reason.UPSTREAM_ERROR, message), server.error)
         self._emit(flow, tls="passthrough")
 
     def tls_failed_client(self, data: tls.TlsData) -> None:
@@ -113,61 +121,46 @@ class ExchangeLog:
         """
         tunnel = self.tunnels.get(data.context.client.id)
         decision = tunnel.decision if tunnel else None
-        hint = (
-            "the sender did not accept hookwall's certificate; install the CA printed by "
-            "`hookwall ca --path` in the sender's trust store, or use the upgrade option"
+        event = ExchangeEvent(
+            request_id=tunnel.request_id if tunnel else None,
+            sender=tunnel.sender if tunnel else None,
+            client=peer(data.context.client.peername),
+            method="CONNECT",
+            host=decision.host if decision else None,
+            port=decision.port if decision else None,
+            rule=decision.rule if decision else None,
+            resolved_ips=decision.resolved_ips if decision else [],
+            decision="deny",
+            reason=Reason.TLS_FAILED.value,
+            error=f"{_TLS_HINT} ({data.conn.error})" if data.conn.error else _TLS_HINT,
+            signed=False,
         )
-        event: dict[str, Any] = dict.fromkeys(logs.EXCHANGE_FIELDS)
-        event |= {
-            "request_id": tunnel.request_id if tunnel else None,
-            "sender": tunnel.sender if tunnel else None,
-            "client": _peer(data.context.client.peername),
-            "method": "CONNECT",
-            "host": decision.host if decision else None,
-            "port": decision.port if decision else None,
-            "rule": decision.rule if decision else None,
-            "resolved_ips": decision.resolved_ips if decision else [],
-            "decision": "deny",
-            "reason": "tls-failed",
-            "error": f"{hint} ({data.conn.error})" if data.conn.error else hint,
-            "signed": False,
-        }
-        redact_event(event, _rules(tunnel.policy if tunnel else None))
-        self.log.warning("exchange", **event)
-        self._observe(event, None)
-        if self.sink is not None:
-            self.sink(None, event)
+        self._publish(None, event, tunnel.policy if tunnel else None, None, warning=True)
 
-    def head_refused(self, refusal: Refusal) -> None:
+    def head_refused(self, refusal: HeadRefusal) -> None:
         """A sender's head refused before it became a flow (``http1guard``): its one event."""
         tunnel = self.tunnels.get(refusal.client_id)
         decision = tunnel.decision if tunnel else None
-        method, _, rest = refusal.start_line.rstrip(b"\r").partition(b" ")
-        target = rest.rpartition(b" ")[0] or rest
-        event: dict[str, Any] = dict.fromkeys(logs.EXCHANGE_FIELDS)
-        event |= {
-            "request_id": refusal.request_id,
-            "sender": tunnel.sender if tunnel else None,
-            "client": _peer(refusal.peername),
-            "method": _text(method) or None,
-            "url": _text(target) or None,
-            "host": decision.host if decision else None,
-            "port": decision.port if decision else None,
-            "resolved_ips": [],
-            "decision": "deny",
-            "reason": refusal.denial.reason,
-            "status": refusal.denial.status,
-            "error": refusal.denial.message,
-            "signed": False,
-            "key_ids": [],
-            "request_bytes": 0,
-            "response_bytes": 0,
-        }
-        redact_event(event, _rules(tunnel.policy if tunnel else None))
-        self.log.warning("exchange", **event)
-        self._observe(event, None)
-        if self.sink is not None:
-            self.sink(None, event)
+        method, target = request_line_parts(refusal.start_line)
+        event = ExchangeEvent(
+            request_id=refusal.request_id,
+            sender=tunnel.sender if tunnel else None,
+            client=peer(refusal.peername),
+            method=method,
+            url=target,
+            host=decision.host if decision else None,
+            port=decision.port if decision else None,
+            resolved_ips=[],
+            decision="deny",
+            reason=refusal.denial.reason.value,
+            status=refusal.denial.status,
+            error=refusal.denial.message,
+            signed=False,
+            key_ids=[],
+            request_bytes=0,
+            response_bytes=0,
+        )
+        self._publish(None, event, tunnel.policy if tunnel else None, None, warning=True)
 
     # -- helpers -------------------------------------------------------------------------------
     def _state(self, flow: http.HTTPFlow) -> FlowState:
@@ -175,20 +168,34 @@ class ExchangeLog:
         if state is None:  # a flow our guard never saw (e.g. unparseable request)
             tunnel = self.tunnels.get(flow.client_conn.id)
             state = FlowState(policy=tunnel.policy if tunnel else None, tunnel=tunnel)
-            flow.metadata[METADATA_KEY] = state
+            attach_state(flow, state)
         return state
 
-    def _emit(self, flow: http.HTTPFlow, **extra: Any) -> None:
+    def _emit(self, flow: http.HTTPFlow, tls: Literal["passthrough"] | None = None) -> None:
         state = self._state(flow)
         if state.logged:
             return
         state.logged = True
-        # Redacted once, here: the log line and the store row are this same dict.
-        event = redact_event(exchange_fields(flow, state) | extra, _rules(state.policy))
-        self.log.info("exchange", **event)
-        self._observe(event, state.limit_key)
+        event = exchange_event(flow, state)
+        if tls is not None:
+            event.tls = tls
+        self._publish(flow, event, state.policy, state.limit_key)
+
+    def _publish(
+        self,
+        flow: http.HTTPFlow | None,
+        event: ExchangeEvent,
+        policy: Policy | None,
+        limit_key: str | None,
+        *,
+        warning: bool = False,
+    ) -> None:
+        # Redacted once, here: the log line, the store row and the metrics get this same dict.
+        fields = redact_event(event.fields(), _rules(policy))
+        (self.log.warning if warning else self.log.info)("exchange", **fields)
+        self._observe(fields, limit_key)
         if self.sink is not None:
-            self.sink(flow, event)
+            self.sink(flow, fields)
 
     def _observe(self, event: dict[str, Any], limit_key: str | None) -> None:
         if self.observer is None:
@@ -204,69 +211,88 @@ def _rules(policy: Policy | None) -> Rules:
     return policy.logging.redact if policy is not None else BUILT_IN
 
 
-def _text(raw: bytes, limit: int = 200) -> str:
-    """Hostile bytes from a refused head, printable and bounded, for the log and the store."""
-    return raw[:limit].decode("ascii", "backslashreplace").encode("unicode_escape").decode()
+# -- the exchange event of a flow ------------------------------------------------------------
 
 
-def _peer(address: Any) -> str | None:
-    return f"{address[0]}:{address[1]}" if address else None
-
-
-def exchange_fields(flow: http.HTTPFlow, state: FlowState) -> dict[str, Any]:
+def exchange_event(flow: http.HTTPFlow, state: FlowState) -> ExchangeEvent:
     """The documented fields of one exchange event (DESIGN.md, "Log events")."""
-    request, response, server = flow.request, flow.response, flow.server_conn
-    decision = state.decision
-    denial = state.denial
-    connected = server.timestamp_tcp_setup is not None and server.peername is not None
-    opened_for_us = connected and (server.timestamp_start or 0) >= request.timestamp_start
-    return {
-        "request_id": state.request_id,
-        "sender": state.sender,
-        "attempted_sender": state.attempted_sender,  # a configured name that failed (never a token)
-        "client": _peer(flow.client_conn.peername),
-        "method": request.method,
-        "url": state.original_url or _safe_url(flow),
-        "host": decision.host if decision else request.pretty_host,
-        "port": decision.port if decision else request.port,
-        "rule": decision.rule if decision else None,
-        "resolved_ips": decision.resolved_ips if decision else [],
-        "peer_ip": server.peername[0] if connected and server.peername else None,
-        "decision": "deny" if denial else "allow",
-        "reason": denial.reason if denial else None,
-        **_would_deny(state),
-        "status": _status(flow, state),
+    request, decision, denial = flow.request, state.decision, state.denial
+    first_verdict, verdict_messages = would_deny(
+        [*state.would_deny, *(decision.would_deny if decision else ())]
+    )
+    connect_ms, ttfb_ms, duration_ms = _timings(flow, denial)
+    return ExchangeEvent(
+        request_id=state.request_id,
+        sender=state.sender,
+        attempted_sender=state.attempted_sender,
+        client=peer(flow.client_conn.peername),
+        method=request.method,
+        url=state.original_url or safe_url(request.pretty_url),
+        host=decision.host if decision else request.pretty_host,
+        port=decision.port if decision else request.port,
+        rule=decision.rule if decision else None,
+        resolved_ips=decision.resolved_ips if decision else [],
+        peer_ip=_peer_ip(flow),
+        decision="deny" if denial else "allow",
+        reason=denial.reason.value if denial else None,
+        would_deny=first_verdict,
+        would_deny_message=verdict_messages,
+        status=_status(flow, state),
         # What the sender was told, word for word; the low-level detail only when it was not
         # refused (the denial's message already carries it when it matters).
-        "error": denial.message if denial else state.error,
-        "webhook_id": state.webhook_id
-        or webhook_id(
-            request.headers,
-            id_headers(decision.settings if decision else None),
-            request.raw_content,
-        ),
-        "signed": state.signed or False,
-        "key_ids": list(state.key_ids),
-        "redirect": state.redirect,
-        "hop": state.hop,
-        "attempt": state.attempt,
-        "replay_of": state.replay_of,
-        "tls": "upgrade" if state.upgraded else None,
-        "queue_ms": state.queue_ms,
-        "dns_ms": round(decision.dns_ms, 3) if decision and decision.dns_ms is not None else None,
-        "connect_ms": _ms(server.timestamp_start, server.timestamp_tcp_setup)
-        if opened_for_us
-        else None,
-        "ttfb_ms": _ms(request.timestamp_end, response.timestamp_start)
-        if response and not denial
-        else None,
-        "duration_ms": _ms(
-            request.timestamp_start,
-            (response.timestamp_end if response else None) or time.time(),
-        ),
-        "request_bytes": len(request.raw_content or b""),
-        "response_bytes": len(response.raw_content or b"") if response else 0,
-    }
+        error=denial.message if denial else state.error,
+        webhook_id=state.webhook_id or _sender_webhook_id(flow, state),
+        signed=state.signed or False,
+        key_ids=list(state.key_ids),
+        redirect=state.redirect,
+        hop=state.hop,
+        attempt=state.attempt,
+        replay_of=state.replay_of,
+        tls="upgrade" if state.upgraded else None,
+        queue_ms=state.queue_ms,
+        dns_ms=_dns_ms(decision),
+        connect_ms=connect_ms,
+        ttfb_ms=ttfb_ms,
+        duration_ms=duration_ms,
+        request_bytes=len(request.raw_content or b""),
+        response_bytes=len(flow.response.raw_content or b"") if flow.response else 0,
+    )
+
+
+def _connected(server: connection.Server) -> bool:
+    return server.timestamp_tcp_setup is not None and server.peername is not None
+
+
+def _peer_ip(flow: http.HTTPFlow) -> str | None:
+    server = flow.server_conn
+    if not _connected(server) or server.peername is None:
+        return None
+    return str(server.peername[0])
+
+
+def _timings(
+    flow: http.HTTPFlow, denial: Denial | None
+) -> tuple[float | None, float | None, float | None]:
+    """connect_ms (only for a connection opened for this exchange), ttfb_ms (when the
+    receiver answered and nothing refused), duration_ms (until now, if not over)."""
+    request, response, server = flow.request, flow.response, flow.server_conn
+    opened_for_us = _connected(server) and (server.timestamp_start or 0) >= request.timestamp_start
+    connect = ms(server.timestamp_start, server.timestamp_tcp_setup) if opened_for_us else None
+    ttfb = ms(request.timestamp_end, response.timestamp_start) if response and not denial else None
+    end = (response.timestamp_end if response else None) or time.time()
+    return connect, ttfb, ms(request.timestamp_start, end)
+
+
+def _dns_ms(decision: Decision | None) -> float | None:
+    if decision is None or decision.dns_ms is None:
+        return None
+    return round(decision.dns_ms, 3)
+
+
+def _sender_webhook_id(flow: http.HTTPFlow, state: FlowState) -> str | None:
+    """The event id the sender's request carries, when signing did not record one."""
+    settings = state.decision.settings if state.decision else None
+    return webhook_id(exchange_of(flow, state), id_headers(settings))
 
 
 def _status(flow: http.HTTPFlow, state: FlowState) -> int | None:
@@ -279,20 +305,3 @@ def _status(flow: http.HTTPFlow, state: FlowState) -> int | None:
     if denial is not None and (flow.error is not None or flow.response is None):
         return denial.status
     return flow.response.status_code if flow.response else None
-
-
-def _safe_url(flow: http.HTTPFlow) -> str:
-    """The request URL without userinfo (mitmproxy never keeps it, but be explicit)."""
-    text = flow.request.pretty_url
-    scheme, sep, rest = text.partition("://")
-    authority, slash, path = rest.partition("/")
-    return f"{scheme}{sep}{authority.rpartition('@')[2]}{slash}{path}"
-
-
-def _would_deny(state: FlowState) -> dict[str, Any]:
-    """Report-only access verdicts (``enforce: false``): what would have been refused, and why."""
-    verdicts = [*state.would_deny, *(state.decision.would_deny if state.decision else ())]
-    return {
-        "would_deny": verdicts[0][0] if verdicts else None,
-        "would_deny_message": "; ".join(message for _, message in verdicts) or None,
-    }

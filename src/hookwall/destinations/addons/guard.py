@@ -12,7 +12,6 @@ Every hook fails closed: an exception is a denial, never a pass.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import logging
 from collections import OrderedDict
@@ -21,7 +20,7 @@ from mitmproxy import connection, http, tls
 from mitmproxy.net.http import url
 from mitmproxy.proxy import server_hooks
 
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.destinations import decide as guard
 from hookwall.destinations.addresses import IPAddress
 from hookwall.destinations.hostname import InvalidHost, canonicalize_host
@@ -29,7 +28,6 @@ from hookwall.destinations.tunnelcheck import pinned_after_reload, sender_after_
 from hookwall.flow.respond import deny
 from hookwall.flow.runtime import Runtime
 from hookwall.flow.state import FlowState, TunnelState, start_state
-from hookwall.forwarding.addons.lifecycle import CLOSE_AFTER
 from hookwall.policy import Settings
 
 logger = logging.getLogger(__name__)
@@ -125,30 +123,30 @@ class DestinationGuard:
         before = t.policy.senders.get(t.sender) if t.policy and t.sender else None
         now = policy.senders.get(t.sender) if t.sender else None
         if (t.sender is None and policy.senders) or (t.sender and not tokens_kept(before, now)):
-            flow.metadata[CLOSE_AFTER] = True
+            state.close_after("policy-reloaded")
         if (t.sender is None and policy.senders) or (t.sender and now is None):
             message = "the policy changed: open a new connection with valid proxy credentials"
-            deny(flow, state, Denial("auth-required", message))
+            deny(flow, state, Denial(Reason.AUTH_REQUIRED, message))
             return
         peer = flow.client_conn.peername
         refusal = sender_after_reload(now, policy.senders, t.sender, str(peer[0]) if peer else None)
-        if refusal is not None and refusal.reason == "sender-denied":  # outside its new clients
-            flow.metadata[CLOSE_AFTER] = True
+        if refusal is not None and refusal.reason is Reason.SENDER_DENIED:  # its new clients
+            state.close_after("policy-reloaded")
             deny(flow, state, refusal)
             return
         state.policy = policy
         decision = await self._decide(flow, old.host, old.port, state)
         pinned = old.pinned_ip
         if not decision.allowed or decision.settings is None or pinned is None:
-            flow.metadata[CLOSE_AFTER] = True
+            state.close_after("policy-reloaded")
             return
         refusal = pinned_after_reload(decision.settings, pinned, old.host)
         if refusal is not None:
-            flow.metadata[CLOSE_AFTER] = True
+            state.close_after("policy-reloaded")
             deny(flow, state, refusal)
             return
         self._approve(pinned, old.port, decision.settings)
-        t.decision, t.policy = dataclasses.replace(decision, pinned_ip=pinned), policy
+        t.follow(decision, policy)
 
     def _check_inside_tunnel(self, flow: http.HTTPFlow, state: FlowState, t: TunnelState) -> None:
         state.decision = t.decision
@@ -165,7 +163,7 @@ class DestinationGuard:
                 flow,
                 state,
                 Denial(
-                    "host-mismatch",
+                    Reason.HOST_MISMATCH,
                     f"the Host header {host_header!r} does not name the CONNECT target {name}; "
                     "send requests for another host through their own CONNECT",
                 ),
@@ -176,7 +174,7 @@ class DestinationGuard:
         upgrade_asked = request.headers.pop(UPGRADE_HEADER, "").strip().lower()
         state.original_url = _url(request.scheme, request.host, request.port, request.path)
         if upgrade_asked not in ("", "https"):
-            deny(flow, state, Denial("bad-request", f"{UPGRADE_HEADER} must be 'https'"))
+            deny(flow, state, Denial(Reason.BAD_REQUEST, f"{UPGRADE_HEADER} must be 'https'"))
             return
         decision = await self._decide(flow, request.host, request.port, state)
         if not decision.allowed:
@@ -187,7 +185,7 @@ class DestinationGuard:
             if port not in decision.settings.network.ports:
                 allowed = decision.settings.network.ports
                 message = f"upgrading to https needs port {port}, not allowed (allowed: {allowed})"
-                deny(flow, state, Denial("port-denied", message))
+                deny(flow, state, Denial(Reason.PORT_DENIED, message))
                 return
             request.scheme, request.port, state.upgraded = "https", port, True
             self._approve(decision.pinned_ip, port, decision.settings)
@@ -238,7 +236,7 @@ class DestinationGuard:
             assert decision.pinned_ip is not None and decision.settings is not None
             self._approve(decision.pinned_ip, port, decision.settings)
         else:
-            deny(flow, state, Denial(decision.reason or "internal-error", decision.message))
+            deny(flow, state, Denial(decision.reason or Reason.INTERNAL_ERROR, decision.message))
         return decision
 
     def _approve(self, ip: IPAddress, port: int, settings: Settings) -> None:
@@ -254,7 +252,7 @@ class DestinationGuard:
             flow,
             state,
             Denial(
-                "internal-error",
+                Reason.INTERNAL_ERROR,
                 f"hookwall failed while judging this request ({type(exc).__name__})",
             ),
         )

@@ -11,16 +11,16 @@ ends, with the reason; its slot and deadline go back with the connection (``Life
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any
 
 from mitmproxy import connection, http
 
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.deliveries import logs
 from hookwall.destinations import decide as guard
 from hookwall.destinations.tunnelcheck import sender_after_reload, tunnel_after_reload
 from hookwall.flow import conns
+from hookwall.flow.respond import fail
 from hookwall.flow.runtime import Runtime
 from hookwall.flow.state import TunnelState, state_of
 from hookwall.policy import Policy
@@ -66,14 +66,13 @@ class PassthroughTunnels:
                 denial, decision = await self._judge(flow, tunnel, policy)
             except Exception as exc:  # fail closed: a tunnel we cannot judge is closed
                 message = f"hookwall failed while judging this tunnel ({type(exc).__name__})"
-                denial, decision = Denial("internal-error", message), None
+                denial, decision = Denial(Reason.INTERNAL_ERROR, message), None
             if denial is None and decision is not None:  # adopted by the new policy
-                tunnel.decision = dataclasses.replace(decision, pinned_ip=tunnel.decision.pinned_ip)
-                tunnel.policy = policy
+                tunnel.follow(decision, policy)
                 continue
             state = state_of(flow)
-            if state is not None:
-                state.denial = denial
+            if state is not None and denial is not None:
+                fail(state, denial)  # its exchange event, when the connection ends, says why
             if conns.close_client(client_id):
                 closed += 1
                 logs.get_logger().info(

@@ -19,7 +19,7 @@ from __future__ import annotations
 from mitmproxy import http
 
 from hookwall.flow.respond import is_own_response
-from hookwall.forwarding.addons.lifecycle import CLOSE_AFTER
+from hookwall.flow.state import state_of
 
 HOP_BY_HOP = frozenset(
     {
@@ -64,10 +64,11 @@ class HopHeaders:
         headers = flow.request.headers
         connection = headers.get_all("connection") + headers.get_all("proxy-connection")
         listed = connection_tokens(connection) if connection else set()
-        if "close" in listed:
+        state = state_of(flow)
+        if "close" in listed and state is not None:
             # The sender wants the connection closed after this exchange: mitmproxy reads that
-            # from the very header we strip, so the response says it (Lifecycle).
-            flow.metadata[CLOSE_AFTER] = True
+            # from the very header we strip, so the response says it (ExchangeEnd).
+            state.close_after("sender-asked")
         for name in headers_to_strip(list(headers.keys()), connection, listed):
             del headers[name]
 

@@ -27,15 +27,15 @@ from mitmproxy.proxy.mode_servers import ServerInstance
 from mitmproxy.proxy.mode_specs import ProxyMode
 
 from hookwall.core import eventloop
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.deliveries import logs
 from hookwall.destinations.hostname import host_port
 from hookwall.flow import errorpages
 from hookwall.flow.holds import Holds
+from hookwall.flow.respond import fail, refusal_bytes
 from hookwall.flow.runtime import INTERNAL_HOST, Runtime
 from hookwall.flow.state import FlowState, TunnelState, start_state, state_of
 
-CLOSE_AFTER = "hookwall.close"  # set on a flow whose connection should close after it
 # The listener redirect hops and retries are sent to (loopback, a port of its own; with
 # --workers, the one the supervisor reserved for this worker).
 INTERNAL_MODE = f"regular@{INTERNAL_HOST}:0"
@@ -173,15 +173,14 @@ class Lifecycle:
             state = state_of(flow)
             if state is None:
                 continue
-            if state.denial is None:
-                message = (
-                    "hookwall could not process this exchange and closed the connection "
-                    f"({type(exc).__name__}: {exc})"
-                )
-                state.denial = Denial("proxy-error", message)
-            state.error = state.error or f"{type(exc).__name__}: {exc}"
+            message = (
+                "hookwall could not process this exchange and closed the connection "
+                f"({type(exc).__name__}: {exc})"
+            )
+            denial = state.denial or Denial(Reason.PROXY_ERROR, message)
+            fail(state, denial, state.error or f"{type(exc).__name__}: {exc}")
             if final is None and flow.request.method != "CONNECT":
-                final = errorpages.render(state.denial.status, state.denial, state.request_id)
+                final = refusal_bytes(state)
         return final
 
     def held_by(self, client_id: str) -> int:
@@ -203,9 +202,9 @@ class ExchangeEnd:
     def response(self, flow: http.HTTPFlow) -> None:
         # Here, not earlier: Redirects and Retries may replace the response after Lifecycle
         # saw it, and the one the sender gets must still say its connection closes.
-        if flow.response is not None and (
-            self.lifecycle.draining or flow.metadata.get(CLOSE_AFTER)
-        ):
+        state = state_of(flow)
+        closes = state is not None and state.closes_connection is not None
+        if flow.response is not None and (self.lifecycle.draining or closes):
             flow.response.headers["Connection"] = "close"
         self.lifecycle.finish(flow)
 
@@ -234,15 +233,16 @@ def settle_error(flow: http.HTTPFlow) -> FlowState | None:
     message = flow.error.msg if flow.error else ""
     if state.denial is None:
         denial = errorpages.classify_error(message)
-        if flow.request.timestamp_end is None and denial.reason == "upstream-error":
+        if flow.request.timestamp_end is None and denial.reason is Reason.UPSTREAM_ERROR:
             denial = _sender_failed(message)  # the request never arrived whole: not the receiver
-        state.denial = denial
-        state.error = message or state.error
+        fail(state, denial, message or None)
     return state
 
 
 def _sender_failed(message: str) -> Denial:
     lowered = message.lower()
     if "closed" in lowered or "disconnect" in lowered:
-        return Denial("client-closed", "the sender closed the connection before its request ended")
-    return Denial("bad-request", f"the sender's request could not be read: {message}")
+        return Denial(
+            Reason.CLIENT_CLOSED, "the sender closed the connection before its request ended"
+        )
+    return Denial(Reason.BAD_REQUEST, f"the sender's request could not be read: {message}")

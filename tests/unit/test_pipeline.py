@@ -36,7 +36,9 @@ from hookwall.access.addon import AccessControl
 from hookwall.bounds.addons.bodycaps import BodyCaps
 from hookwall.bounds.addons.connections import ConnectionGuard
 from hookwall.bounds.addons.deadlines import Deadlines
-from hookwall.deliveries.addons.correlate import REPLAY_HEADER, Correlation
+from hookwall.core.headers import INTERNAL as INTERNAL_HEADER
+from hookwall.core.headers import REPLAY_OF as REPLAY_HEADER
+from hookwall.deliveries.addons.correlate import Correlation
 from hookwall.deliveries.addons.exchangelog import ExchangeLog
 from hookwall.destinations.addons.guard import DestinationGuard
 from hookwall.destinations.decide import Decision
@@ -49,7 +51,7 @@ from hookwall.limits.addon import FloodControl, limit_key
 from hookwall.pipeline import ORDER, ORDER_FREE, Order, build_pipeline, describe, order_violations
 from hookwall.policy import load_default_policy, load_policy
 from hookwall.policy.model import Settings, merge_rule
-from hookwall.redirects.addon import INTERNAL_HEADER, InternalHops, Redirects
+from hookwall.redirects.addon import InternalHops, Redirects
 from hookwall.retries.addon import Retries
 from hookwall.signing.addon import RequestSigning
 from tests.support.dnsserver import TestDnsServer

@@ -21,9 +21,9 @@ from hookwall.cli.sending import (
 )
 from hookwall.cli.storeargs import add_output_args, open_store
 from hookwall.cli.terminal import clean, write_line
+from hookwall.core.headers import REPLAY_OF
 from hookwall.deliveries.store import REDACTED, Row, StoreError
 
-REPLAY_HEADER = "X-Hookwall-Replay-Of"
 # Sent afresh by the proxy when it signs; a stale copy is never replayed.
 _NOT_REPLAYED = frozenset({"webhook-timestamp", "svix-timestamp"})
 
@@ -70,7 +70,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     assert row.request_headers is not None and row.request_body is not None
     headers, withheld = replay_headers(row.request_headers)
     headers = [*without(headers, {n.lower() for n, _ in extra}), *extra]
-    headers.append((REPLAY_HEADER, row.request_id or ""))
+    headers.append((REPLAY_OF, row.request_id or ""))
     url = args.to or str(row.event.get("url"))
     method = str(row.event.get("method") or "POST")
     try:

@@ -14,9 +14,10 @@ from hookwall.cli.command import UsageError
 from hookwall.cli.datadir import data_dir
 from hookwall.cli.proxyclient import DEFAULT_PROXY, Proxy, Reply, parse_proxy
 from hookwall.cli.terminal import clean, fit
+from hookwall.core.headers import REASON, REQUEST_ID
 
-REQUEST_ID_HEADER = "X-Hookwall-Request-Id"
-REASON_HEADER = "X-Hookwall-Reason"
+REQUEST_ID_HEADER = REQUEST_ID
+REASON_HEADER = REASON
 TOKEN_ENV = "HOOKWALL_PROXY_TOKEN"  # noqa: S105 (the name of a variable, not a secret)
 
 

@@ -13,7 +13,9 @@ import json
 from dataclasses import dataclass
 from enum import StrEnum
 
-REASON_HEADER = "X-Hookwall-Reason"
+from hookwall.core.headers import REASON, REQUEST_ID
+
+REASON_HEADER = REASON
 # The challenge of every 407: both schemes a sender may use (RFC 9110 11.7.1).
 PROXY_AUTHENTICATE = 'Basic realm="hookwall", Bearer realm="hookwall"'
 
@@ -93,7 +95,7 @@ class Denial:
         headers = {
             "Content-Type": "application/json",
             REASON_HEADER: self.reason.value,
-            "X-Hookwall-Request-Id": request_id,
+            REQUEST_ID: request_id,
             "Cache-Control": "no-store",
         }
         if self.retry_after is not None:

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 import h11
 
+from hookwall.core.headers import REASON
+
 
 @dataclass(frozen=True, slots=True)
 class HopResponse:
@@ -32,7 +34,7 @@ class HopResponse:
         """hookwall's reason code when it refused this hop itself, else None. Trustworthy: the
         answer comes from our own listener, which drops every ``X-Hookwall-*`` header of a
         receiver's response before adding its own (``HopHeaders.responseheaders``)."""
-        return self.header("X-Hookwall-Reason")
+        return self.header(REASON)
 
 
 async def send_through_proxy(

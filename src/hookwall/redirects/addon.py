@@ -19,6 +19,7 @@ from typing import Literal
 from mitmproxy import http
 
 from hookwall.core.denials import Denial, Reason
+from hookwall.core.headers import INTERNAL, REDIRECT_LOCATION
 from hookwall.deliveries.redaction import BUILT_IN
 from hookwall.flow.holds import stopped_if_released
 from hookwall.flow.hopclient import HopResponse, send_through_proxy
@@ -31,12 +32,10 @@ from hookwall.redirects.credentials import credentials_to_drop
 
 logger = logging.getLogger(__name__)
 
-INTERNAL_HEADER = "X-Hookwall-Internal"
-LOCATION_HEADER = "X-Hookwall-Redirect-Location"
 # Hop denials that are about load, not policy: the sender should simply retry later.
 _TRANSIENT = frozenset({429, 503, 504})
 _NOT_COPIED = frozenset(
-    {"host", "content-length", "transfer-encoding", "connection", INTERNAL_HEADER.lower()}
+    {"host", "content-length", "transfer-encoding", "connection", INTERNAL.lower()}
 )
 
 
@@ -66,7 +65,7 @@ def internal_request_headers(
     marker += f" signed={1 if state.signed else 0}"
     if state.sender:
         marker += f" sender={state.sender}"
-    headers.append((INTERNAL_HEADER, marker))
+    headers.append((INTERNAL, marker))
     return headers
 
 
@@ -80,7 +79,7 @@ class InternalHops:
         self.runtime = runtime
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        value = flow.request.headers.pop(INTERNAL_HEADER, None)
+        value = flow.request.headers.pop(INTERNAL, None)
         token, _, rest = (value or "").partition(" ")
         if value is None or not hmac.compare_digest(
             token.encode(), self.runtime.internal_token.encode()
@@ -215,7 +214,7 @@ class Redirects:
 
     @staticmethod
     def _refuse(flow: http.HTTPFlow, state: FlowState, target: str | None, message: str) -> None:
-        also = {LOCATION_HEADER: target} if target else None
+        also = {REDIRECT_LOCATION: target} if target else None
         deny(flow, state, Denial(Reason.REDIRECT_DENIED, message), also=also)
         if state.redirect is not None:
             state.redirect["action"] = "denied"

@@ -7,9 +7,10 @@ import pytest
 from mitmproxy.test import tflow
 
 from hookwall.core.denials import Denial, Reason
+from hookwall.core.headers import headers_to_strip, hookwall_headers
 from hookwall.flow.respond import deny
 from hookwall.flow.state import start_state
-from hookwall.forwarding.addons.hopheaders import HopHeaders, headers_to_strip, hookwall_headers
+from hookwall.forwarding.addons.hopheaders import HopHeaders
 from hookwall.policy import load_default_policy
 
 

@@ -14,17 +14,16 @@ import re
 
 from mitmproxy import http
 
+from hookwall.core.headers import REPLAY_OF, REQUEST_ID
 from hookwall.flow.state import state_of
 
-REPLAY_HEADER = "X-Hookwall-Replay-Of"
-REQUEST_ID_HEADER = "X-Hookwall-Request-Id"
 # What may be logged from a sender-supplied header: request-id-like text only.
 _ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 class Correlation:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        value = flow.request.headers.pop(REPLAY_HEADER, None)
+        value = flow.request.headers.pop(REPLAY_OF, None)
         state = state_of(flow)
         if state is not None and value and _ID.fullmatch(value.strip()):
             state.replay_of = value.strip()
@@ -32,4 +31,4 @@ class Correlation:
     def response(self, flow: http.HTTPFlow) -> None:
         state = state_of(flow)
         if state is not None and flow.response is not None:
-            flow.response.headers[REQUEST_ID_HEADER] = state.request_id
+            flow.response.headers[REQUEST_ID] = state.request_id

@@ -21,6 +21,7 @@ from mitmproxy.net.http import url
 from mitmproxy.proxy import server_hooks
 
 from hookwall.core.denials import Denial, Reason
+from hookwall.core.headers import UPGRADE
 from hookwall.destinations import decide as guard
 from hookwall.destinations.addresses import IPAddress
 from hookwall.destinations.hostname import InvalidHost, canonicalize_host
@@ -32,7 +33,6 @@ from hookwall.policy import Settings
 
 logger = logging.getLogger(__name__)
 
-UPGRADE_HEADER = "X-Hookwall-Upgrade"
 _APPROVED_MAX = 50_000
 
 
@@ -171,10 +171,10 @@ class DestinationGuard:
 
     async def _pin_plain_request(self, flow: http.HTTPFlow, state: FlowState) -> None:
         request = flow.request
-        upgrade_asked = request.headers.pop(UPGRADE_HEADER, "").strip().lower()
+        upgrade_asked = request.headers.pop(UPGRADE, "").strip().lower()
         state.original_url = _url(request.scheme, request.host, request.port, request.path)
         if upgrade_asked not in ("", "https"):
-            deny(flow, state, Denial(Reason.BAD_REQUEST, f"{UPGRADE_HEADER} must be 'https'"))
+            deny(flow, state, Denial(Reason.BAD_REQUEST, f"{UPGRADE} must be 'https'"))
             return
         decision = await self._decide(flow, request.host, request.port, state)
         if not decision.allowed:

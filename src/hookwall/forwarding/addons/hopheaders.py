@@ -1,11 +1,6 @@
-"""HopHeaders: hop-by-hop and proxy-only headers never reach the receiver (RFC 9110 7.6.1).
-
-mitmproxy without its ``proxyauth`` addon forwards ``Proxy-Authorization`` and
-``Proxy-Connection`` verbatim, which would leak a sender's proxy credentials to the internet.
-Headers named in ``Connection`` are the sender's business with us, not the receiver's.
-``Upgrade`` is dropped too: hookwall relays plain HTTP/1.1 exchanges only (no h2c, no
-websockets). Our own control headers (``X-Hookwall-*``) are stripped so a receiver cannot
-learn or be confused by them.
+"""HopHeaders: the headers never forwarded (``core/headers.py``'s table) never reach the
+receiver: hop-by-hop and proxy-only ones, those a sender lists in ``Connection``, ``Upgrade``,
+and hookwall's own ``X-Hookwall-*``.
 
 The other way round, every ``X-Hookwall-*`` header of a receiver's response (any case, 1xx
 included: mitmproxy reads those as the flow's response too) is dropped in ``responseheaders``,
@@ -18,45 +13,9 @@ from __future__ import annotations
 
 from mitmproxy import http
 
+from hookwall.core.headers import connection_tokens, headers_to_strip, hookwall_headers
 from hookwall.flow.respond import is_own_response
 from hookwall.flow.state import state_of
-
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "upgrade",
-    }
-)
-# Never removed because a sender listed them in Connection: framing and routing stay intact.
-PROTECTED = frozenset({"host", "content-length", "transfer-encoding"})
-
-
-def connection_tokens(connection_values: list[str]) -> set[str]:
-    """The lower-case options of ``Connection`` (and ``Proxy-Connection``) headers."""
-    return {token.strip().lower() for value in connection_values for token in value.split(",")}
-
-
-def headers_to_strip(
-    names: list[str], connection_values: list[str], listed: set[str] | None = None
-) -> set[str]:
-    """Lower-case names of the request headers that must not be forwarded."""
-    if listed is None:
-        listed = connection_tokens(connection_values)
-    strip = {
-        n.lower() for n in names if n.lower() in HOP_BY_HOP or n.lower().startswith("x-hookwall-")
-    }
-    strip |= {n.lower() for n in names if n.lower() in listed}
-    return strip - PROTECTED
-
-
-def hookwall_headers(names: list[str]) -> set[str]:
-    """Lower-case names in hookwall's own header namespace (``X-Hookwall-*``)."""
-    return {n.lower() for n in names if n.lower().startswith("x-hookwall-")}
 
 
 class HopHeaders:

@@ -24,7 +24,7 @@ from hookwall.flow.runtime import Runtime
 from hookwall.flow.sweep import Sweeper
 from hookwall.forwarding.addons.lifecycle import Lifecycle
 from tests.unit.support.flows import assert_passed, connect_to, load, request_to, runtime_for
-from tests.unit.support.live import Receiver, live_proxy
+from tests.unit.support.live import OK, Receiver, live_proxy
 from tests.unit.support.mitm import (
     HttpConnectedHook,
     HttpConnectHook,
@@ -192,9 +192,6 @@ def test_after_a_connect_an_intercepted_tunnel_must_shake_hands_in_time(
 
 
 # -- deadlines, on a live connection -------------------------------------------------------------
-
-
-OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
 async def closed(reader: asyncio.StreamReader) -> bytes:

@@ -19,7 +19,7 @@ from hookwall.bounds.addons.upstreams import UpstreamPool
 from hookwall.flow.runtime import Runtime
 from hookwall.forwarding.addons.lifecycle import Lifecycle
 from tests.unit.support.flows import load, runtime_for
-from tests.unit.support.live import LiveProxy, Receiver, live_proxy
+from tests.unit.support.live import OK, LiveProxy, Receiver, live_proxy
 
 POLICY = """\
 version: 1
@@ -30,7 +30,6 @@ proxy:
 defaults:
   network: {allow: [127.0.0.2/32], ports: ["1-65535"]}
 """
-OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 Scenario = Callable[[LiveProxy, list[Receiver]], Awaitable[None]]
 

@@ -41,14 +41,19 @@ class _Last:
         self.flows.append(flow)
 
 
-class Receiver:
-    """A receiver on ``127.0.0.2`` (a free port) that answers every request ``200 ok`` and
-    keeps the connection open; a ``silent`` one reads requests and never answers."""
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
-    def __init__(self, *, silent: bool = False) -> None:
+
+class Receiver:
+    """A receiver on ``127.0.0.2`` (a free port) that gives every request (without a body)
+    the same ``answer`` (``200 ok``) and keeps the connection open; a ``silent`` one reads
+    requests and never answers. ``heads`` are the request heads it got."""
+
+    def __init__(self, *, answer: bytes = OK, silent: bool = False) -> None:
         self.server: asyncio.Server | None = None
         self.address = ("127.0.0.2", 0)
-        self.silent = silent
+        self.answer, self.silent = answer, silent
+        self.heads: list[bytes] = []
         self.writers: list[asyncio.StreamWriter] = []  # its open connections
         self.hung_up_on = 0  # connections the proxy closed
         self._changed = asyncio.Event()
@@ -81,9 +86,10 @@ class Receiver:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.writers.append(writer)
         try:
-            while await reader.readuntil(b"\r\n\r\n"):  # requests without a body
+            while head := await reader.readuntil(b"\r\n\r\n"):  # requests without a body
+                self.heads.append(head)
                 if not self.silent:
-                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    writer.write(self.answer)
                     await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             if not writer.is_closing():  # not its own hang_up: the proxy closed it

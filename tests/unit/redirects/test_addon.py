@@ -19,8 +19,6 @@ from mitmproxy import http
 from hookwall.destinations.addons.guard import DestinationGuard
 from hookwall.flow.runtime import Runtime
 from hookwall.flow.state import state_of
-from hookwall.forwarding.addons.hopheaders import HopHeaders
-from hookwall.forwarding.addons.lifecycle import Lifecycle
 from hookwall.redirects.addon import INTERNAL_HEADER, LOCATION_HEADER, InternalHops, Redirects
 from tests.unit.support.flows import (
     assert_passed,
@@ -32,7 +30,7 @@ from tests.unit.support.flows import (
     runtime_for,
     state,
 )
-from tests.unit.support.live import Receiver, live_proxy
+from tests.unit.support.live import Receiver, live_proxy, own_listener
 from tests.unit.support.mitm import (
     HttpConnectHook,
     HttpRequestHeadersHook,
@@ -143,9 +141,7 @@ def test_a_signed_delivery_is_never_redirected_to_a_target_without_signing(
 async def handled(runtime: Runtime, flow: http.HTTPFlow) -> None:
     """The flow judged by the guard, then its receiver's answer handled by Redirects, with
     hookwall's own listener (live, in process) in front of the receivers on 127.0.0.2."""
-    lifecycle = Lifecycle(runtime, {})
-    own = [InternalHops(runtime), lifecycle, DestinationGuard(runtime), HopHeaders()]
-    async with live_proxy(*own, lifecycle.end) as proxy:
+    async with live_proxy(*own_listener(runtime)) as proxy:
         runtime.internal_addrs[:] = [proxy.address]
         response = flow.response
         await DestinationGuard(runtime).requestheaders(flow)
@@ -218,9 +214,9 @@ def test_a_chain_longer_than_max_hops_is_refused(runtime: Runtime) -> None:
     async def go() -> tuple[http.HTTPFlow, int]:
         async with Receiver() as last:
             again = "HTTP/1.1 302 Found\r\nLocation: http://{}/{}\r\nContent-Length: 0\r\n\r\n"
-            second = Receiver(answer=again.format(last.authority, "end").encode())
+            second = Receiver(again.format(last.authority, "end").encode())
             async with second:
-                first = Receiver(answer=again.format(second.authority, "two").encode())
+                first = Receiver(again.format(second.authority, "two").encode())
                 async with first:
                     flow = redirected(FOLLOWS, f"http://{first.authority}/one")
                     await handled(runtime, flow)

@@ -21,6 +21,11 @@ from mitmproxy import connection, http
 from mitmproxy.addons import next_layer, proxyserver
 from mitmproxy.proxy.server import ConnectionIO
 
+from hookwall.destinations.addons.guard import DestinationGuard
+from hookwall.flow.runtime import Runtime
+from hookwall.forwarding.addons.hopheaders import HopHeaders
+from hookwall.forwarding.addons.lifecycle import Lifecycle
+from hookwall.redirects.addon import InternalHops
 from tests.unit.support.mitm import AddonContext, addon_context, update_options
 
 
@@ -45,14 +50,15 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
 class Receiver:
-    """A receiver on ``127.0.0.2`` (a free port) that gives every request (without a body)
-    the same ``answer`` (``200 ok``) and keeps the connection open; a ``silent`` one reads
-    requests and never answers. ``heads`` are the request heads it got."""
+    """A receiver on ``127.0.0.2`` (a free port) that answers each request (without a body)
+    with the next of ``answers`` (the last repeats; ``200 ok``) and keeps the connection
+    open; a ``silent`` one reads requests and never answers, and the first ``hang_ups``
+    connections are closed once their request is read. ``heads`` are the request heads."""
 
-    def __init__(self, *, answer: bytes = OK, silent: bool = False) -> None:
+    def __init__(self, *answers: bytes, silent: bool = False, hang_ups: int = 0) -> None:
         self.server: asyncio.Server | None = None
         self.address = ("127.0.0.2", 0)
-        self.answer, self.silent = answer, silent
+        self.answers, self.silent, self.hang_ups = answers or (OK,), silent, hang_ups
         self.heads: list[bytes] = []
         self.writers: list[asyncio.StreamWriter] = []  # its open connections
         self.hung_up_on = 0  # connections the proxy closed
@@ -88,8 +94,11 @@ class Receiver:
         try:
             while head := await reader.readuntil(b"\r\n\r\n"):  # requests without a body
                 self.heads.append(head)
+                if self.hang_ups > 0:
+                    self.hang_ups -= 1
+                    break
                 if not self.silent:
-                    writer.write(self.answer)
+                    writer.write(self.answers[min(len(self.heads), len(self.answers)) - 1])
                     await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             if not writer.is_closing():  # not its own hang_up: the proxy closed it
@@ -197,6 +206,15 @@ class _Errors(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.messages.append(record.getMessage())
+
+
+def own_listener(runtime: Runtime) -> list[object]:
+    """The part of hookwall's chain a redirect hop or a retry meets at hookwall's own
+    listener: recognised (InternalHops), begun and ended (Lifecycle), judged like any request
+    (DestinationGuard), its marker stripped (HopHeaders)."""
+    lifecycle = Lifecycle(runtime, {})
+    guard = DestinationGuard(runtime)
+    return [InternalHops(runtime), lifecycle, guard, HopHeaders(), lifecycle.end]
 
 
 @asynccontextmanager

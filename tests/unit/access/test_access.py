@@ -385,7 +385,8 @@ def test_scoped_lookups_stay_a_few_dict_gets(
     matcher._exact = Counting(matcher._exact)
     matcher._wildcards = Counting(matcher._wildcards)
     host = "x.y.z.w2999.example.net"
-    assert policy.settings_for(host, "s").rule.name == "s2999"  # type: ignore[union-attr]
+    rule = policy.settings_for(host, "s").rule
+    assert rule is not None and rule.name == "s2999"
     assert gets <= 2 * (host.count(".") + 1)
 
 

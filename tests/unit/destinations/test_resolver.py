@@ -29,10 +29,15 @@ if TYPE_CHECKING:  # imported for annotations only: pytest would try to collect 
 TIMEOUT = 1.0
 
 
-def make(server: TestDnsServer, **options: float) -> Resolver:
+def make(
+    server: TestDnsServer,
+    *,
+    timeout: float = TIMEOUT,
+    max_ttl: float = 300.0,
+    cache_size: int = 10_000,
+) -> Resolver:
     """A resolver that only ever asks the local test server."""
-    options.setdefault("timeout", TIMEOUT)
-    return Resolver([server.address], **options)  # type: ignore[arg-type]
+    return Resolver([server.address], timeout=timeout, max_ttl=max_ttl, cache_size=cache_size)
 
 
 def resolve(resolver: Resolver, name: str) -> Resolution:

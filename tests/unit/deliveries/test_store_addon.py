@@ -33,7 +33,7 @@ from tests.unit.support.mitm import (
 POLICY = """\
 version: 1
 unsafe: true
-logging: {capture_body: 8}
+logging: {capture_body: 8, redact: {headers: [X-Tenant-Pin]}}
 defaults:
   network: {allow: [127.0.0.2/32], ports: ["1-65535"]}
 destinations:
@@ -86,11 +86,13 @@ def test_an_exchange_is_stored_with_its_event_and_its_parts(
 ) -> None:
     flow = request_to("127.0.0.2", 8080, body=BODY)
     flow.request.headers["Authorization"] = "Bearer the-senders-secret"
+    flow.request.headers["X-Tenant-Pin"] = "1234"
     (row,) = stored(runtime, tmp_path / "data", flow)
     assert row.request_id == state(flow).request_id
     assert (row.event["status"], row.event["decision"]) == (200, "allow")
     assert row.request_headers is not None and row.response_headers is not None
     assert ("Authorization", REDACTED) in row.request_headers  # never kept in clear
+    assert ("X-Tenant-Pin", REDACTED) in row.request_headers  # nor what the policy adds
     assert ("Content-Type", "application/json") in row.request_headers
     assert (row.request_body, row.request_truncated) == (BODY[:8], True)  # capture_body: 8
     assert (row.response_body, row.response_truncated) == (b"received", True)

@@ -165,22 +165,27 @@ def test_a_delivery_past_its_deadline_is_not_retried(runtime: Runtime) -> None:
 
 
 def test_a_retry_is_not_retried_itself_nor_is_a_redirect(runtime: Runtime) -> None:
-    hop = request_to("127.0.0.2", 8080, method="GET", body=b"")
-    hop.request.headers[INTERNAL_HEADER] = f"{runtime.internal_token} rid=r1 attempt=2"
-    redirect = request_to("127.0.0.2", 8080, method="GET", body=b"")
+    """Both got a 503 the receiver would answer 200 to next: neither is sent again (a retry
+    is the loop's own attempt; a redirect chain's answer is final)."""
 
-    async def go() -> None:
-        InternalHops(runtime).requestheaders(hop)
-        for flow in (hop, redirect):
-            await DestinationGuard(runtime).requestheaders(flow)
-            responded(flow, 503)
-        state(redirect).redirect = {"status": 302, "location": "x", "action": "followed"}
-        runtime.internal_addrs[:] = [("127.0.0.1", 9)]  # nothing may be sent
-        for flow in (hop, redirect):
-            await Retries(runtime).response(flow)
+    async def go() -> tuple[list[http.HTTPFlow], list[bytes]]:
+        async with Receiver(OK) as receiver:
+            hop, redirect = (request_to(*receiver.address, method="GET", body=b"") for _ in "ab")
+            hop.request.headers[INTERNAL_HEADER] = f"{runtime.internal_token} rid=r1 attempt=2"
+            InternalHops(runtime).requestheaders(hop)
+            for flow in (hop, redirect):
+                await DestinationGuard(runtime).requestheaders(flow)
+                responded(flow, 503)
+            state(redirect).redirect = {"status": 302, "location": "x", "action": "followed"}
+            async with live_proxy(*own_listener(runtime)) as proxy:
+                runtime.internal_addrs[:] = [proxy.address]
+                for flow in (hop, redirect):
+                    await Retries(runtime).response(flow)
+            return [hop, redirect], receiver.heads
 
-    asyncio.run(go())
-    for flow in (hop, redirect):
+    flows, heads = asyncio.run(go())
+    assert heads == []
+    for flow in flows:
         assert flow.response is not None and flow.response.status_code == 503
 
 

@@ -111,6 +111,9 @@ class Receiver:
 
 @dataclass
 class LiveProxy:
+    """The running proxy: its address, mitmproxy's server (its connections), and helpers
+    to talk to it as a sender and to wait for it."""
+
     tctx: AddonContext
     server: proxyserver.Proxyserver
     address: tuple[str, int]
@@ -146,8 +149,8 @@ class LiveProxy:
     async def get(
         self, writer: asyncio.StreamWriter, reader: asyncio.StreamReader, to: Receiver
     ) -> bytes:
-        """One ``GET`` through the proxy to a receiver, on the sender's connection; its
-        answer's head once the proxy is done with it."""
+        """One ``GET`` through the proxy to a receiver, on the sender's connection: the
+        answer (head and body), once the proxy is done with it."""
         writer.write(
             f"GET http://{to.authority}/ HTTP/1.1\r\nHost: {to.authority}\r\n\r\n".encode()
         )

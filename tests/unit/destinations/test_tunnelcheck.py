@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hookwall.core.denials import Reason
 from hookwall.destinations.decide import Decision
 from hookwall.destinations.tunnelcheck import sender_after_reload, tunnel_after_reload
 from hookwall.policy import Policy, load_policy
@@ -30,7 +31,13 @@ def decision(p: Policy, allowed: bool = True) -> Decision:
     settings = p.settings_for("pt.test")
     ip = ipaddress.ip_address("127.0.0.2")
     return Decision(
-        allowed, None if allowed else "host-denied", "no", "pt.test", 443, settings, pinned_ip=ip
+        allowed,
+        None if allowed else Reason.HOST_DENIED,
+        "no",
+        "pt.test",
+        443,
+        settings,
+        pinned_ip=ip,
     )
 
 

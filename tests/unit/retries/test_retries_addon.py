@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from mitmproxy import http
 
-from hookwall.core.denials import Denial
+from hookwall.core.denials import Denial, Reason
 from hookwall.destinations.addons.guard import DestinationGuard
 from hookwall.flow import errorpages
 from hookwall.flow.respond import deny
@@ -135,7 +135,7 @@ def test_hookwalls_own_refusals_are_never_retried(runtime: Runtime) -> None:
         async with Receiver(OK) as receiver:
             flow = request_to(*receiver.address, method="GET", body=b"")
             await DestinationGuard(runtime).requestheaders(flow)
-            deny(flow, state(flow), Denial("queue-full", "full"))  # as FloodControl answers
+            deny(flow, state(flow), Denial(Reason.QUEUE_FULL, "full"))  # as FloodControl answers
             async with live_proxy(*own_listener(runtime)) as proxy:
                 runtime.internal_addrs[:] = [proxy.address]
                 await Retries(runtime).response(flow)

@@ -178,7 +178,7 @@ def test_signing_fails_closed(runtime: Runtime, monkeypatch: pytest.MonkeyPatch)
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(signing_addon, "sign_request", explode)
+    monkeypatch.setattr(signing_addon, "sign_exchange", explode)
     flow = signed(runtime, STANDARD)
     found = assert_refused(flow, 500, "signing-failed")
     assert found.denial is not None and "RuntimeError" in found.denial.message

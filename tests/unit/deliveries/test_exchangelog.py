@@ -19,9 +19,11 @@ from mitmproxy.proxy.layers.tls import TlsFailedClientHook
 from mitmproxy.proxy.server_hooks import ClientConnectedHook, ClientDisconnectedHook
 from mitmproxy.test import tflow
 
+from hookwall.core.denials import Denial, Reason
 from hookwall.deliveries.addons.exchangelog import ExchangeLog
 from hookwall.deliveries.logs import EXCHANGE_FIELDS
 from hookwall.destinations.addons.guard import DestinationGuard
+from hookwall.flow.headrefusal import HeadRefusal
 from hookwall.flow.runtime import Runtime
 from hookwall.forwarding.addons.lifecycle import Lifecycle
 from tests.unit.support.flows import (
@@ -256,3 +258,36 @@ def test_a_broken_metrics_observer_costs_neither_the_delivery_nor_its_line(
     flow = request_to("127.0.0.2", 8080)
     (event,) = bench.run(*begun(flow), lambda: responded(flow), HttpResponseHook(flow))
     assert fields(event)["status"] == 200 and len(bench.sunk) == 1
+
+
+def test_a_head_refused_before_it_became_a_flow_is_its_own_event(bench: Bench) -> None:
+    """http1guard refused the head (no flow, no state): the refusal is the event, its hostile
+    bytes made printable; inside a tunnel, it is the tunnel's destination and sender."""
+    tunnel = connect_to("127.0.0.2", 443)
+    refusal = HeadRefusal(
+        client_id=tunnel.client_conn.id,
+        peername=("127.0.0.1", 40000),
+        request_id="req_refused",
+        denial=Denial(Reason.HEADER_TOO_LARGE, "the request head has more than 100 fields"),
+        start_line=b"POST /hook\x00\xff HTTP/1.1",
+    )
+    (event,) = bench.run(
+        ClientConnectedHook(tunnel.client_conn),
+        HttpConnectHook(tunnel),
+        lambda: bench.log.head_refused(refusal),
+    )
+    logged = fields(event)
+    assert event["log_level"] == "warning"
+    assert (logged["request_id"], logged["reason"], logged["status"]) == (
+        "req_refused",
+        "header-too-large",
+        431,
+    )
+    assert logged["method"] == "POST" and logged["url"].startswith("/hook\\x00")
+    assert logged["url"].isascii() and logged["url"].isprintable()  # the bytes, made safe
+    assert (logged["host"], logged["port"], logged["client"]) == (
+        "127.0.0.2",
+        443,
+        "127.0.0.1:40000",
+    )
+    assert [flow for flow, _ in bench.sunk] == [None]

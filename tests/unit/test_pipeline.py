@@ -21,14 +21,7 @@ import pytest
 from mitmproxy import exceptions, hooks, http, options
 from mitmproxy.addons import proxyserver
 from mitmproxy.proxy import server_hooks
-from mitmproxy.proxy.layers.http import (
-    HttpConnectHook,
-    HttpErrorHook,
-    HttpRequestHeadersHook,
-    HttpRequestHook,
-    HttpResponseHook,
-)
-from mitmproxy.test import taddons, tflow
+from mitmproxy.test import tflow
 
 import hookwall
 from hookwall import pipeline
@@ -55,6 +48,15 @@ from hookwall.redirects.addon import InternalHops, Redirects
 from hookwall.retries.addon import Retries
 from hookwall.signing.addon import RequestSigning
 from tests.support.dnsserver import TestDnsServer
+from tests.unit.support.mitm import (
+    HttpConnectHook,
+    HttpErrorHook,
+    HttpRequestHeadersHook,
+    HttpRequestHook,
+    HttpResponseHook,
+    addon_context,
+    update_options,
+)
 
 # -- the table and the chain ----------------------------------------------------------------------
 
@@ -183,7 +185,7 @@ def run(chain: list[object], *steps: Step) -> None:
     event loop; a plain callable between them stands for what other addons did meanwhile."""
 
     async def go() -> None:
-        with taddons.context(*chain, loadcore=False) as tctx:
+        with addon_context(*chain, loadcore=False) as tctx:
             for step in steps:
                 if isinstance(step, hooks.Hook):
                     await tctx.master.addons.trigger_event(step)
@@ -359,7 +361,7 @@ def test_the_receivers_clocks_start_only_once_admitted(bench: Bench, order: str)
     async def go() -> None:
         flow = tflow.tflow()
         key = _slot_key(bench, flow)
-        with taddons.context(*chain, loadcore=False) as tctx:
+        with addon_context(*chain, loadcore=False) as tctx:
             trigger = tctx.master.addons.trigger_event
             await trigger(connected(flow))
             await trigger(HttpRequestHeadersHook(flow))
@@ -397,7 +399,7 @@ def test_the_master_still_exposes_its_parts() -> None:
         assert master.store is None  # no data dir: no delivery store
         assert master.lifecycle.end in master.addons.chain
         with pytest.raises(exceptions.OptionsError):
-            master.options.update(ssl_insecure=True)  # SafetyChecks is in the chain
+            update_options(master.options, ssl_insecure=True)  # SafetyChecks is in the chain
 
     asyncio.run(build())
 
@@ -499,7 +501,7 @@ def _seen_while_the_response_waits(
     seen: dict[str, bool] = {}
 
     async def go() -> None:
-        with taddons.context(*chain, loadcore=False) as tctx:
+        with addon_context(*chain, loadcore=False) as tctx:
             trigger = tctx.master.addons.trigger_event
             await trigger(connected(flow))
             await trigger(HttpRequestHeadersHook(flow))
@@ -617,7 +619,7 @@ def test_while_the_guard_awaits_dns(scoped: Bench, first: type, order: str) -> N
     flow.request.host, flow.request.port = "slow.elsewhere.test", 8080  # never answered
 
     async def go() -> dict[str, bool]:
-        with taddons.context(*chain, loadcore=False) as tctx:
+        with addon_context(*chain, loadcore=False) as tctx:
             trigger = tctx.master.addons.trigger_event
             await trigger(connected(flow))
             assert len(connections.sweeper) == 1  # the head deadline of a new connection
@@ -769,7 +771,7 @@ def test_a_request_is_signed_once_admitted_not_before_its_queue_wait(
     signed_while_queued: list[bool] = []
 
     async def go() -> None:
-        with taddons.context(*chain, loadcore=False) as tctx:
+        with addon_context(*chain, loadcore=False) as tctx:
             trigger = tctx.master.addons.trigger_event
             await trigger(connected(flow))
             await trigger(HttpRequestHeadersHook(flow))

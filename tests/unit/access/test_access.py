@@ -12,7 +12,6 @@ import base64
 import ipaddress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -28,7 +27,7 @@ from hookwall.access.decide import (
 from hookwall.core.denials import Denial, Reason
 from hookwall.core.exchange import Exchange
 from hookwall.destinations.decide import Decision, decide
-from hookwall.destinations.resolver import Resolution
+from hookwall.destinations.resolver import Resolution, Resolver
 from hookwall.policy import Policy, PolicyError, load_policy, summarize
 
 TOKENS = {
@@ -329,16 +328,18 @@ def test_unknown_sender_is_an_error_not_a_pass(policy: Policy) -> None:
         policy.select("shared.a.test", "mallory")
 
 
-class StaticResolver:
-    servers: list[str] = []
+class StaticResolver(Resolver):
+    """Every name is 127.0.0.2, without a DNS query."""
+
+    def __init__(self) -> None:
+        super().__init__([("127.0.0.1", 9)])
 
     async def resolve(self, name: str) -> Resolution:
         return Resolution(name, (ipaddress.ip_address("127.0.0.2"),), ttl=0)
 
 
 def judge(policy: Policy, host: str, port: int, sender: str | None) -> Decision:
-    resolver: Any = StaticResolver()
-    return asyncio.run(decide(host, port, policy, resolver, sender=sender))
+    return asyncio.run(decide(host, port, policy, StaticResolver(), sender=sender))
 
 
 def test_decide_passes_the_sender_through(policy: Policy) -> None:
@@ -355,7 +356,9 @@ def test_decide_passes_the_sender_through(policy: Policy) -> None:
     assert unknown.reason == "internal-error"  # fails closed
 
 
-def test_scoped_lookups_stay_a_few_dict_gets(tmp_path: Path, monkeypatch) -> None:
+def test_scoped_lookups_stay_a_few_dict_gets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HW_A_S", "s-token-0123456789abcdefghij")
     lines = [
         "version: 1",
@@ -372,16 +375,18 @@ def test_scoped_lookups_stay_a_few_dict_gets(tmp_path: Path, monkeypatch) -> Non
     matcher = policy._matcher
     gets = 0
 
-    class Counting(dict[str, Any]):
-        def get(self, key: str, default: Any = None) -> Any:
+    class Counting[T](dict[str, T]):
+        # Only the one- and two-argument forms the matcher calls, not dict.get's overloads.
+        def get(self, key: str, default: T | None = None) -> T | None:  # type: ignore[override]
             nonlocal gets
             gets += 1
             return super().get(key, default)
 
-    matcher._exact = Counting(matcher._exact)  # type: ignore[assignment]
-    matcher._wildcards = Counting(matcher._wildcards)  # type: ignore[assignment]
+    matcher._exact = Counting(matcher._exact)
+    matcher._wildcards = Counting(matcher._wildcards)
     host = "x.y.z.w2999.example.net"
-    assert policy.settings_for(host, "s").rule.name == "s2999"  # type: ignore[union-attr]
+    rule = policy.settings_for(host, "s").rule
+    assert rule is not None and rule.name == "s2999"
     assert gets <= 2 * (host.count(".") + 1)
 
 

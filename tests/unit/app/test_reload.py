@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import certifi
 import pytest
+from mitmproxy import http, options
+from mitmproxy.test import tflow
 
+from hookwall.app.master import HookwallMaster
 from hookwall.app.operations import Operations, OpsConfig
 from hookwall.app.reload import (
     PolicyGenerations,
@@ -22,7 +24,7 @@ from hookwall.app.reload import (
 )
 from hookwall.deliveries.metrics import Metrics
 from hookwall.flow.runtime import Runtime
-from hookwall.flow.state import METADATA_KEY, FlowState
+from hookwall.flow.state import start_state
 from hookwall.policy import Policy, load_policy
 
 BASE = "version: 1\ndefaults:\n  network: {ports: [443]}\n"
@@ -102,15 +104,21 @@ class FakeOptions:
         self.tcp_timeout = max(1, int(policy.proxy.idle_timeout))
         self.body_size_limit = str(policy.max_body)
         self.ssl_verify_upstream_trusted_ca = certifi.where()
-        self.updates: list[dict[str, Any]] = []
+        self.updates: list[dict[str, object]] = []
 
-    def update(self, **values: Any) -> None:
+    def update(self, **values: object) -> None:
         self.updates.append(values)
         for key, value in values.items():
             setattr(self, key, value)
 
 
-def make(tmp_path: Path, text: str, **kwargs: Any) -> tuple[PolicyReloader, Runtime, Path]:
+def make(
+    tmp_path: Path,
+    text: str,
+    *,
+    dns_servers: Sequence[tuple[str, int]] = (),
+    vet: Callable[[Policy], list[str]] = lambda _policy: [],
+) -> tuple[PolicyReloader, Runtime, Path]:
     path = tmp_path / "policy.yaml"
     path.write_text(text)
     policy = load_policy(path)
@@ -122,7 +130,8 @@ def make(tmp_path: Path, text: str, **kwargs: Any) -> tuple[PolicyReloader, Runt
         options=options,
         data_dir=tmp_path,
         metrics=Metrics(process=False),
-        **kwargs,
+        dns_servers=dns_servers,
+        vet=vet,
     )
     return reloader, runtime, path
 
@@ -175,8 +184,11 @@ def test_vet_refusals_keep_the_old_policy(tmp_path: Path) -> None:
     assert runtime.policy is old
 
 
-def _flow(policy: Policy) -> Any:
-    return SimpleNamespace(metadata={METADATA_KEY: FlowState(policy=policy)})
+def _flow(policy: Policy) -> http.HTTPFlow:
+    """An exchange begun under ``policy`` (its state keeps that snapshot)."""
+    flow = tflow.tflow()
+    start_state(flow, policy, None)
+    return flow
 
 
 def test_the_body_cap_is_lowered_only_when_larger_exchanges_are_done(tmp_path: Path) -> None:
@@ -205,21 +217,21 @@ def test_dropping_every_sender_on_a_public_listener_is_refused(
     """Never an open proxy, not even through a reload."""
     policy = load_policy(_write(tmp_path / "p.yaml", BASE))
     runtime = Runtime(policy, build_resolver(policy.dns))
-    master = SimpleNamespace(options=FakeOptions(policy))
-    pipeline = SimpleNamespace(
-        lifecycle=SimpleNamespace(inflight=0),
-        passthrough=SimpleNamespace(reloaded=lambda old, new: None),
-    )
-    ops = Operations(
-        OpsConfig(policy_path=tmp_path / "p.yaml", allow_unauthenticated=allow),
-        runtime,
-        master,  # type: ignore[arg-type]
-        pipeline,  # type: ignore[arg-type]
-        data_dir=tmp_path,
-        listen_host=listen,
-        metrics=Metrics(process=False),
-    )
-    errors = ops._vet(policy)  # a policy without senders
+
+    async def vetted() -> list[str]:
+        master = HookwallMaster(options.Options(), runtime)
+        ops = Operations(
+            OpsConfig(policy_path=tmp_path / "p.yaml", allow_unauthenticated=allow),
+            runtime,
+            master,
+            master.pipeline,
+            data_dir=tmp_path,
+            listen_host=listen,
+            metrics=Metrics(process=False),
+        )
+        return ops._vet(policy)  # a policy without senders
+
+    errors = asyncio.run(vetted())
     assert bool(errors) is refused
     if refused:
         assert "open proxy" in errors[0] and "--allow-unauthenticated" in errors[0]

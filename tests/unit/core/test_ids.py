@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
 
@@ -17,8 +18,8 @@ from hookwall.signing.schemes import is_valid_message_id
         (ids.message_id, re.compile(r"msg_[0-9A-Za-z]{24}"), 4 + 8),
     ],
 )
-def test_unique_well_formed_and_time_ordered(  # type: ignore[no-untyped-def]
-    make, shape, stamp: int, monkeypatch: pytest.MonkeyPatch
+def test_unique_well_formed_and_time_ordered(
+    make: Callable[[], str], shape: re.Pattern[str], stamp: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     burst = [make() for _ in range(20_000)]  # many per millisecond
     assert len(set(burst)) == len(burst)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,11 @@ import structlog
 
 from hookwall.deliveries import logs
 
+Lines = Callable[[], tuple[list[str], list[str]]]  # what was written to stdout, to the file
+
 
 @pytest.fixture
-def lines(tmp_path: Path):  # type: ignore[no-untyped-def]
+def lines(tmp_path: Path) -> Iterator[Lines]:
     out = io.StringIO()
     log_file = tmp_path / "hookwall.log"
     logs.configure(stdout=out, log_file=str(log_file))
@@ -21,7 +24,7 @@ def lines(tmp_path: Path):  # type: ignore[no-untyped-def]
     structlog.reset_defaults()
 
 
-def test_one_json_object_per_line_identity_first(lines) -> None:  # type: ignore[no-untyped-def]
+def test_one_json_object_per_line_identity_first(lines: Lines) -> None:
     logs.get_logger().info("exchange", request_id="req_1", status=200, url="http://a/é")
     stdout, file = lines()
     assert stdout == file and len(stdout) == 1
@@ -35,7 +38,7 @@ def test_one_json_object_per_line_identity_first(lines) -> None:  # type: ignore
     "key",
     ["authorization", "Proxy-Authorization", "api_token", "client_secret", "PASSWORD", "tokens"],
 )
-def test_secret_named_fields_never_reach_the_log(lines, key: str) -> None:  # type: ignore[no-untyped-def]
+def test_secret_named_fields_never_reach_the_log(lines: Lines, key: str) -> None:
     for _ in range(2):  # the verdict on a name is cached: the second line must agree
         logs.get_logger().warning("oops", **{key: "hunter2", "host": "example.com"})
     stdout, _ = lines()
@@ -45,7 +48,7 @@ def test_secret_named_fields_never_reach_the_log(lines, key: str) -> None:  # ty
         assert event[key] == "[redacted]" and event["host"] == "example.com"
 
 
-def test_values_orjson_refuses_still_make_a_line(lines) -> None:  # type: ignore[no-untyped-def]
+def test_values_orjson_refuses_still_make_a_line(lines: Lines) -> None:
     """orjson writes the lines; what it cannot encode falls back to json, never raises."""
     logs.get_logger().info("odd", big=2**70, keyed={1: "one"}, obj=ValueError("x"))
     stdout, _ = lines()
@@ -54,7 +57,7 @@ def test_values_orjson_refuses_still_make_a_line(lines) -> None:  # type: ignore
     assert "ValueError" in event["obj"]
 
 
-def test_urls_in_any_line_lose_their_credentials(lines) -> None:  # type: ignore[no-untyped-def]
+def test_urls_in_any_line_lose_their_credentials(lines: Lines) -> None:
     """Not only the exchange event: a library warning quoting a URL is redacted too."""
     logs.get_logger().warning(
         "library_log",

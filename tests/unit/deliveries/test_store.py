@@ -18,6 +18,7 @@ from hookwall.deliveries.store import (
     Filters,
     Record,
     Retention,
+    Row,
     Store,
     StoreError,
     StoreWriter,
@@ -213,7 +214,7 @@ def filled(store: Store) -> Store:
     return store
 
 
-def ids(rows: list[Any]) -> list[int]:
+def ids(rows: list[Row]) -> list[int]:
     return [int(r.event["request_id"][4:], 16) for r in rows]
 
 

@@ -29,10 +29,15 @@ if TYPE_CHECKING:  # imported for annotations only: pytest would try to collect 
 TIMEOUT = 1.0
 
 
-def make(server: TestDnsServer, **options: float) -> Resolver:
+def make(
+    server: TestDnsServer,
+    *,
+    timeout: float = TIMEOUT,
+    max_ttl: float = 300.0,
+    cache_size: int = 10_000,
+) -> Resolver:
     """A resolver that only ever asks the local test server."""
-    options.setdefault("timeout", TIMEOUT)
-    return Resolver([server.address], **options)  # type: ignore[arg-type]
+    return Resolver([server.address], timeout=timeout, max_ttl=max_ttl, cache_size=cache_size)
 
 
 def resolve(resolver: Resolver, name: str) -> Resolution:
@@ -265,7 +270,7 @@ def test_unreadable_resolv_conf_means_no_servers(monkeypatch: pytest.MonkeyPatch
     """Without --dns-server and without a usable resolv.conf, lookups fail closed (no packet)."""
 
     def no_config(self: object, *args: object, **kwargs: object) -> None:
-        raise dns.resolver.NoResolverConfiguration("no resolv.conf in this test")
+        raise dns.resolver.NoResolverConfiguration  # what dnspython raises on no resolv.conf
 
     monkeypatch.setattr(dns.resolver.BaseResolver, "read_resolv_conf", no_config)
     resolver = Resolver(timeout=TIMEOUT)

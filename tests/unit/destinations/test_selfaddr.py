@@ -14,13 +14,15 @@ def ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 
 
 @pytest.mark.parametrize("wildcard", ["0.0.0.0", "::", ""])
-def test_a_wildcard_bind_covers_loopback_and_every_local_address_for_its_port(wildcard) -> None:
+def test_a_wildcard_bind_covers_loopback_and_every_local_address_for_its_port(
+    wildcard: str,
+) -> None:
     own = SelfAddresses()
     own.add_listener(wildcard, 9090)
     for address in ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"]:
         assert (ip(address), 9090) in own
-    for address in local_interface_addresses():
-        assert (address, 9090) in own
+    for local in local_interface_addresses():
+        assert (local, 9090) in own
     assert (ip("127.0.0.1"), 9091) not in own
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from hookwall.core.denials import Reason
 from hookwall.destinations.decide import Decision
 from hookwall.destinations.tunnelcheck import sender_after_reload, tunnel_after_reload
-from hookwall.policy import load_policy
+from hookwall.policy import Policy, load_policy
 
 HEAD = """\
 version: 1
@@ -20,17 +21,23 @@ defaults:
 PT = "destinations:\n  - hosts: [pt.test]\n    tls: passthrough\n"
 
 
-def policy(tmp_path: Path, text: str, name: str = "p.yaml"):
+def policy(tmp_path: Path, text: str, name: str = "p.yaml") -> Policy:
     path = tmp_path / name
     path.write_text(HEAD + text)
     return load_policy(path)
 
 
-def decision(p, allowed: bool = True) -> Decision:
+def decision(p: Policy, allowed: bool = True) -> Decision:
     settings = p.settings_for("pt.test")
     ip = ipaddress.ip_address("127.0.0.2")
     return Decision(
-        allowed, None if allowed else "host-denied", "no", "pt.test", 443, settings, pinned_ip=ip
+        allowed,
+        None if allowed else Reason.HOST_DENIED,
+        "no",
+        "pt.test",
+        443,
+        settings,
+        pinned_ip=ip,
     )
 
 

@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import pytest
-from mitmproxy import exceptions, hooks, options
+from mitmproxy import exceptions, hooks, http, options
 from mitmproxy.addonmanager import AddonManager
+from mitmproxy.flow import Flow
 from mitmproxy.master import Master
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.test import tflow
 
 from hookwall.mitm.dispatch import CachedAddonManager
+from tests.unit.support.mitm import (
+    HttpRequestHook,
+    HttpResponseHook,
+    add_addons,
+    remove_addon,
+)
 
 Calls = list[str]
 
@@ -27,7 +33,13 @@ class Recorder:
     """An addon that records its hook calls; ``fail``/``halt`` make a hook misbehave."""
 
     def __init__(
-        self, name: str, calls: Calls, *, fail: str = "", halt: str = "", children: Any = ()
+        self,
+        name: str,
+        calls: Calls,
+        *,
+        fail: str = "",
+        halt: str = "",
+        children: Sequence[Recorder] = (),
     ) -> None:
         self.name = name
         self.calls = calls
@@ -43,14 +55,14 @@ class Recorder:
         if hook == self.halt:
             raise exceptions.AddonHalt
 
-    def request(self, flow: Any) -> None:
+    def request(self, flow: http.HTTPFlow) -> None:
         self._note("request")
 
-    async def response(self, flow: Any) -> None:
+    async def response(self, flow: http.HTTPFlow) -> None:
         await asyncio.sleep(0)
         self._note("response")
 
-    def server_connect(self, data: Any) -> None:
+    def server_connect(self, data: ServerConnectionHookData) -> None:
         self._note("server_connect")
 
 
@@ -60,7 +72,7 @@ class Updates:
     def __init__(self, calls: Calls) -> None:
         self.calls = calls
 
-    def update(self, flows: Any) -> None:
+    def update(self, flows: Sequence[Flow]) -> None:
         self.calls.append(f"update({len(flows)})")
 
 
@@ -72,7 +84,7 @@ def _master(manager: type[AddonManager]) -> Master:
     return master
 
 
-def _both(build: Callable[[Calls], list[Any]], hook: Callable[[], hooks.Hook]) -> list[Calls]:
+def _both(build: Callable[[Calls], list[object]], hook: Callable[[], hooks.Hook]) -> list[Calls]:
     """The calls one hook produces with each manager (same addons, fresh each time; one
     loop, since mitmproxy's log handler stays bound to the loop its master started on)."""
 
@@ -81,7 +93,7 @@ def _both(build: Callable[[Calls], list[Any]], hook: Callable[[], hooks.Hook]) -
         for manager in (AddonManager, CachedAddonManager):
             calls: Calls = []
             master = _master(manager)
-            master.addons.add(*build(calls))
+            add_addons(master.addons, *build(calls))
             await master.addons.handle_lifecycle(hook())
             logs.append(calls)
         return logs
@@ -90,16 +102,10 @@ def _both(build: Callable[[Calls], list[Any]], hook: Callable[[], hooks.Hook]) -
 
 
 def _request() -> hooks.Hook:
-    from mitmproxy.http import HTTPFlow
-    from mitmproxy.proxy.layers.http import HttpRequestHook
-
-    flow: HTTPFlow = tflow.tflow()
-    return HttpRequestHook(flow)
+    return HttpRequestHook(tflow.tflow())
 
 
 def _response() -> hooks.Hook:
-    from mitmproxy.proxy.layers.http import HttpResponseHook
-
     return HttpResponseHook(tflow.tflow(resp=True))
 
 
@@ -110,7 +116,7 @@ def _server_connect() -> hooks.Hook:
     return ServerConnectHook(ServerConnectionHookData(flow.server_conn, flow.client_conn))
 
 
-SCENARIOS: dict[str, tuple[Callable[[Calls], list[Any]], Callable[[], hooks.Hook]]] = {
+SCENARIOS: dict[str, tuple[Callable[[Calls], list[object]], Callable[[], hooks.Hook]]] = {
     "order with sub-addons": (
         lambda c: [
             Recorder("a", c, children=[Recorder("a1", c), Recorder("a2", c)]),
@@ -165,12 +171,12 @@ def test_failure_is_logged_as_an_addon_error(caplog: pytest.LogCaptureFixture) -
 
 def test_options_error_propagates() -> None:
     class Strict:
-        def request(self, flow: Any) -> None:
-            raise exceptions.OptionsError("bad option")
+        def request(self, flow: http.HTTPFlow) -> None:
+            raise exceptions.OptionsError
 
     async def run() -> None:
         master = _master(CachedAddonManager)
-        master.addons.add(Strict())
+        add_addons(master.addons, Strict())
         await master.addons.handle_lifecycle(_request())
 
     with pytest.raises(exceptions.OptionsError):
@@ -184,14 +190,14 @@ def test_handlers_are_looked_up_once_and_again_after_the_chain_changes() -> None
         manager = master.addons
         assert isinstance(manager, CachedAddonManager)
         first = Recorder("a", calls)
-        master.addons.add(first)
+        add_addons(master.addons, first)
         table = manager.handlers("request")
         assert manager.handlers("request") is table  # cached
         second = Recorder("b", calls)
-        master.addons.add(second)
+        add_addons(master.addons, second)
         await master.addons.handle_lifecycle(_request())
         assert calls == ["a.request", "b.request"]
-        master.addons.remove(first)
+        remove_addon(master.addons, first)
         calls.clear()
         await master.addons.handle_lifecycle(_request())
         assert calls == ["b.request"]
@@ -205,7 +211,7 @@ def test_a_non_callable_handler_is_refused() -> None:
 
     async def run() -> None:
         master = _master(CachedAddonManager)
-        master.addons.add(Broken())
+        add_addons(master.addons, Broken())
         await master.addons.handle_lifecycle(_request())
 
     with pytest.raises(exceptions.AddonManagerError, match="not callable"):

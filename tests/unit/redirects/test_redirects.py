@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
 from hookwall.deliveries.redaction import is_credential_header
 from hookwall.policy import PolicyError, load_policy
 from hookwall.policy.summary import summarize
-from hookwall.redirects import Chain, RedirectSettings, decide_redirect
+from hookwall.redirects import Chain, RedirectDecision, RedirectSettings, decide_redirect
 from hookwall.redirects.credentials import (
     credentials_to_drop,
     same_origin,
@@ -20,8 +21,14 @@ FOLLOW = RedirectSettings(mode="follow", scope="any", max_hops=3)
 ORIGIN = "https://hooks.acme.com/in"
 
 
-def decide(settings=FOLLOW, location="https://hooks.acme.com/next", status=302, url=ORIGIN,
-           visited=None, method="POST"):  # fmt: skip
+def decide(
+    settings: RedirectSettings = FOLLOW,
+    location: str | None = "https://hooks.acme.com/next",
+    status: int = 302,
+    url: str = ORIGIN,
+    visited: list[str] | None = None,
+    method: str = "POST",
+) -> RedirectDecision:
     chain = Chain("hooks.acme.com", visited=list(visited or [url]))
     return decide_redirect(settings, chain, url, method, status, location)
 
@@ -83,7 +90,9 @@ def test_missing_and_malformed_locations(location: str | None, words: str) -> No
         (303, "POST", "get", "GET", False),
     ],
 )
-def test_methods(status, method, choice, next_method, body) -> None:
+def test_methods(
+    status: int, method: str, choice: Literal["keep-method", "get"], next_method: str, body: bool
+) -> None:
     settings = RedirectSettings(mode="follow", scope="any", method=choice)
     d = decide(settings, status=status, method=method)
     assert (d.method, d.keep_body) == (next_method, body)

@@ -16,10 +16,11 @@ from mitmproxy.proxy.server_hooks import ClientConnectedHook
 from hookwall.access import addon as access_addon
 from hookwall.access.addon import AccessControl
 from hookwall.access.decide import CHALLENGE
+from hookwall.core.headers import INTERNAL as INTERNAL_HEADER
 from hookwall.destinations.addons.guard import DestinationGuard
 from hookwall.flow.runtime import Runtime
 from hookwall.forwarding.addons.lifecycle import Lifecycle
-from hookwall.redirects.addon import INTERNAL_HEADER, InternalHops
+from hookwall.redirects.addon import InternalHops
 from tests.unit.support.flows import (
     assert_passed,
     assert_refused,

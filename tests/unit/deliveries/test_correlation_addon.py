@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 from mitmproxy.proxy.server_hooks import ClientConnectedHook
 
-from hookwall.deliveries.addons.correlate import REPLAY_HEADER, REQUEST_ID_HEADER, Correlation
+from hookwall.core.headers import REPLAY_OF as REPLAY_HEADER
+from hookwall.core.headers import REQUEST_ID as REQUEST_ID_HEADER
+from hookwall.deliveries.addons.correlate import Correlation
 from hookwall.forwarding.addons.lifecycle import Lifecycle
 from hookwall.policy import load_default_policy
 from tests.unit.support.flows import request_to, responded, runtime_for, state

@@ -22,8 +22,9 @@ from mitmproxy.proxy.server_hooks import (
     ServerConnectionHookData,
 )
 
+from hookwall.core.headers import UPGRADE as UPGRADE_HEADER
 from hookwall.destinations import decide as decide_module
-from hookwall.destinations.addons.guard import UPGRADE_HEADER, DestinationGuard
+from hookwall.destinations.addons.guard import DestinationGuard
 from hookwall.flow.runtime import Runtime
 from hookwall.forwarding.addons.lifecycle import Lifecycle
 from hookwall.policy import Policy

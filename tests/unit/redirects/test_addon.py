@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 from mitmproxy import http
 
+from hookwall.core.headers import INTERNAL as INTERNAL_HEADER
+from hookwall.core.headers import REDIRECT_LOCATION as LOCATION_HEADER
 from hookwall.destinations.addons.guard import DestinationGuard
 from hookwall.flow.runtime import Runtime
 from hookwall.flow.state import state_of
-from hookwall.redirects.addon import INTERNAL_HEADER, LOCATION_HEADER, InternalHops, Redirects
+from hookwall.redirects.addon import InternalHops, Redirects
 from tests.unit.support.flows import (
     assert_passed,
     assert_refused,

@@ -17,12 +17,13 @@ import pytest
 from mitmproxy import http
 
 from hookwall.core.denials import Denial, Reason
+from hookwall.core.headers import INTERNAL as INTERNAL_HEADER
 from hookwall.destinations.addons.guard import DestinationGuard
 from hookwall.flow import errorpages
 from hookwall.flow.respond import deny
 from hookwall.flow.runtime import Runtime
 from hookwall.forwarding.addons.lifecycle import Lifecycle
-from hookwall.redirects.addon import INTERNAL_HEADER, InternalHops
+from hookwall.redirects.addon import InternalHops
 from hookwall.retries.addon import Retries
 from tests.unit.support.flows import load, request_to, responded, runtime_for, state
 from tests.unit.support.live import OK, Receiver, live_proxy, own_listener

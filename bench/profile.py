@@ -10,9 +10,10 @@ c=10, 1 KiB, the load generator in its own process), attach ``py-spy record --no
 
 - the top functions by self time;
 - each hookwall addon's inclusive share (every sample with a frame in
-  ``hookwall/addons/<name>.py``, including the library code it calls: structlog for the
-  log, hmac for signing, ...), and that share turned into CPU microseconds per request
-  using the proxy's CPU time per request measured over the same window (/proc);
+  ``hookwall/<concern>/addon.py`` or ``hookwall/<concern>/addons/<name>.py``, including the
+  library code it calls: structlog for the log, hmac for signing, ...), and that share
+  turned into CPU microseconds per request using the proxy's CPU time per request measured
+  over the same window (/proc);
 - coarse groups: mitmproxy's addon dispatch, its HTTP/1 layers, asyncio, the socket
   syscalls, TLS, and the rest;
 - each thread's CPU time per request, from /proc (the event loop versus the store's writer).
@@ -106,11 +107,16 @@ def parse_raw(path: Path) -> list[tuple[list[tuple[str, str]], int]]:
     return stacks
 
 
+_ADDON_FILE = re.compile(r"/hookwall/(\w+)/(?:addon\.py|addons/(\w+)\.py)$")
+
+
 def addon_of(file: str) -> str | None:
-    marker = "/hookwall/addons/"
-    if marker in file:
-        return file.split(marker, 1)[1].removesuffix(".py")
-    return None
+    """The addon a source file is (``limits/addon.py``: "limits"; ``bounds/addons/bodycaps.py``:
+    "bodycaps"), or None."""
+    match = _ADDON_FILE.search(file)
+    if match is None:
+        return None
+    return match[2] or match[1]
 
 
 def fold(stacks: list[tuple[list[tuple[str, str]], int]]) -> dict[str, Any]:
@@ -139,7 +145,7 @@ def fold(stacks: list[tuple[list[tuple[str, str]], int]]) -> dict[str, Any]:
         # Self-time groups: the leaf's group, except that time under a hookwall addon counts
         # for the addons whatever library it is in, and the delivery store's writer thread
         # is a group of its own.
-        if any("/hookwall/store/" in f for _, f in frames) and not names:
+        if any("/hookwall/deliveries/store/" in f for _, f in frames) and not names:
             groups["hookwall delivery store (writer thread: SQLite)"] += count
         elif names:
             groups["hookwall addons (inclusive)"] += count

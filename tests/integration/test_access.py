@@ -14,22 +14,24 @@ import hmac
 import json
 import secrets
 import shutil
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import requests
 
 from hookwall.access.decide import CHALLENGE
-from tests.conftest import NETWORK_ISOLATED, needs_isolation
 from tests.support.dnsserver import TestDnsServer
+from tests.support.hostile import head_and_body
+from tests.support.launcher import ProxyLauncher
+from tests.support.netns import NETWORK_ISOLATED, needs_isolation
 from tests.support.proxyproc import HOOKWALL, ProxyProcess, trusting
-from tests.support.receivers import start_receiver
+from tests.support.receivers import Twins, start_receiver
 
 pytestmark = pytest.mark.integration
 
@@ -42,15 +44,15 @@ POLICY = """\
 version: 1
 unsafe: true
 defaults:
-  network: {{allow: [127.0.0.2/32], ports: ["1-65535"]}}
+  network: {allow: [127.0.0.2/32], ports: ["1-65535"]}
   ca_bundle: {ca}
 senders:
-  billing: {{credentials: [env:HW_P_BILLING]}}
-  notify: {{credentials: [env:HW_P_NOTIFY]}}
-  locked: {{credentials: [env:HW_P_LOCKED], default: deny}}
-  remote: {{credentials: [env:HW_P_REMOTE], clients: [10.0.0.0/8]}}
-  local5: {{credentials: [env:HW_P_LOCAL5], clients: [127.0.0.5/32]}}
-  trial: {{credentials: [env:HW_P_TRIAL], clients: [10.0.0.0/8], default: deny, enforce: false}}
+  billing: {credentials: [env:HW_P_BILLING]}
+  notify: {credentials: [env:HW_P_NOTIFY]}
+  locked: {credentials: [env:HW_P_LOCKED], default: deny}
+  remote: {credentials: [env:HW_P_REMOTE], clients: [10.0.0.0/8]}
+  local5: {credentials: [env:HW_P_LOCAL5], clients: [127.0.0.5/32]}
+  trial: {credentials: [env:HW_P_TRIAL], clients: [10.0.0.0/8], default: deny, enforce: false}
 destinations:
   - hosts: [pay.hooks.test]
     name: payments
@@ -60,7 +62,7 @@ destinations:
   - hosts: [shared.hooks.test]
     name: shared-billing
     senders: [billing, locked]
-    signing: {{scheme: github, secrets: [env:HW_P_GH]}}
+    signing: {scheme: github, secrets: [env:HW_P_GH]}
   - hosts: [pilot.hooks.test]
     name: pilot
     senders: [billing]
@@ -69,26 +71,16 @@ destinations:
     action: deny
     enforce: false
   - hosts: [flood.hooks.test]
-    limits: {{concurrency: 1, queue: 1, queue_timeout: 300ms, per_sender: true}}
+    limits: {concurrency: 1, queue: 1, queue_timeout: 300ms, per_sender: true}
 """
-NAMES = ("pay", "shared", "pilot", "soon-denied", "flood", "open")
+NAMES = [
+    f"{name}.hooks.test" for name in ("pay", "shared", "pilot", "soon-denied", "flood", "open")
+]
 
 
 @pytest.fixture(scope="module")
-def names(dns_server: TestDnsServer) -> TestDnsServer:
-    for name in NAMES:
-        dns_server.add(f"{name}.hooks.test", "127.0.0.2")
-    return dns_server
-
-
-@pytest.fixture(scope="module")
-def proxy(
-    tmp_path_factory: pytest.TempPathFactory, names: TestDnsServer, receiver_ca_file: Path
-) -> Iterator[ProxyProcess]:
-    tmp = tmp_path_factory.mktemp("access")
-    policy = tmp / "policy.yaml"
-    policy.write_text(POLICY.format(ca=receiver_ca_file))
-    proc = ProxyProcess(policy, tmp / "data", dns=[names.spec], env=ENV)
+def proxy(start_module_proxy: ProxyLauncher) -> Iterator[ProxyProcess]:
+    proc = start_module_proxy(POLICY, names=NAMES, env=ENV)
     yield proc
     assert proc.stop() == 0
     assert_no_secret_in(proc)  # after every scenario of this module
@@ -114,10 +106,12 @@ def basic(name: str, token: str) -> str:
     return "Basic " + base64.b64encode(f"{name}:{token}".encode()).decode()
 
 
-def assert_refused(response: requests.Response | httpx.Response, reason: str, status: int) -> dict:
+def assert_refused(
+    response: requests.Response | httpx.Response, reason: str, status: int
+) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["X-Hookwall-Reason"] == reason
-    body = json.loads(response.content)
+    body: dict[str, Any] = json.loads(response.content)
     assert body["error"] == reason and body["message"]
     assert body["request_id"].startswith("req_")
     if status == 407:
@@ -130,7 +124,7 @@ def assert_refused(response: requests.Response | httpx.Response, reason: str, st
 # -- authentication ----------------------------------------------------------------------------
 
 
-def test_no_credentials_is_407_with_a_challenge(proxy: ProxyProcess, plain_twins) -> None:
+def test_no_credentials_is_407_with_a_challenge(proxy: ProxyProcess, plain_twins: Twins) -> None:
     allowed, forbidden = plain_twins
     before = len(allowed.requests)
     r = requests.post(
@@ -167,7 +161,9 @@ WRONG = {
 
 
 @pytest.mark.parametrize("header", MALFORMED.values(), ids=MALFORMED.keys())
-def test_malformed_credentials_are_407(proxy: ProxyProcess, plain_twins, header: str) -> None:
+def test_malformed_credentials_are_407(
+    proxy: ProxyProcess, plain_twins: Twins, header: str
+) -> None:
     allowed, _ = plain_twins
     before = len(allowed.requests)
     r = requests.get(
@@ -186,7 +182,7 @@ def test_malformed_credentials_are_407(proxy: ProxyProcess, plain_twins, header:
 
 @pytest.mark.parametrize(("header", "attempted"), WRONG.values(), ids=WRONG.keys())
 def test_wrong_credentials_are_407_and_log_only_a_configured_name(
-    proxy: ProxyProcess, plain_twins, header: str, attempted: str | None
+    proxy: ProxyProcess, plain_twins: Twins, header: str, attempted: str | None
 ) -> None:
     allowed, _ = plain_twins
     before = len(allowed.requests)
@@ -204,7 +200,7 @@ def test_wrong_credentials_are_407_and_log_only_a_configured_name(
 
 
 def test_right_credentials_deliver_and_never_reach_the_receiver(
-    proxy: ProxyProcess, plain_twins
+    proxy: ProxyProcess, plain_twins: Twins
 ) -> None:
     allowed, forbidden = plain_twins
     r = requests.post(
@@ -235,7 +231,7 @@ def test_right_credentials_deliver_and_never_reach_the_receiver(
     assert_no_secret_in(proxy)
 
 
-def test_sender_is_logged_on_other_denials_too(proxy: ProxyProcess, plain_twins) -> None:
+def test_sender_is_logged_on_other_denials_too(proxy: ProxyProcess, plain_twins: Twins) -> None:
     _, forbidden = plain_twins
     r = requests.get(
         f"http://localhost:{forbidden.port}/", proxies=via(proxy, "notify"), timeout=10
@@ -245,7 +241,7 @@ def test_sender_is_logged_on_other_denials_too(proxy: ProxyProcess, plain_twins)
     assert forbidden.connections == 0
 
 
-def test_curl_with_credentials_in_the_proxy_url(proxy: ProxyProcess, plain_twins) -> None:
+def test_curl_with_credentials_in_the_proxy_url(proxy: ProxyProcess, plain_twins: Twins) -> None:
     if shutil.which("curl") is None:
         pytest.skip("curl not installed")
     allowed, _ = plain_twins
@@ -269,7 +265,7 @@ def test_curl_with_credentials_in_the_proxy_url(proxy: ProxyProcess, plain_twins
 # -- source addresses --------------------------------------------------------------------------
 
 
-def test_right_credentials_from_the_wrong_source(proxy: ProxyProcess, plain_twins) -> None:
+def test_right_credentials_from_the_wrong_source(proxy: ProxyProcess, plain_twins: Twins) -> None:
     allowed, _ = plain_twins
     before = len(allowed.requests)
     r = requests.get(
@@ -282,18 +278,18 @@ def test_right_credentials_from_the_wrong_source(proxy: ProxyProcess, plain_twin
     assert len(allowed.requests) == before
 
 
-def test_clients_cidr_admits_its_own_source(proxy: ProxyProcess, plain_twins) -> None:
+def test_clients_cidr_admits_its_own_source(proxy: ProxyProcess, plain_twins: Twins) -> None:
     allowed, _ = plain_twins
     url = f"http://open.hooks.test:{allowed.port}/local5"
     request = (
         f"GET {url} HTTP/1.1\r\nHost: open.hooks.test\r\nConnection: close\r\n"
         f"Proxy-Authorization: {basic('local5', TOKENS['local5'])}\r\n\r\n"
     )
-    head, body = raw(proxy, request, source="127.0.0.5")  # clients: [127.0.0.5/32]
+    head, body = head_and_body(proxy, request, source="127.0.0.5")  # clients: [127.0.0.5/32]
     assert head.startswith(b"HTTP/1.1 200"), head
     event = proxy.exchange(url=url)
     assert event["sender"] == "local5" and event["client"].startswith("127.0.0.5:")
-    head, body = raw(proxy, request)  # from 127.0.0.1
+    head, body = head_and_body(proxy, request)  # from 127.0.0.1
     assert head.startswith(b"HTTP/1.1 403") and json.loads(body)["error"] == "sender-denied"
 
 
@@ -301,7 +297,7 @@ def test_clients_cidr_admits_its_own_source(proxy: ProxyProcess, plain_twins) ->
 
 
 def test_a_sender_cannot_reach_a_host_only_another_sender_may_reach(
-    proxy: ProxyProcess, plain_twins
+    proxy: ProxyProcess, plain_twins: Twins
 ) -> None:
     allowed, _ = plain_twins
     url = f"http://pay.hooks.test:{allowed.port}/pay"
@@ -317,7 +313,9 @@ def test_a_sender_cannot_reach_a_host_only_another_sender_may_reach(
     assert proxy.exchange(url=url, sender="billing")["rule"] == "payments"
 
 
-def test_a_default_deny_sender_reaches_only_its_hosts(proxy: ProxyProcess, plain_twins) -> None:
+def test_a_default_deny_sender_reaches_only_its_hosts(
+    proxy: ProxyProcess, plain_twins: Twins
+) -> None:
     allowed, _ = plain_twins
     before = len(allowed.requests)
     r = requests.get(
@@ -335,7 +333,9 @@ def github_signature(body: bytes) -> str:
     return "sha256=" + hmac.new(GITHUB_SECRET.encode(), body, hashlib.sha256).hexdigest()
 
 
-def test_a_sender_scoped_rule_beats_the_unscoped_one(proxy: ProxyProcess, plain_twins) -> None:
+def test_a_sender_scoped_rule_beats_the_unscoped_one(
+    proxy: ProxyProcess, plain_twins: Twins
+) -> None:
     allowed, _ = plain_twins
     payload = b'{"event": "invoice.paid"}'
     url = f"http://shared.hooks.test:{allowed.port}/shared"
@@ -355,7 +355,9 @@ def test_a_sender_scoped_rule_beats_the_unscoped_one(proxy: ProxyProcess, plain_
 # -- CONNECT -----------------------------------------------------------------------------------
 
 
-def test_credentials_on_connect_hold_for_the_whole_tunnel(proxy: ProxyProcess, tls_twins) -> None:
+def test_credentials_on_connect_hold_for_the_whole_tunnel(
+    proxy: ProxyProcess, tls_twins: Twins
+) -> None:
     allowed, forbidden = tls_twins
     base = f"https://shared.hooks.test:{allowed.port}"
     mark = proxy.mark()
@@ -376,7 +378,9 @@ def test_credentials_on_connect_hold_for_the_whole_tunnel(proxy: ProxyProcess, t
     assert forbidden.connections == 0
 
 
-def test_connect_without_or_with_bad_credentials_is_407(proxy: ProxyProcess, tls_twins) -> None:
+def test_connect_without_or_with_bad_credentials_is_407(
+    proxy: ProxyProcess, tls_twins: Twins
+) -> None:
     allowed, _ = tls_twins
     before = allowed.connections
     with (
@@ -388,7 +392,7 @@ def test_connect_without_or_with_bad_credentials_is_407(proxy: ProxyProcess, tls
     event = proxy.exchange(method="CONNECT", reason="auth-required", port=allowed.port)
     assert event["sender"] is None and event["status"] == 407
     for header in (MALFORMED["bad base64"], WRONG["wrong token"][0], MALFORMED["huge header"]):
-        head, body = raw(
+        head, body = head_and_body(
             proxy,
             f"CONNECT open.hooks.test:{allowed.port} HTTP/1.1\r\nHost: open.hooks.test\r\n"
             f"Proxy-Authorization: {header}\r\n\r\n",
@@ -400,7 +404,7 @@ def test_connect_without_or_with_bad_credentials_is_407(proxy: ProxyProcess, tls
 
 
 def test_connect_to_another_senders_host_is_refused_on_the_connect(
-    proxy: ProxyProcess, tls_twins
+    proxy: ProxyProcess, tls_twins: Twins
 ) -> None:
     allowed, _ = tls_twins
     before = allowed.connections
@@ -417,20 +421,6 @@ def test_connect_to_another_senders_host_is_refused_on_the_connect(
     assert allowed.connections == before
 
 
-def raw(proxy: ProxyProcess, request: str, source: str | None = None) -> tuple[bytes, bytes]:
-    address = (source, 0) if source else None
-    with socket.create_connection((proxy.host, proxy.port), 10, address) as sock:
-        sock.sendall(request.encode())
-        data = b""
-        while not data.rstrip().endswith(b"}"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return head, body
-
-
 # -- report-only -------------------------------------------------------------------------------
 
 
@@ -443,7 +433,12 @@ def raw(proxy: ProxyProcess, request: str, source: str | None = None) -> tuple[b
     ],
 )
 def test_report_only_logs_would_deny_and_lets_through(
-    proxy: ProxyProcess, plain_twins, sender: str, host: str, would_deny: str, rule: str | None
+    proxy: ProxyProcess,
+    plain_twins: Twins,
+    sender: str,
+    host: str,
+    would_deny: str,
+    rule: str | None,
 ) -> None:
     allowed, _ = plain_twins
     url = f"http://{host}.hooks.test:{allowed.port}/report-only"
@@ -460,7 +455,7 @@ def test_report_only_logs_would_deny_and_lets_through(
         assert "may reach only the destinations listed" in event["would_deny_message"]
 
 
-def test_report_only_inside_a_tunnel(proxy: ProxyProcess, tls_twins) -> None:
+def test_report_only_inside_a_tunnel(proxy: ProxyProcess, tls_twins: Twins) -> None:
     allowed, _ = tls_twins
     url = f"https://open.hooks.test:{allowed.port}/trial"
     with httpx.Client(
@@ -514,8 +509,8 @@ def test_per_sender_budgets_keep_senders_apart(proxy: ProxyProcess) -> None:
 )
 def test_explain_sender_agrees_with_the_proxy(
     proxy: ProxyProcess,
-    names: TestDnsServer,
-    plain_twins,
+    dns_server: TestDnsServer,
+    plain_twins: Twins,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     sender: str | None,
@@ -527,7 +522,8 @@ def test_explain_sender_agrees_with_the_proxy(
         monkeypatch.setenv(key, value)
     allowed, _ = plain_twins
     url = f"http://{host}.hooks.test:{allowed.port}/explain"
-    args = ["explain", url, "--policy", str(proxy.policy), "--dns-server", names.spec, "--json"]
+    args = ["explain", url, "--policy", str(proxy.policy), "--dns-server", dns_server.spec]
+    args.append("--json")
     code = main([*args, "--sender", sender] if sender else args)
     explained = json.loads(capsys.readouterr().out)
     mark = proxy.mark()
@@ -545,7 +541,9 @@ def test_explain_sender_agrees_with_the_proxy(
         )
 
 
-def test_explain_rejects_an_unknown_sender(proxy: ProxyProcess, capsys, monkeypatch) -> None:
+def test_explain_rejects_an_unknown_sender(
+    proxy: ProxyProcess, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from hookwall.cli.main import main
 
     for key, value in ENV.items():
@@ -579,21 +577,18 @@ def test_a_public_listen_address_without_senders_refuses_to_start(
     assert not (tmp_path / "d").exists()  # nor creating anything
 
 
-def test_allow_unauthenticated_warns_at_every_start(tmp_path: Path) -> None:
+def test_allow_unauthenticated_warns_at_every_start(
+    start_proxy: ProxyLauncher, tmp_path: Path
+) -> None:
     for _ in range(2):
-        proc = ProxyProcess(None, tmp_path / "d", extra_args=["--allow-unauthenticated"])
-        try:
-            warning = proc.wait_for(lambda e: e.get("event") == "unauthenticated_listener")
-            assert warning["level"] == "warning" and "define senders" in warning["message"]
-        finally:
-            assert proc.stop() == 0
+        proc = start_proxy(None, args=["--allow-unauthenticated"], data_dir=tmp_path / "d")
+        warning = proc.wait_for(lambda e: e.get("event") == "unauthenticated_listener")
+        assert warning["level"] == "warning" and "define senders" in warning["message"]
+        assert proc.stop() == 0
 
 
-def test_run_help_shows_the_flag() -> None:
-    out = subprocess.run(
-        [str(HOOKWALL), "run", "--help"], capture_output=True, text=True, check=True
-    ).stdout
-    assert "--allow-unauthenticated" in out
+def test_run_help_shows_the_flag(run_help: str) -> None:
+    assert "--allow-unauthenticated" in run_help
 
 
 @pytest.fixture
@@ -609,49 +604,38 @@ def public_address() -> Iterator[str]:
         subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "lo"], check=False)
 
 
+OPEN = (
+    'version: 1\nunsafe: true\ndefaults:\n  network: {allow: [127.0.0.2/32], ports: ["1-65535"]}\n'
+)
+
+
 @needs_isolation
 def test_public_listen_address_needs_senders_or_the_flag(
-    tmp_path: Path, public_address: str, names: TestDnsServer, plain_twins, receiver_ca_file
+    start_proxy: ProxyLauncher, tmp_path: Path, public_address: str, plain_twins: Twins
 ) -> None:
     allowed, _ = plain_twins
     listen = f"{public_address}:0"
-    refused = run_hookwall("--listen", listen, "--data-dir", str(tmp_path / "d"))
+    data = tmp_path / "d"
+    refused = run_hookwall("--listen", listen, "--data-dir", str(data))
     assert refused.returncode == 1 and "open proxy" in refused.stderr
 
-    open_policy = tmp_path / "open.yaml"
-    open_policy.write_text(
-        "version: 1\nunsafe: true\n"
-        'defaults:\n  network: {allow: [127.0.0.2/32], ports: ["1-65535"]}\n'
+    flagged = start_proxy(
+        OPEN, names=NAMES, listen=listen, args=["--allow-unauthenticated"], data_dir=data
     )
-    flagged = ProxyProcess(
-        open_policy,
-        tmp_path / "d",
-        dns=[names.spec],
-        listen=listen,
-        extra_args=["--allow-unauthenticated"],
-    )
-    try:
-        assert flagged.host == public_address
-        warning = flagged.wait_for(lambda e: e.get("event") == "unauthenticated_listener")
-        assert warning["listen"] == listen
-        r = requests.get(
-            f"http://open.hooks.test:{allowed.port}/", proxies=via(flagged), timeout=10
-        )
-        assert r.status_code == 200
-    finally:
-        assert flagged.stop() == 0
+    assert flagged.host == public_address
+    warning = flagged.wait_for(lambda e: e.get("event") == "unauthenticated_listener")
+    assert warning["listen"] == listen
+    r = requests.get(f"http://open.hooks.test:{allowed.port}/", proxies=via(flagged), timeout=10)
+    assert r.status_code == 200
+    assert flagged.stop() == 0
 
-    policy = tmp_path / "senders.yaml"
-    policy.write_text(POLICY.format(ca=receiver_ca_file))
-    guarded = ProxyProcess(policy, tmp_path / "d", dns=[names.spec], listen=listen, env=ENV)
-    try:
-        assert not any(e.get("event") == "unauthenticated_listener" for e in guarded.events)
-        url = f"http://open.hooks.test:{allowed.port}/"
-        assert_refused(requests.get(url, proxies=via(guarded), timeout=10), "auth-required", 407)
-        r = requests.get(url, proxies=via(guarded, "billing"), timeout=10)
-        assert r.status_code == 200
-    finally:
-        assert guarded.stop() == 0
+    guarded = start_proxy(POLICY, names=NAMES, listen=listen, env=ENV, data_dir=data)
+    assert not any(e.get("event") == "unauthenticated_listener" for e in guarded.events)
+    url = f"http://open.hooks.test:{allowed.port}/"
+    assert_refused(requests.get(url, proxies=via(guarded), timeout=10), "auth-required", 407)
+    r = requests.get(url, proxies=via(guarded, "billing"), timeout=10)
+    assert r.status_code == 200
+    assert guarded.stop() == 0
     assert_no_secret_in(guarded)
 
 

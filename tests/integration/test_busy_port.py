@@ -30,7 +30,9 @@ def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one", "workers"])
-def test_a_taken_proxy_port_names_the_listen_flag(tmp_path: Path, taken: int, workers) -> None:
+def test_a_taken_proxy_port_names_the_listen_flag(
+    tmp_path: Path, taken: int, workers: list[str]
+) -> None:
     result = run(tmp_path, "--listen", f"127.0.0.1:{taken}", "--admin-listen", "off", *workers)
     assert result.returncode == 1
     assert result.stderr.strip() == (
@@ -41,7 +43,9 @@ def test_a_taken_proxy_port_names_the_listen_flag(tmp_path: Path, taken: int, wo
 
 
 @pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one", "workers"])
-def test_a_taken_admin_port_names_the_admin_flag(tmp_path: Path, taken: int, workers) -> None:
+def test_a_taken_admin_port_names_the_admin_flag(
+    tmp_path: Path, taken: int, workers: list[str]
+) -> None:
     result = run(
         tmp_path, "--listen", "127.0.0.1:0", "--admin-listen", f"127.0.0.1:{taken}", *workers
     )

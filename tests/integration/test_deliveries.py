@@ -10,7 +10,6 @@ import socket
 import sqlite3
 import stat
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,9 @@ from standardwebhooks.webhooks import Webhook
 from hookwall.cli.main import main
 from hookwall.deliveries.store import REDACTED, Row, Store, StoreError, store_path
 from tests.support.adversary import Adversary
-from tests.support.dnsserver import TestDnsServer
+from tests.support.launcher import ProxyLauncher
 from tests.support.proxyproc import ProxyProcess
-from tests.support.receivers import Receiver
+from tests.support.receivers import Receiver, Twins
 
 pytestmark = pytest.mark.integration
 
@@ -41,45 +40,45 @@ version: 1
 unsafe: true
 logging:
   capture_body: 64KiB
-  redact: {{headers: [X-Tenant-Pin], query: [ticket]}}
+  redact: {headers: [X-Tenant-Pin], query: [ticket]}
 defaults:
-  network: {{allow: [127.0.0.2/32], ports: ["1-65535"]}}
+  network: {allow: [127.0.0.2/32], ports: ["1-65535"]}
   ca_bundle: {ca}
 destinations:
   - hosts: [sw.hooks.test]
-    signing: {{scheme: standard-webhooks, secrets: [env:HW_D_SW]}}
+    signing: {scheme: standard-webhooks, secrets: [env:HW_D_SW]}
   - hosts: [gh.hooks.test]
-    signing: {{scheme: github, secrets: [env:HW_D_GH]}}
+    signing: {scheme: github, secrets: [env:HW_D_GH]}
   - hosts: [stripe.hooks.test]
-    signing: {{scheme: stripe, secrets: [env:HW_D_STRIPE]}}
+    signing: {scheme: stripe, secrets: [env:HW_D_STRIPE]}
   - hosts: [nobody.hooks.test]
-    logging: {{capture_body: 0}}
+    logging: {capture_body: 0}
   - hosts: [small.hooks.test]
-    logging: {{capture_body: 16}}
+    logging: {capture_body: 16}
   - hosts: [big.hooks.test]
     max_request_body: 1KiB
   - hosts: [down.hooks.test]
   - hosts: [slow.hooks.test]
-    timeouts: {{headers: 300ms, response: 5s}}
+    timeouts: {headers: 300ms, response: 5s}
   - hosts: [slower.hooks.test]
-    timeouts: {{headers: 5s, response: 400ms}}
+    timeouts: {headers: 5s, response: 400ms}
 """
-NAMES = ("sw", "gh", "stripe", "nobody", "small", "big", "down", "slow", "slower")
+NAMES = [
+    f"{name}.hooks.test"
+    for name in ("sw", "gh", "stripe", "nobody", "small", "big", "down", "slow", "slower")
+]
+PLAIN = """\
+version: 1
+unsafe: true
+defaults: {network: {allow: [127.0.0.2/32], ports: ["1-65535"]}}
+"""
+Setup = tuple[ProxyProcess, Path]  # the proxy, and its data directory (the store's)
 
 
 @pytest.fixture(scope="module")
-def setup(
-    tmp_path_factory: pytest.TempPathFactory, dns_server: TestDnsServer, receiver_ca_file: Path
-) -> Iterator[tuple[ProxyProcess, Path]]:
-    for name in NAMES:
-        dns_server.add(f"{name}.hooks.test", "127.0.0.2")
-    tmp = tmp_path_factory.mktemp("deliveries")
-    policy = tmp / "policy.yaml"
-    policy.write_text(POLICY.format(ca=receiver_ca_file))
-    data = tmp / "data"
-    proc = ProxyProcess(policy, data, dns=[dns_server.spec], env=SECRETS)
-    yield proc, data
-    assert proc.stop() == 0
+def setup(start_module_proxy: ProxyLauncher) -> Setup:
+    proc = start_module_proxy(POLICY, names=NAMES, env=SECRETS)
+    return proc, proc.data_dir
 
 
 def post(proxy: ProxyProcess, url: str, body: bytes, **headers: str) -> requests.Response:
@@ -123,7 +122,9 @@ def closed_port(host: str) -> int:
 
 
 # -- what lands in the store ---------------------------------------------------------------
-def test_deliveries_land_with_headers_bodies_and_the_logged_event(setup, plain_twins) -> None:
+def test_deliveries_land_with_headers_bodies_and_the_logged_event(
+    setup: Setup, plain_twins: Twins
+) -> None:
     proxy, data = setup
     allowed, _ = plain_twins
     body = b'{"type": "invoice.paid", "marker": "captured-body-7e1f"}'
@@ -153,7 +154,7 @@ def test_deliveries_land_with_headers_bodies_and_the_logged_event(setup, plain_t
 
 
 def test_no_credential_or_signature_value_reaches_the_store_file(
-    setup, plain_twins, capsys
+    setup: Setup, plain_twins: Twins, capsys: pytest.CaptureFixture[str]
 ) -> None:
     proxy, data = setup
     allowed, _ = plain_twins
@@ -215,7 +216,7 @@ CREDENTIAL_QUERY = {
 
 
 def test_credentials_outside_the_old_heuristic_stay_out_of_log_and_store(
-    setup, plain_twins, capsys
+    setup: Setup, plain_twins: Twins, capsys: pytest.CaptureFixture[str]
 ) -> None:
     proxy, data = setup
     allowed, _ = plain_twins
@@ -263,7 +264,7 @@ def test_credentials_outside_the_old_heuristic_stay_out_of_log_and_store(
     assert code == 1 and "pass the full URL with --to" in err
 
 
-def test_the_store_and_the_log_say_what_the_sender_was_told(setup) -> None:
+def test_the_store_and_the_log_say_what_the_sender_was_told(setup: Setup) -> None:
     """Every failure is classified once: the reason and message in the sender's refusal are
     the stored row's and the log line's (a response timeout is not "server closed")."""
     proxy, data = setup
@@ -296,7 +297,9 @@ def test_the_store_and_the_log_say_what_the_sender_was_told(setup) -> None:
     assert "the receiver did not send the whole response within 0.4s" in messages
 
 
-def test_filters_on_real_deliveries(setup, plain_twins, capsys) -> None:
+def test_filters_on_real_deliveries(
+    setup: Setup, plain_twins: Twins, capsys: pytest.CaptureFixture[str]
+) -> None:
     proxy, data = setup
     allowed, forbidden = plain_twins
     since = datetime.now(UTC).isoformat()
@@ -335,7 +338,9 @@ def test_filters_on_real_deliveries(setup, plain_twins, capsys) -> None:
 
 
 # -- hookwall replay -------------------------------------------------------------------------
-def test_replay_resends_through_the_proxy_resigned_and_linked(setup, plain_twins, capsys) -> None:
+def test_replay_resends_through_the_proxy_resigned_and_linked(
+    setup: Setup, plain_twins: Twins, capsys: pytest.CaptureFixture[str]
+) -> None:
     proxy, data = setup
     allowed, _ = plain_twins
     body = b'{"type": "invoice.paid", "id": 1234}'
@@ -388,7 +393,9 @@ def test_replay_resends_through_the_proxy_resigned_and_linked(setup, plain_twins
     Webhook(WHSEC).verify(staged.body, staged.headers)
 
 
-def test_replay_refuses_without_a_whole_captured_body(setup, plain_twins, capsys) -> None:
+def test_replay_refuses_without_a_whole_captured_body(
+    setup: Setup, plain_twins: Twins, capsys: pytest.CaptureFixture[str]
+) -> None:
     proxy, data = setup
     allowed, _ = plain_twins
     off = request_id(post(proxy, f"http://nobody.hooks.test:{allowed.port}/", b'{"pii": 1}'))
@@ -405,7 +412,9 @@ def test_replay_refuses_without_a_whole_captured_body(setup, plain_twins, capsys
 
 
 # -- hookwall send-test --------------------------------------------------------------------
-def test_send_test_to_an_allowed_url(setup, plain_twins, capsys) -> None:
+def test_send_test_to_an_allowed_url(
+    setup: Setup, plain_twins: Twins, capsys: pytest.CaptureFixture[str]
+) -> None:
     proxy, data = setup
     allowed, _ = plain_twins
     url = f"http://sw.hooks.test:{allowed.port}/test"
@@ -424,7 +433,9 @@ def test_send_test_to_an_allowed_url(setup, plain_twins, capsys) -> None:
     assert "details      hookwall logs show req_" in out
 
 
-def test_send_test_to_a_refused_url(setup, plain_twins, capsys) -> None:
+def test_send_test_to_a_refused_url(
+    setup: Setup, plain_twins: Twins, capsys: pytest.CaptureFixture[str]
+) -> None:
     proxy, data = setup
     _, forbidden = plain_twins
     before = forbidden.connections
@@ -447,7 +458,9 @@ def test_send_test_to_a_refused_url(setup, plain_twins, capsys) -> None:
     assert "refused by hookwall: 403 address-blocked" in out and "request id   req_" in out
 
 
-def test_send_test_over_https_through_the_tunnel(setup, tls_twins, capsys) -> None:
+def test_send_test_over_https_through_the_tunnel(
+    setup: Setup, tls_twins: Twins, capsys: pytest.CaptureFixture[str]
+) -> None:
     proxy, data = setup
     allowed, _ = tls_twins
     code, out, err = cli(
@@ -469,71 +482,53 @@ def one_delivery(proxy: ProxyProcess, receiver: Receiver) -> dict[str, Any]:
     return proxy.exchange(request_id(r))
 
 
-def test_a_corrupt_store_does_not_stop_forwarding(tmp_path: Path, plain_twins) -> None:
+def test_a_corrupt_store_does_not_stop_forwarding(
+    start_proxy: ProxyLauncher, tmp_path: Path, plain_twins: Twins
+) -> None:
     allowed, _ = plain_twins
     data = tmp_path / "data"
     data.mkdir()
     (data / "deliveries.db").write_bytes(b"not a database, just garbage " * 200)
-    policy = tmp_path / "p.yaml"
-    policy.write_text(
-        "version: 1\nunsafe: true\n"
-        'defaults: {network: {allow: [127.0.0.2/32], ports: ["1-65535"]}}\n'
-    )
-    proxy = ProxyProcess(policy, data)
-    try:
-        problem = proxy.wait_for(lambda e: e.get("event") == "store_unavailable")
-        assert "deliveries.db" in problem["path"] and problem["level"] == "warning"
-        event = one_delivery(proxy, allowed)
-        assert event["status"] == 200  # forwarded, and the JSON line is there
-    finally:
-        assert proxy.stop() == 0
+    proxy = start_proxy(PLAIN, data_dir=data)
+    problem = proxy.wait_for(lambda e: e.get("event") == "store_unavailable")
+    assert "deliveries.db" in problem["path"] and problem["level"] == "warning"
+    event = one_delivery(proxy, allowed)
+    assert event["status"] == 200  # forwarded, and the JSON line is there
 
 
-def test_no_store_keeps_only_the_log_lines(tmp_path: Path, plain_twins, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_no_store_keeps_only_the_log_lines(
+    start_proxy: ProxyLauncher, plain_twins: Twins, capsys: pytest.CaptureFixture[str]
+) -> None:
     allowed, _ = plain_twins
-    data = tmp_path / "data"
-    policy = tmp_path / "p.yaml"
-    policy.write_text(
-        "version: 1\nunsafe: true\n"
-        'defaults: {network: {allow: [127.0.0.2/32], ports: ["1-65535"]}}\n'
-    )
-    proxy = ProxyProcess(policy, data, extra_args=["--no-store"])
-    try:
-        assert proxy.events[0]["store"] is None
-        assert one_delivery(proxy, allowed)["status"] == 200  # forwarded and logged
-    finally:
-        assert proxy.stop() == 0
-    assert not store_path(data).exists()
-    assert main(["logs", "--data-dir", str(data)]) != 0  # nothing to read, and it says so
+    proxy = start_proxy(PLAIN, args=["--no-store"])
+    assert proxy.events[0]["store"] is None
+    assert one_delivery(proxy, allowed)["status"] == 200  # forwarded and logged
+    assert proxy.stop() == 0
+    assert not store_path(proxy.data_dir).exists()
+    assert main(["logs", "--data-dir", str(proxy.data_dir)]) != 0  # nothing to read, and says so
     assert "deliveries.db" in capsys.readouterr().err
 
 
-def test_a_locked_store_does_not_stop_forwarding(tmp_path: Path, plain_twins) -> None:
+def test_a_locked_store_does_not_stop_forwarding(
+    start_proxy: ProxyLauncher, plain_twins: Twins
+) -> None:
     allowed, _ = plain_twins
-    data = tmp_path / "data"
-    policy = tmp_path / "p.yaml"
-    policy.write_text(
-        "version: 1\nunsafe: true\n"
-        'defaults: {network: {allow: [127.0.0.2/32], ports: ["1-65535"]}}\n'
-    )
-    proxy = ProxyProcess(policy, data)
+    proxy = start_proxy(PLAIN)
+    data = proxy.data_dir
+    first = one_delivery(proxy, allowed)["request_id"]
+    wait_rows(data, first)
+    locker = sqlite3.connect(store_path(data), isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
     try:
-        first = one_delivery(proxy, allowed)["request_id"]
-        wait_rows(data, first)
-        locker = sqlite3.connect(store_path(data), isolation_level=None)
-        locker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
-        try:
-            mark = proxy.mark()
-            started = time.monotonic()
-            for _ in range(3):
-                one_delivery(proxy, allowed)
-            assert time.monotonic() - started < 2.0  # never waited for the store (busy 2s)
-            error = proxy.wait_for(lambda e: e.get("event") == "store_error", start=mark)
-            assert "locked" in error["error"]
-        finally:
-            locker.execute("ROLLBACK")
-            locker.close()
-        later = one_delivery(proxy, allowed)["request_id"]
-        wait_rows(data, later)  # the writer recovered
+        mark = proxy.mark()
+        started = time.monotonic()
+        for _ in range(3):
+            one_delivery(proxy, allowed)
+        assert time.monotonic() - started < 2.0  # never waited for the store (busy 2s)
+        error = proxy.wait_for(lambda e: e.get("event") == "store_error", start=mark)
+        assert "locked" in error["error"]
     finally:
-        assert proxy.stop() == 0
+        locker.execute("ROLLBACK")
+        locker.close()
+    later = one_delivery(proxy, allowed)["request_id"]
+    wait_rows(data, later)  # the writer recovered

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,7 @@ def yaml_files() -> list[Path]:
 
 
 def k8s_objects() -> list[tuple[Path, dict[str, Any]]]:
-    objects = []
+    objects: list[tuple[Path, dict[str, Any]]] = []
     for path in sorted(K8S.rglob("*.yaml")):
         if path.name == "kustomization.yaml":
             continue
@@ -153,7 +153,8 @@ def dockerfile_env() -> dict[str, str]:
 
 
 def compose() -> dict[str, Any]:
-    return yaml.safe_load(COMPOSE.read_text())
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return loaded
 
 
 def compose_command() -> list[str]:
@@ -267,8 +268,8 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _validator() -> Any:
     try:
-        import kubernetes_validate
-        import kubernetes_validate.utils
+        import kubernetes_validate  # type: ignore[import-untyped]
+        import kubernetes_validate.utils  # type: ignore[import-untyped]
     except ImportError:  # pragma: no cover - a missing dev dependency is a failure, not a skip
         pytest.fail("kubernetes-validate is a dev dependency: pip install kubernetes-validate")
     return kubernetes_validate
@@ -296,11 +297,12 @@ def test_kubernetes_object_is_schema_valid(path: Path, obj: dict[str, Any], offl
 def test_schema_validation_catches_mistakes(offline: None) -> None:
     """The validator is not a no-op: an unknown field, a wrong type, a missing name fail."""
     validator = _validator()
-    for mutate in (
+    mutations: list[Callable[[dict[str, Any]], object]] = [
         lambda c: c["securityContext"].update(readOnlyRootFS=True),
         lambda c: c["ports"][0].update(containerPort="eighty"),
         lambda c: c.pop("name"),
-    ):
+    ]
+    for mutate in mutations:
         deployment = yaml.safe_load((K8S / "deployment.yaml").read_text())
         mutate(deployment["spec"]["template"]["spec"]["containers"][0])
         with pytest.raises(validator.ValidationError):
@@ -426,7 +428,8 @@ def healthcheck_argv() -> list[str]:
     (rest,) = dockerfile("HEALTHCHECK")
     options, _, command = rest.partition(" CMD ")
     assert "--interval=" in options and "--timeout=" in options
-    return json.loads(command)
+    argv: list[str] = json.loads(command)
+    return argv
 
 
 class _Admin(http.server.BaseHTTPRequestHandler):
@@ -713,13 +716,15 @@ def test_networkpolicy_egress_reaches_only_internet_dns_and_redis() -> None:
     for block in internet:
         excepted = [ipaddress.ip_network(c) for c in block["except"]]
         if block["cidr"] == "0.0.0.0/0":
-            for required in map(ipaddress.ip_network, REQUIRED_EGRESS_EXCEPT):
-                assert any(required.subnet_of(e) for e in excepted if e.version == 4), (
+            v4 = [e for e in excepted if isinstance(e, ipaddress.IPv4Network)]
+            for required in map(ipaddress.IPv4Network, REQUIRED_EGRESS_EXCEPT):
+                assert any(required.subnet_of(e) for e in v4), (
                     f"{required} is not excepted from the internet egress rule"
                 )
         else:
-            for required in map(ipaddress.ip_network, ["fc00::/7", "fe80::/10", "::1/128"]):
-                assert any(required.subnet_of(e) for e in excepted if e.version == 6), required
+            v6 = [e for e in excepted if isinstance(e, ipaddress.IPv6Network)]
+            for v6_required in map(ipaddress.IPv6Network, ["fc00::/7", "fe80::/10", "::1/128"]):
+                assert any(v6_required.subnet_of(e) for e in v6), v6_required
     for rule in policy["egress"]:
         assert rule.get("to"), "an egress rule without `to` allows every destination"
         assert rule.get("ports"), "an egress rule without `ports` allows every port"

@@ -9,15 +9,17 @@ from __future__ import annotations
 import signal
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
 from tests.support.adversary import Adversary, BlackHole
-from tests.support.dnsserver import TestDnsServer
+from tests.support.hostile import assert_no_slot_held
+from tests.support.launcher import ProxyLauncher
 from tests.support.proxyproc import ProxyProcess
+from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -45,14 +47,20 @@ destinations:
     max_request_body: 1KiB
     max_response_body: 4KiB
 """
-NAMES = ("capped", "tiny", "rated", "flappy", "fragile", "hasty", "small", "healthy", "hole")
-
-
-@pytest.fixture(scope="module")
-def adversary() -> Iterator[Adversary]:
-    receiver = Adversary()
-    yield receiver
-    receiver.stop()
+NAMES = [
+    f"{name}.test"
+    for name in (
+        "capped",
+        "tiny",
+        "rated",
+        "flappy",
+        "fragile",
+        "hasty",
+        "small",
+        "healthy",
+        "hole",
+    )
+]
 
 
 @pytest.fixture(scope="module")
@@ -63,38 +71,21 @@ def healthy() -> Iterator[Adversary]:
 
 
 @pytest.fixture(scope="module")
-def proxy(
-    tmp_path_factory: pytest.TempPathFactory, dns_server: TestDnsServer
-) -> Iterator[ProxyProcess]:
-    for name in NAMES:
-        dns_server.add(f"{name}.test", "127.0.0.2")
-    tmp = tmp_path_factory.mktemp("flood")
-    policy = tmp / "policy.yaml"
-    policy.write_text(POLICY)
-    proc = ProxyProcess(policy, tmp / "data", dns=[dns_server.spec])
+def proxy(start_module_proxy: ProxyLauncher) -> Iterator[ProxyProcess]:
+    proc = start_module_proxy(POLICY, names=NAMES)
     yield proc
-    # No slot leaks: after every scenario of this module, nothing is in flight or queued.
-    mark = proc.mark()
-    proc.proc.send_signal(signal.SIGUSR1)
-    snapshot = proc.wait_for(lambda e: e.get("event") == "limits_snapshot", start=mark)
-    leaks = [d for d in snapshot["destinations"] if d["in_flight"] or d["queued"]]
-    assert proc.stop() == 0
-    assert not leaks, leaks
+    assert_no_slot_held(proc)  # after every scenario of this module
 
 
-def send(proxy: ProxyProcess, url: str, data=b"{}", timeout: float = 20) -> requests.Response:
+def send(
+    proxy: ProxyProcess, url: str, data: bytes | Iterable[bytes] = b"{}", timeout: float = 20
+) -> requests.Response:
     return requests.post(url, data=data, proxies={"http": proxy.url}, timeout=timeout)
 
 
-def wait_until(predicate, timeout: float = 10.0) -> None:
-    """Poll a receiver-side counter (the receiver is another thread; there is no event)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
-
-
-def test_concurrency_cap_holds_at_the_receiver_and_the_queue_drains(proxy, adversary) -> None:
+def test_concurrency_cap_holds_at_the_receiver_and_the_queue_drains(
+    proxy: ProxyProcess, adversary: Adversary
+) -> None:
     adversary.gate.clear()
     adversary.max_active = 0
     url = f"http://capped.test:{adversary.port}/gate"
@@ -110,7 +101,9 @@ def test_concurrency_cap_holds_at_the_receiver_and_the_queue_drains(proxy, adver
     assert max(e["queue_ms"] for e in queued) > 0
 
 
-def test_a_saturated_receiver_does_not_slow_a_healthy_one(proxy, adversary, healthy) -> None:
+def test_a_saturated_receiver_does_not_slow_a_healthy_one(
+    proxy: ProxyProcess, adversary: Adversary, healthy: Adversary
+) -> None:
     adversary.gate.clear()
     slow = f"http://capped.test:{adversary.port}/gate"
     with ThreadPoolExecutor(12) as pool:
@@ -124,7 +117,9 @@ def test_a_saturated_receiver_does_not_slow_a_healthy_one(proxy, adversary, heal
         assert all(f.result().status_code == 200 for f in stuck)
 
 
-def test_queue_full_and_queue_timeout_say_when_to_come_back(proxy, adversary) -> None:
+def test_queue_full_and_queue_timeout_say_when_to_come_back(
+    proxy: ProxyProcess, adversary: Adversary
+) -> None:
     adversary.gate.clear()
     url = f"http://tiny.test:{adversary.port}/gate"
     with ThreadPoolExecutor(2) as pool:
@@ -151,7 +146,9 @@ def _queued(proxy: ProxyProcess, host: str) -> int:
     return sum(d["queued"] for d in snapshot["destinations"] if str(d["key"]).startswith(host))
 
 
-def test_rate_limit_answers_429_when_it_cannot_be_served_in_time(proxy, adversary) -> None:
+def test_rate_limit_answers_429_when_it_cannot_be_served_in_time(
+    proxy: ProxyProcess, adversary: Adversary
+) -> None:
     url = f"http://rated.test:{adversary.port}/ok"
     assert send(proxy, url).status_code == 200  # the burst token
     r = send(proxy, url)  # the next token is ~1 s away; the queue timeout is 100 ms
@@ -160,7 +157,9 @@ def test_rate_limit_answers_429_when_it_cannot_be_served_in_time(proxy, adversar
     assert int(r.headers["Retry-After"]) >= 1
 
 
-def test_receiver_backpressure_pauses_the_destination_for_everyone(proxy, adversary) -> None:
+def test_receiver_backpressure_pauses_the_destination_for_everyone(
+    proxy: ProxyProcess, adversary: Adversary
+) -> None:
     throttled = send(proxy, f"http://flappy.test:{adversary.port}/status/503?retry_after=20")
     assert throttled.status_code == 503  # the receiver's own answer, passed through
     assert "X-Hookwall-Reason" not in throttled.headers
@@ -171,7 +170,9 @@ def test_receiver_backpressure_pauses_the_destination_for_everyone(proxy, advers
     assert len(adversary.paths) == before  # the paused receiver was not contacted
 
 
-def test_circuit_opens_after_failures_and_closes_after_a_good_probe(proxy, adversary) -> None:
+def test_circuit_opens_after_failures_and_closes_after_a_good_probe(
+    proxy: ProxyProcess, adversary: Adversary
+) -> None:
     base = f"http://fragile.test:{adversary.port}"
     for _ in range(2):
         assert send(proxy, f"{base}/status/500").status_code == 500
@@ -189,7 +190,7 @@ def test_circuit_opens_after_failures_and_closes_after_a_good_probe(proxy, adver
     proxy.wait_for(lambda e: e.get("event") == "circuit_closed")
 
 
-def test_hanging_receiver_gets_response_timeout(proxy, adversary) -> None:
+def test_hanging_receiver_gets_response_timeout(proxy: ProxyProcess, adversary: Adversary) -> None:
     started = time.monotonic()
     r = send(proxy, f"http://hasty.test:{adversary.port}/hang")
     assert r.status_code == 504 and r.headers["X-Hookwall-Reason"] == "response-timeout"
@@ -198,14 +199,16 @@ def test_hanging_receiver_gets_response_timeout(proxy, adversary) -> None:
     assert event["reason"] == "response-timeout" and event["status"] == 504
 
 
-def test_trickling_receiver_is_cut_at_the_deadline(proxy, adversary) -> None:
+def test_trickling_receiver_is_cut_at_the_deadline(
+    proxy: ProxyProcess, adversary: Adversary
+) -> None:
     started = time.monotonic()
     r = send(proxy, f"http://hasty.test:{adversary.port}/trickle")
     assert r.status_code == 504 and r.headers["X-Hookwall-Reason"] == "response-timeout"
     assert time.monotonic() - started < 4
 
 
-def test_black_hole_receiver_gets_connect_timeout(proxy) -> None:
+def test_black_hole_receiver_gets_connect_timeout(proxy: ProxyProcess) -> None:
     hole = BlackHole()
     try:
         started = time.monotonic()
@@ -217,7 +220,7 @@ def test_black_hole_receiver_gets_connect_timeout(proxy) -> None:
         hole.stop()
 
 
-def test_request_too_large(proxy, adversary) -> None:
+def test_request_too_large(proxy: ProxyProcess, adversary: Adversary) -> None:
     before = len(adversary.paths)
     r = send(proxy, f"http://small.test:{adversary.port}/ok", data=b"x" * 2048)
     assert r.status_code == 413 and r.headers["X-Hookwall-Reason"] == "request-too-large"
@@ -227,7 +230,7 @@ def test_request_too_large(proxy, adversary) -> None:
 
 
 @pytest.mark.parametrize("path", ["/huge-declared", "/huge-chunked"])
-def test_response_too_large(proxy, adversary, path: str) -> None:
+def test_response_too_large(proxy: ProxyProcess, adversary: Adversary, path: str) -> None:
     started = time.monotonic()
     r = send(proxy, f"http://small.test:{adversary.port}{path}")
     assert r.status_code == 502
@@ -235,7 +238,7 @@ def test_response_too_large(proxy, adversary, path: str) -> None:
     assert time.monotonic() - started < 3
 
 
-def test_client_connection_cap(proxy) -> None:
+def test_client_connection_cap(proxy: ProxyProcess) -> None:
     sockets = []
     try:
         for _ in range(40):
@@ -254,7 +257,9 @@ def test_client_connection_cap(proxy) -> None:
             s.close()
 
 
-def test_mixed_outcomes_leave_no_slot_behind(proxy, adversary, healthy) -> None:
+def test_mixed_outcomes_leave_no_slot_behind(
+    proxy: ProxyProcess, adversary: Adversary, healthy: Adversary
+) -> None:
     """Hundreds of exchanges ending every way; the module teardown checks the snapshot."""
     adversary.gate.set()
     cases = [  # (host, path): every way an exchange can end

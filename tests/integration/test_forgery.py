@@ -17,7 +17,6 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -25,11 +24,10 @@ import pytest
 import requests
 import trustme
 
-from tests.conftest import tls_server_context
 from tests.support.adversary import FORGED_LOCATION, FORGED_REQUEST_ID, Adversary
-from tests.support.dnsserver import TestDnsServer
+from tests.support.launcher import ProxyLauncher
 from tests.support.proxyproc import ProxyProcess, trusting
-from tests.support.receivers import Receiver, start_receiver
+from tests.support.receivers import Receiver, start_receiver, tls_server_context
 
 pytestmark = pytest.mark.integration
 
@@ -37,37 +35,43 @@ POLICY = """\
 version: 1
 unsafe: true  # the loopback receivers stand for public ones
 defaults:
-  network: {{allow: [127.0.0.1/32, 127.0.0.2/32], ports: ["1-65535"]}}
+  network: {allow: [127.0.0.1/32, 127.0.0.2/32], ports: ["1-65535"]}
   ca_bundle: {ca}
 destinations:
   - hosts: [plain.forge.test, tls.forge.test, deny.forge.test]
   - hosts: [pass.forge.test]
-    redirects: {{mode: pass}}
+    redirects: {mode: pass}
   - hosts: [follow.forge.test]
-    redirects: {{mode: follow, scope: any}}
+    redirects: {mode: follow, scope: any}
   - hosts: [retry.forge.test]
-    retries: {{attempts: 2, backoff: 10ms, max_backoff: 20ms}}
+    retries: {attempts: 2, backoff: 10ms, max_backoff: 20ms}
   - hosts: [creds.forge.test, creds-other.forge.test]
-    redirects: {{mode: follow, scope: any}}
+    redirects: {mode: follow, scope: any}
   - hosts: [keep.forge.test]
-    redirects: {{mode: follow, scope: any, keep_credentials: true}}
+    redirects: {mode: follow, scope: any, keep_credentials: true}
   - hosts: [x.acme.test, y.acme.test, evil.test]
-    redirects: {{mode: follow}}
+    redirects: {mode: follow}
 """
-NAMES = (
-    "plain.forge.test",
-    "tls.forge.test",
-    "deny.forge.test",
-    "pass.forge.test",
-    "follow.forge.test",
-    "retry.forge.test",
-    "creds.forge.test",
-    "creds-other.forge.test",
-    "keep.forge.test",
-    "x.acme.test",
-    "y.acme.test",
-    "evil.test",
-)
+NAMES = {
+    **dict.fromkeys(
+        (
+            "plain.forge.test",
+            "tls.forge.test",
+            "deny.forge.test",
+            "pass.forge.test",
+            "follow.forge.test",
+            "retry.forge.test",
+            "creds.forge.test",
+            "creds-other.forge.test",
+            "keep.forge.test",
+            "x.acme.test",
+            "y.acme.test",
+            "evil.test",
+        ),
+        "127.0.0.2",
+    ),
+    "loop.forge.test": "127.0.0.1",
+}
 SECRETS = {"Authorization": "Bearer sender-secret", "Cookie": "session=sender-cookie"}
 
 
@@ -86,25 +90,8 @@ class TlsAdversary(Adversary):
 
 
 @pytest.fixture(scope="module")
-def proxy(
-    tmp_path_factory: pytest.TempPathFactory, dns_server: TestDnsServer, receiver_ca_file: Path
-) -> Iterator[ProxyProcess]:
-    for name in NAMES:
-        dns_server.add(name, "127.0.0.2")
-    dns_server.add("loop.forge.test", "127.0.0.1")
-    tmp = tmp_path_factory.mktemp("forgery")
-    policy = tmp / "policy.yaml"
-    policy.write_text(POLICY.format(ca=receiver_ca_file))
-    proc = ProxyProcess(policy, tmp / "data", dns=[dns_server.spec])
-    yield proc
-    assert proc.stop() == 0
-
-
-@pytest.fixture(scope="module")
-def adversary() -> Iterator[Adversary]:
-    receiver = Adversary()
-    yield receiver
-    receiver.stop()
+def proxy(start_module_proxy: ProxyLauncher) -> ProxyProcess:
+    return start_module_proxy(POLICY, names=NAMES)
 
 
 @pytest.fixture(scope="module")
@@ -133,16 +120,27 @@ def redirect(host: str, port: int, to: str, code: int = 302) -> str:
 
 
 def post(
-    proxy: ProxyProcess, url: str, headers: dict[str, str] | None = None, **kwargs: object
+    proxy: ProxyProcess,
+    url: str,
+    headers: dict[str, str] | None = None,
+    *,
+    allow_redirects: bool = True,
 ) -> requests.Response:
     return requests.post(
-        url, data=b"{}", headers=headers, proxies={"http": proxy.url}, timeout=20, **kwargs
-    )  # type: ignore[arg-type]
+        url,
+        data=b"{}",
+        headers=headers,
+        proxies={"http": proxy.url},
+        timeout=20,
+        allow_redirects=allow_redirects,
+    )
 
 
-def assert_only_hookwalls_headers(proxy: ProxyProcess, response: object, url: str) -> dict:
+def assert_only_hookwalls_headers(
+    proxy: ProxyProcess, response: requests.Response | httpx.Response, url: str
+) -> dict[str, str]:
     """No receiver X-Hookwall-* header; the request id is the delivery's (its exchange event)."""
-    headers = response.headers  # type: ignore[attr-defined]
+    headers = response.headers
     ours = {k.lower(): v for k, v in headers.items() if k.lower().startswith("x-hookwall-")}
     assert "x-hookwall-internal" not in ours
     assert ours.get("x-hookwall-redirect-location") != FORGED_LOCATION
@@ -156,7 +154,9 @@ def assert_only_hookwalls_headers(proxy: ProxyProcess, response: object, url: st
 
 
 @pytest.mark.parametrize("status", [200, 403, 503])
-def test_a_direct_response_carries_no_receiver_hookwall_header(proxy, adversary, status) -> None:
+def test_a_direct_response_carries_no_receiver_hookwall_header(
+    proxy: ProxyProcess, adversary: Adversary, status: int
+) -> None:
     url = forged("plain.forge.test", adversary.port, status)
     r = post(proxy, url)
     assert r.status_code == status and r.content == b"ok"
@@ -164,7 +164,7 @@ def test_a_direct_response_carries_no_receiver_hookwall_header(proxy, adversary,
     assert set(ours) == {"x-hookwall-request-id"}  # no reason: hookwall refused nothing
 
 
-def test_inside_intercepted_tls_too(proxy, tls_adversary) -> None:
+def test_inside_intercepted_tls_too(proxy: ProxyProcess, tls_adversary: Adversary) -> None:
     url = f"https://tls.forge.test:{tls_adversary.port}/forged?status=200"
     with httpx.Client(proxy=proxy.url, verify=trusting(proxy.ca_cert), timeout=20) as client:
         r = client.post(url, content=b"{}")
@@ -172,14 +172,16 @@ def test_inside_intercepted_tls_too(proxy, tls_adversary) -> None:
     assert set(assert_only_hookwalls_headers(proxy, r, url)) == {"x-hookwall-request-id"}
 
 
-def test_a_relayed_redirect_keeps_its_location_but_loses_the_forgeries(proxy, adversary) -> None:
+def test_a_relayed_redirect_keeps_its_location_but_loses_the_forgeries(
+    proxy: ProxyProcess, adversary: Adversary
+) -> None:
     url = forged("pass.forge.test", adversary.port, 302, "http://somewhere.test/")
     r = post(proxy, url, allow_redirects=False)
     assert r.status_code == 302 and r.headers["Location"] == "http://somewhere.test/"
     assert set(assert_only_hookwalls_headers(proxy, r, url)) == {"x-hookwall-request-id"}
 
 
-def test_a_denied_redirect_names_the_real_target(proxy, adversary) -> None:
+def test_a_denied_redirect_names_the_real_target(proxy: ProxyProcess, adversary: Adversary) -> None:
     target = f"http://deny.forge.test:{adversary.port}/next"
     url = forged("deny.forge.test", adversary.port, 302, target)
     r = post(proxy, url)
@@ -189,7 +191,9 @@ def test_a_denied_redirect_names_the_real_target(proxy, adversary) -> None:
     assert r.json()["request_id"] == ours["x-hookwall-request-id"]
 
 
-def test_a_followed_hop_posing_as_a_refusal_is_still_followed(proxy, adversary) -> None:
+def test_a_followed_hop_posing_as_a_refusal_is_still_followed(
+    proxy: ProxyProcess, adversary: Adversary
+) -> None:
     """The hop answers 302 + a forged X-Hookwall-Reason, then 200 + forgeries: hookwall reads
     only its own verdict on each hop, so the chain is followed to the end."""
     before = len(adversary.paths)
@@ -204,7 +208,9 @@ def test_a_followed_hop_posing_as_a_refusal_is_still_followed(proxy, adversary) 
     assert first["redirect"]["action"] == "followed" and first["redirect"]["hops"] == 2
 
 
-def test_retries_are_not_stopped_by_a_forged_reason(proxy, adversary) -> None:
+def test_retries_are_not_stopped_by_a_forged_reason(
+    proxy: ProxyProcess, adversary: Adversary
+) -> None:
     """Every attempt answers 503 + 'X-Hookwall-Reason: address-blocked': each is retried as the
     receiver's 503 it is (1 + 2 attempts), and the last one reaches the sender cleaned."""
     before = len(adversary.paths)
@@ -229,7 +235,9 @@ SENT = {**SECRETS, "X-Trace": "t-1"}
 WITHOUT = {"Authorization": None, "Cookie": None, "X-Trace": "t-1"}
 
 
-def test_a_hop_to_another_host_goes_without_credentials(proxy, receivers) -> None:
+def test_a_hop_to_another_host_goes_without_credentials(
+    proxy: ProxyProcess, receivers: tuple[Receiver, Receiver]
+) -> None:
     first, _ = receivers
     final = f"http://creds-other.forge.test:{first.port}/landing"
     r = post(proxy, redirect("creds.forge.test", first.port, final), SENT)
@@ -238,7 +246,9 @@ def test_a_hop_to_another_host_goes_without_credentials(proxy, receivers) -> Non
     assert first.requests[-1].path == "/landing" and credentials(first) == WITHOUT
 
 
-def test_a_hop_to_another_port_goes_without_credentials(proxy, receivers) -> None:
+def test_a_hop_to_another_port_goes_without_credentials(
+    proxy: ProxyProcess, receivers: tuple[Receiver, Receiver]
+) -> None:
     first, second = receivers
     final = f"http://creds.forge.test:{second.port}/landing"
     r = post(proxy, redirect("creds.forge.test", first.port, final), SENT)
@@ -247,7 +257,9 @@ def test_a_hop_to_another_port_goes_without_credentials(proxy, receivers) -> Non
     assert second.requests[-1].path == "/landing" and credentials(second) == WITHOUT
 
 
-def test_credentials_are_not_sent_again_when_the_chain_comes_back(proxy, receivers) -> None:
+def test_credentials_are_not_sent_again_when_the_chain_comes_back(
+    proxy: ProxyProcess, receivers: tuple[Receiver, Receiver]
+) -> None:
     first, second = receivers
     back = f"http://creds.forge.test:{first.port}/back"
     away = redirect("creds.forge.test", second.port, back)
@@ -256,7 +268,9 @@ def test_credentials_are_not_sent_again_when_the_chain_comes_back(proxy, receive
     assert first.requests[-1].path == "/back" and credentials(first) == WITHOUT
 
 
-def test_a_same_origin_hop_keeps_them(proxy, receivers) -> None:
+def test_a_same_origin_hop_keeps_them(
+    proxy: ProxyProcess, receivers: tuple[Receiver, Receiver]
+) -> None:
     first, _ = receivers
     final = f"http://creds.forge.test:{first.port}/landing"
     r = post(proxy, redirect("creds.forge.test", first.port, final, 307), SENT)
@@ -264,7 +278,9 @@ def test_a_same_origin_hop_keeps_them(proxy, receivers) -> None:
     assert first.requests[-1].path == "/landing" and credentials(first) == SENT
 
 
-def test_a_destination_may_opt_in(proxy, receivers) -> None:
+def test_a_destination_may_opt_in(
+    proxy: ProxyProcess, receivers: tuple[Receiver, Receiver]
+) -> None:
     first, _ = receivers
     final = f"http://creds-other.forge.test:{first.port}/landing"
     r = post(proxy, redirect("keep.forge.test", first.port, final), SENT)
@@ -275,7 +291,9 @@ def test_a_destination_may_opt_in(proxy, receivers) -> None:
 # -- same_site with a TLD the Public Suffix List does not know ---------------------------------
 
 
-def test_same_site_on_an_unlisted_tld(proxy, receivers) -> None:
+def test_same_site_on_an_unlisted_tld(
+    proxy: ProxyProcess, receivers: tuple[Receiver, Receiver]
+) -> None:
     first, _ = receivers
     same = f"http://y.acme.test:{first.port}/same-site"
     assert post(proxy, redirect("x.acme.test", first.port, same)).status_code == 200
@@ -307,7 +325,9 @@ def own_listeners(proxy: ProxyProcess) -> dict[str, tuple[str, int]]:
     }
 
 
-def test_the_policy_allows_loopback_receivers(proxy, loopback_receiver) -> None:
+def test_the_policy_allows_loopback_receivers(
+    proxy: ProxyProcess, loopback_receiver: Receiver
+) -> None:
     """What the next test relies on: 127.0.0.1 and any port are allowed by this policy."""
     r = post(proxy, f"http://127.0.0.1:{loopback_receiver.port}/allowed")
     assert r.status_code == 200 and loopback_receiver.requests[-1].path == "/allowed"
@@ -315,7 +335,9 @@ def test_the_policy_allows_loopback_receivers(proxy, loopback_receiver) -> None:
 
 @pytest.mark.parametrize("listener", ["admin", "internal", "public"])
 @pytest.mark.parametrize("host", ["127.0.0.1", "loop.forge.test"])
-def test_no_listener_of_hookwall_is_a_destination(proxy, listener: str, host: str) -> None:
+def test_no_listener_of_hookwall_is_a_destination(
+    proxy: ProxyProcess, listener: str, host: str
+) -> None:
     _, port = own_listeners(proxy)[listener]
     url = f"http://{host}:{port}/metrics"
     r = requests.get(url, proxies={"http": proxy.url}, timeout=20)
@@ -327,7 +349,7 @@ def test_no_listener_of_hookwall_is_a_destination(proxy, listener: str, host: st
 
 
 @pytest.mark.parametrize("listener", ["admin", "internal"])
-def test_nor_through_a_tunnel(proxy, listener: str) -> None:
+def test_nor_through_a_tunnel(proxy: ProxyProcess, listener: str) -> None:
     _, port = own_listeners(proxy)[listener]
     with socket.create_connection((proxy.host, proxy.port), timeout=10) as sock:
         sock.sendall(
@@ -341,7 +363,9 @@ def test_nor_through_a_tunnel(proxy, listener: str) -> None:
     assert "x-hookwall-reason: address-blocked" in head.lower()
 
 
-def test_a_redirect_to_the_admin_listener_is_refused(proxy, adversary) -> None:
+def test_a_redirect_to_the_admin_listener_is_refused(
+    proxy: ProxyProcess, adversary: Adversary
+) -> None:
     _, port = own_listeners(proxy)["admin"]
     target = f"http://127.0.0.1:{port}/metrics"
     r = post(proxy, forged("follow.forge.test", adversary.port, 302, target))
@@ -350,33 +374,26 @@ def test_a_redirect_to_the_admin_listener_is_refused(proxy, adversary) -> None:
 
 
 def test_with_two_workers_no_worker_lets_a_request_reach_another_workers_listener(
-    tmp_path: Path, dns_server: TestDnsServer, receiver_ca_file: Path
+    start_proxy: ProxyLauncher,
 ) -> None:
     """The supervisor serves the admin endpoint (port 0 becomes a free one) and reserves one
     internal-listener port per worker, so every worker knows all of them: connections spread
     over both workers, to each of those listeners, are all refused."""
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY.format(ca=receiver_ca_file))
-    proc = ProxyProcess(
-        policy, tmp_path / "data", dns=[dns_server.spec], extra_args=["--workers", "2"]
-    )
-    try:
-        proc.wait_for(lambda e: sum(x.get("event") == "proxy_started" for x in proc.events) >= 2)
-        workers = [e for e in proc.events if e.get("event") == "proxy_started"]
-        assert not any(e.get("admin") for e in workers)  # the supervisor's, for all of them
-        admins = [e["admin"] for e in proc.events if e.get("event") == "supervisor_started"]
-        assert len(admins) == 1 and admins[0], proc.events
-        assert requests.get(f"http://{admins[0]}/healthz", timeout=10).status_code == 200
-        internal = sorted({e["internal_listen"][0] for e in workers})
-        assert len(internal) == 2, workers  # one per worker: hop chains stay on their worker
-        targets = [admins[0], *internal]
-        mark = proc.mark()
-        for i in range(21):  # a new connection each: the kernel picks a worker for each
-            url = f"http://{targets[i % 3]}/metrics"
-            r = requests.get(url, proxies={"http": proc.url}, timeout=20)
-            assert r.status_code == 403 and r.headers["X-Hookwall-Reason"] == "address-blocked"
-        proc.wait_for(lambda e: sum(x.get("event") == "exchange" for x in proc.events[mark:]) >= 21)
-        refused_by = {e["pid"] for e in proc.events[mark:] if e.get("event") == "exchange"}
-        assert refused_by == {e["pid"] for e in workers}  # both workers refused some
-    finally:
-        assert proc.stop() == 0
+    proc = start_proxy(POLICY, names=NAMES, workers=2)  # returns once both are ready
+    workers = proc.events_named("proxy_started")
+    assert len(workers) == 2
+    assert not any(e.get("admin") for e in workers)  # the supervisor's, for all of them
+    admins = [e["admin"] for e in proc.events_named("supervisor_started")]
+    assert len(admins) == 1 and admins[0], proc.events
+    assert requests.get(f"http://{admins[0]}/healthz", timeout=10).status_code == 200
+    internal = sorted({e["internal_listen"][0] for e in workers})
+    assert len(internal) == 2, workers  # one per worker: hop chains stay on their worker
+    targets = [admins[0], *internal]
+    mark = proc.mark()
+    for i in range(21):  # a new connection each: the kernel picks a worker for each
+        url = f"http://{targets[i % 3]}/metrics"
+        r = requests.get(url, proxies={"http": proc.url}, timeout=20)
+        assert r.status_code == 403 and r.headers["X-Hookwall-Reason"] == "address-blocked"
+    proc.wait_until(lambda: len(proc.events_named("exchange", mark)) >= 21, what="21 exchanges")
+    refused_by = {e["pid"] for e in proc.events_named("exchange", mark)}
+    assert refused_by == {e["pid"] for e in workers}  # both workers refused some

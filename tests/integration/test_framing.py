@@ -13,19 +13,19 @@ from __future__ import annotations
 import json
 import ssl
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import trustme
 
 from hookwall.deliveries.store import Row, Store, StoreError, store_path
-from tests.conftest import tls_server_context
 from tests.support import hostile
 from tests.support.adversary import Adversary
-from tests.support.dnsserver import TestDnsServer
-from tests.support.hostile import assert_settled, read_all, reason_of, status_of, wait_until
+from tests.support.hostile import assert_settled, read_all, reason_of, status_of
+from tests.support.launcher import ProxyLauncher
 from tests.support.proxyproc import ProxyProcess, trusting
+from tests.support.receivers import tls_server_context
 from tests.support.recorder import Recorder
+from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +39,7 @@ defaults:
   timeouts: {connect: 2s, headers: 10s, response: 10s}
   ca_bundle: "{ca}"
 """
+NAMES = ["recv.test", "tls.test", "adv.test"]
 
 
 @pytest.fixture(scope="module")
@@ -56,24 +57,8 @@ def tls_recorder(receiver_ca: trustme.CA) -> Iterator[Recorder]:
 
 
 @pytest.fixture(scope="module")
-def adversary() -> Iterator[Adversary]:
-    server = Adversary()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def proxy(
-    tmp_path_factory: pytest.TempPathFactory, dns_server: TestDnsServer, receiver_ca_file: Path
-) -> Iterator[ProxyProcess]:
-    for name in ("recv.test", "tls.test", "adv.test"):
-        dns_server.add(name, "127.0.0.2")
-    tmp = tmp_path_factory.mktemp("framing")
-    policy = tmp / "policy.yaml"
-    policy.write_text(POLICY.replace("{ca}", str(receiver_ca_file)))
-    proc = ProxyProcess(policy, tmp / "data", dns=[dns_server.spec])
-    yield proc
-    assert proc.stop() == 0
+def proxy(start_module_proxy: ProxyLauncher) -> ProxyProcess:
+    return start_module_proxy(POLICY, names=NAMES)
 
 
 def _answer_id(answer: bytes) -> str:
@@ -102,7 +87,7 @@ def _stored(proxy: ProxyProcess, request_id: str) -> Row:
 
     def committed() -> bool:
         try:
-            store = Store.open_readonly(store_path(proxy.ca_cert.parent))
+            store = Store.open_readonly(store_path(proxy.data_dir))
         except StoreError:
             return False
         try:
@@ -220,7 +205,8 @@ def _raw(template: str, recorder: Recorder) -> bytes:
     )
 
 
-def _refused(proxy: ProxyProcess, recorder: Recorder, raw: bytes, status: int, reason: str) -> None:
+def _refused(proxy: ProxyProcess, recorder: Recorder, raw: bytes, status: int, reason: str) -> str:
+    """Refused with this status and reason, one event, nothing at the receiver: the id."""
     recorder.clear()
     answer = hostile.exchange(proxy, raw)
     assert status_of(answer) == status, answer

@@ -7,16 +7,13 @@ destination with one shared slot must get 200, and neither replica holds anythin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 import requests
 
 from tests.support import hostile
 from tests.support.adversary import Adversary
-from tests.support.dnsserver import TestDnsServer
 from tests.support.hostile import assert_settled, reason_of, status_of
+from tests.support.launcher import ProxyLauncher
 from tests.support.proxyproc import ProxyProcess
 from tests.support.redisserver import RedisServer, needs_redis
 
@@ -36,46 +33,32 @@ destinations:
 """
 
 
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Adversary]:
-    adversary = Adversary()
-    yield adversary
-    adversary.stop()
+Replicas = tuple[ProxyProcess, ProxyProcess]
 
 
 @pytest.fixture(scope="module")
-def replicas(
-    tmp_path_factory: pytest.TempPathFactory, dns_server: TestDnsServer
-) -> Iterator[tuple[ProxyProcess, ProxyProcess]]:
-    dns_server.add("one.test", "127.0.0.2")
-    tmp = tmp_path_factory.mktemp("hostile-shared")
-    redis = RedisServer(tmp / "redis").start()
-    policy = tmp / "policy.yaml"
-    policy.write_text(POLICY.format(url=redis.url))
-    procs: list[ProxyProcess] = []
-    try:
-        for name in ("a", "b"):
-            proc = ProxyProcess(policy, tmp / name, dns=[dns_server.spec])
-            proc.wait_for(lambda e: e.get("event") == "limits_backend")
-            procs.append(proc)
-        yield procs[0], procs[1]
-    finally:
-        for proc in procs:
-            assert proc.stop() == 0
-        redis.stop()
+def replicas(redis_server: RedisServer, start_module_proxy: ProxyLauncher) -> Replicas:
+    """Two replicas on one Redis (which outlives them: it is set up first)."""
+    policy = POLICY.format(url=redis_server.url)
+    a, b = start_module_proxy.fleet(2, policy, names=["one.test"])
+    for proc in (a, b):
+        proc.wait_for(lambda e: e.get("event") == "limits_backend")
+    return a, b
 
 
-def both_settled(replicas: tuple[ProxyProcess, ProxyProcess], receiver: Adversary) -> None:
+def both_settled(replicas: Replicas, adversary: Adversary) -> None:
     a, b = replicas
-    url = f"http://one.test:{receiver.port}/ok"
+    url = f"http://one.test:{adversary.port}/ok"
     assert_settled(a, url)
     assert_settled(b, url)  # one shared slot: a lease A kept would refuse this
     assert_settled(a, url)
 
 
-def test_trailers_on_one_replica_never_wedge_the_fleet(replicas, receiver, tmp_path: Path) -> None:
+def test_trailers_on_one_replica_never_wedge_the_fleet(
+    replicas: Replicas, adversary: Adversary
+) -> None:
     a, _ = replicas
-    url = f"http://one.test:{receiver.port}/ok"
+    url = f"http://one.test:{adversary.port}/ok"
     body = b"2\r\nhi\r\n0\r\nX-Trailer: 1\r\n\r\n"
     for _ in range(3):
         answer = hostile.exchange(
@@ -83,15 +66,17 @@ def test_trailers_on_one_replica_never_wedge_the_fleet(replicas, receiver, tmp_p
         )
         assert status_of(answer) == 502 and reason_of(answer) == "proxy-error"
     r = requests.get(
-        f"http://one.test:{receiver.port}/trailers", proxies={"http": a.url}, timeout=10
+        f"http://one.test:{adversary.port}/trailers", proxies={"http": a.url}, timeout=10
     )
     assert r.status_code == 502
-    both_settled(replicas, receiver)
+    both_settled(replicas, adversary)
 
 
-def test_departed_and_slow_senders_on_one_replica_hold_no_shared_slot(replicas, receiver) -> None:
+def test_departed_and_slow_senders_on_one_replica_hold_no_shared_slot(
+    replicas: Replicas, adversary: Adversary
+) -> None:
     a, _ = replicas
-    url = f"http://one.test:{receiver.port}"
+    url = f"http://one.test:{adversary.port}"
     hostile.exchange(
         a, hostile.request("POST", url + "/ok", ["Content-Length: 500"]) + b"x", close=True
     )
@@ -102,4 +87,4 @@ def test_departed_and_slow_senders_on_one_replica_hold_no_shared_slot(replicas, 
     assert status_of(answer) == 408
     r = requests.get(url + "/partial", proxies={"http": a.url}, timeout=10)
     assert r.status_code == 502
-    both_settled(replicas, receiver)
+    both_settled(replicas, adversary)

@@ -7,7 +7,6 @@ No sleeps as synchronisation: every wait is on a log event.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.dnsserver import TestDnsServer
-from tests.support.proxyproc import Event, ProxyProcess
-from tests.support.receivers import Receiver, start_receiver
+from tests.support.launcher import ProxyLauncher
+from tests.support.proxyproc import ProxyProcess
+from tests.support.receivers import Receiver
+from tests.support.reloads import rejected, write
 
 pytestmark = pytest.mark.integration
 
@@ -32,37 +32,29 @@ destinations:
   - hosts: [ok.safety.test]
     network: {allow: [127.0.0.2/32]}
 """
-
-# Edits are seen within 100 ms instead of the 2 s default.
-POLL = ["--policy-poll", "100ms"]
-
-
-def write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+NAMES = {"ok.safety.test": "127.0.0.2", "mapped.safety.test": "::ffff:127.0.0.2"}
 
 
 def post(proc: ProxyProcess, url: str) -> requests.Response:
     return requests.post(url, data=b"{}", proxies={"http": proc.url}, timeout=15)
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = start_receiver("127.0.0.2")
-    yield r
-    r.stop()
+@pytest.fixture(scope="module")
+def shared_proxy(start_module_proxy: ProxyLauncher) -> ProxyProcess:
+    return start_module_proxy(POLICY, names=NAMES)  # edits are seen within 100 ms
 
 
 @pytest.fixture
-def proxy(tmp_path: Path, dns_server: TestDnsServer) -> Iterator[tuple[ProxyProcess, Path]]:
-    dns_server.add("ok.safety.test", "127.0.0.2")
-    dns_server.add("mapped.safety.test", "::ffff:127.0.0.2")
-    policy = tmp_path / "policy.yaml"
-    write(policy, POLICY)
-    proc = ProxyProcess(policy, tmp_path / "data", dns=[dns_server.spec], extra_args=POLL)
-    yield proc, policy
-    assert proc.stop() == 0
+def proxy(shared_proxy: ProxyProcess) -> Iterator[tuple[ProxyProcess, Path]]:
+    """The module's proxy and its policy file; a test that wrote another policy there (every
+    one is refused) gets the module's back afterwards, so the next test starts from it."""
+    policy = shared_proxy.policy
+    assert policy is not None
+    yield shared_proxy, policy
+    if policy.read_text() != POLICY:
+        mark = shared_proxy.mark()
+        write(policy, POLICY)
+        shared_proxy.wait_for(lambda e: e.get("event") == "policy_reloaded", start=mark, timeout=15)
 
 
 def refused_reason(proc: ProxyProcess, url: str) -> str:
@@ -91,10 +83,6 @@ def test_mapped_spellings_of_loopback_stay_refused(
         event = proc.exchange(r.headers["X-Hookwall-Request-Id"])
         assert (event["decision"], event["reason"]) == ("deny", "address-blocked")
     assert len(receiver.requests) == 1
-
-
-def rejected(proc: ProxyProcess, start: int) -> Event:
-    return proc.wait_for(lambda e: e.get("event") == "policy_rejected", start=start, timeout=15)
 
 
 def laughs() -> str:

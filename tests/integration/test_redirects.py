@@ -9,8 +9,6 @@ logged like first requests.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
@@ -19,9 +17,10 @@ import requests
 from standardwebhooks.webhooks import Webhook
 
 from hookwall.deliveries.redaction import redact_url as logged
-from tests.conftest import needs_isolation
-from tests.support.dnsserver import TestDnsServer
+from tests.support.launcher import ProxyLauncher
+from tests.support.netns import needs_isolation
 from tests.support.proxyproc import ProxyProcess, trusting
+from tests.support.receivers import Twins
 
 pytestmark = pytest.mark.integration
 
@@ -30,37 +29,34 @@ POLICY = """\
 version: 1
 unsafe: true
 defaults:
-  network: {{allow: [127.0.0.2/32], ports: ["1-65535"]}}
+  network: {allow: [127.0.0.2/32], ports: ["1-65535"]}
   ca_bundle: {ca}
 destinations:
   - hosts: [deny.redir.test]
   - hosts: [pass.redir.test]
-    redirects: {{mode: pass}}
+    redirects: {mode: pass}
   - hosts: [follow.redir.test, tlsfollow.hooks.test]
-    redirects: {{mode: follow, scope: any, max_hops: 2}}
+    redirects: {mode: follow, scope: any, max_hops: 2}
   - hosts: [samehost.redir.test]
-    redirects: {{mode: follow, scope: same_host}}
+    redirects: {mode: follow, scope: same_host}
   - hosts: [signed.redir.test, other-signed.redir.test]
-    redirects: {{mode: follow, scope: any}}
-    signing: {{scheme: standard-webhooks, secrets: [env:HW_REDIR_WHSEC]}}
+    redirects: {mode: follow, scope: any}
+    signing: {scheme: standard-webhooks, secrets: [env:HW_REDIR_WHSEC]}
   - hosts: [other.redir.test]
 """
+NAMES = {
+    **{
+        f"{name}.redir.test": "127.0.0.2"
+        for name in ("deny", "pass", "follow", "samehost", "signed", "other-signed", "other")
+    },
+    "foo.lvh.test": "127.0.0.1",
+    "tlsfollow.hooks.test": "127.0.0.2",
+}
 
 
 @pytest.fixture(scope="module")
-def proxy(
-    tmp_path_factory: pytest.TempPathFactory, dns_server: TestDnsServer, receiver_ca_file: Path
-) -> Iterator[ProxyProcess]:
-    for name in ("deny", "pass", "follow", "samehost", "signed", "other-signed", "other"):
-        dns_server.add(f"{name}.redir.test", "127.0.0.2")
-    dns_server.add("foo.lvh.test", "127.0.0.1")
-    dns_server.add("tlsfollow.hooks.test", "127.0.0.2")
-    tmp = tmp_path_factory.mktemp("redirects")
-    policy = tmp / "policy.yaml"
-    policy.write_text(POLICY.format(ca=receiver_ca_file))
-    proc = ProxyProcess(policy, tmp / "data", dns=[dns_server.spec], env={"HW_REDIR_WHSEC": WHSEC})
-    yield proc
-    assert proc.stop() == 0
+def proxy(start_module_proxy: ProxyLauncher) -> ProxyProcess:
+    return start_module_proxy(POLICY, names=NAMES, env={"HW_REDIR_WHSEC": WHSEC})
 
 
 def post(proxy: ProxyProcess, url: str, body: bytes = b'{"n": 1}') -> requests.Response:
@@ -71,7 +67,7 @@ def redirect(host: str, port: int, to: str, code: int = 302) -> str:
     return f"http://{host}:{port}/redirect?to={quote(to, safe='')}&code={code}"
 
 
-def test_deny_is_the_default_and_names_the_target(proxy, plain_twins) -> None:
+def test_deny_is_the_default_and_names_the_target(proxy: ProxyProcess, plain_twins: Twins) -> None:
     allowed, forbidden = plain_twins
     target = f"http://127.0.0.1:{forbidden.port}/internal"
     r = post(proxy, redirect("deny.redir.test", allowed.port, target))
@@ -83,7 +79,7 @@ def test_deny_is_the_default_and_names_the_target(proxy, plain_twins) -> None:
     assert forbidden.connections == 0
 
 
-def test_pass_relays_the_redirect_unchanged(proxy, plain_twins) -> None:
+def test_pass_relays_the_redirect_unchanged(proxy: ProxyProcess, plain_twins: Twins) -> None:
     allowed, _ = plain_twins
     target = "http://169.254.169.254/latest/meta-data/"
     r = requests.post(
@@ -99,7 +95,9 @@ def test_pass_relays_the_redirect_unchanged(proxy, plain_twins) -> None:
     assert event["redirect"]["action"] == "passed"
 
 
-def test_followed_redirects_reach_the_final_receiver_and_are_logged_per_hop(proxy, plain_twins):
+def test_followed_redirects_reach_the_final_receiver_and_are_logged_per_hop(
+    proxy: ProxyProcess, plain_twins: Twins
+) -> None:
     allowed, forbidden = plain_twins
     final = f"http://other.redir.test:{allowed.port}/final"
     middle = redirect("follow.redir.test", allowed.port, final, 301)
@@ -126,7 +124,9 @@ def test_followed_redirects_reach_the_final_receiver_and_are_logged_per_hop(prox
         "http://[::ffff:127.0.0.1]:{port}/",
     ],
 )
-def test_followed_hops_to_internal_addresses_are_refused(proxy, plain_twins, target: str) -> None:
+def test_followed_hops_to_internal_addresses_are_refused(
+    proxy: ProxyProcess, plain_twins: Twins, target: str
+) -> None:
     allowed, forbidden = plain_twins
     to = target.format(port=forbidden.port)
     r = post(proxy, redirect("follow.redir.test", allowed.port, to))
@@ -142,20 +142,24 @@ def test_followed_hops_to_internal_addresses_are_refused(proxy, plain_twins, tar
 @pytest.mark.parametrize(
     "target", ["http://169.254.169.254/latest/meta-data/", "http://[::ffff:10.0.0.1]/"]
 )
-def test_followed_hops_to_metadata_and_private_literals_are_refused(proxy, plain_twins, target):
+def test_followed_hops_to_metadata_and_private_literals_are_refused(
+    proxy: ProxyProcess, plain_twins: Twins, target: str
+) -> None:
     allowed, _ = plain_twins
     r = post(proxy, redirect("follow.redir.test", allowed.port, target))
     assert r.status_code == 502 and "address-blocked" in r.json()["message"]
 
 
-def test_relative_location_is_resolved_against_the_current_url(proxy, plain_twins) -> None:
+def test_relative_location_is_resolved_against_the_current_url(
+    proxy: ProxyProcess, plain_twins: Twins
+) -> None:
     allowed, _ = plain_twins
     r = post(proxy, redirect("follow.redir.test", allowed.port, "/relative/target"))
     assert r.status_code == 200
     assert allowed.requests[-1].path == "/relative/target"
 
 
-def test_loops_and_too_many_hops_are_refused(proxy, plain_twins) -> None:
+def test_loops_and_too_many_hops_are_refused(proxy: ProxyProcess, plain_twins: Twins) -> None:
     allowed, _ = plain_twins
     r = post(proxy, f"http://follow.redir.test:{allowed.port}/loop")
     assert r.status_code == 502 and "redirect loop" in r.json()["message"]
@@ -164,7 +168,7 @@ def test_loops_and_too_many_hops_are_refused(proxy, plain_twins) -> None:
     assert r.status_code == 502 and "more than 2 redirects" in r.json()["message"]
 
 
-def test_same_host_scope_refuses_another_host(proxy, plain_twins) -> None:
+def test_same_host_scope_refuses_another_host(proxy: ProxyProcess, plain_twins: Twins) -> None:
     allowed, _ = plain_twins
     other = f"http://other.redir.test:{allowed.port}/x"
     r = post(proxy, redirect("samehost.redir.test", allowed.port, other))
@@ -173,7 +177,7 @@ def test_same_host_scope_refuses_another_host(proxy, plain_twins) -> None:
     assert post(proxy, redirect("samehost.redir.test", allowed.port, same)).status_code == 200
 
 
-def test_missing_and_malformed_locations(proxy, plain_twins) -> None:
+def test_missing_and_malformed_locations(proxy: ProxyProcess, plain_twins: Twins) -> None:
     allowed, _ = plain_twins
     r = post(proxy, f"http://follow.redir.test:{allowed.port}/redirect?code=302")
     assert r.status_code == 502 and "without a Location" in r.json()["message"]
@@ -181,7 +185,9 @@ def test_missing_and_malformed_locations(proxy, plain_twins) -> None:
     assert r.status_code == 502 and "not an http(s) URL" in r.json()["message"]
 
 
-def test_307_keeps_the_post_body_and_the_hop_is_re_signed(proxy, plain_twins) -> None:
+def test_307_keeps_the_post_body_and_the_hop_is_re_signed(
+    proxy: ProxyProcess, plain_twins: Twins
+) -> None:
     allowed, _ = plain_twins
     body = b'{"type": "invoice.paid"}'
     target = f"http://other-signed.redir.test:{allowed.port}/signed-final"
@@ -196,7 +202,9 @@ def test_307_keeps_the_post_body_and_the_hop_is_re_signed(proxy, plain_twins) ->
     Webhook(WHSEC).verify(final.body, final.headers)
 
 
-def test_a_signed_delivery_is_not_redirected_to_an_unsigned_target(proxy, plain_twins) -> None:
+def test_a_signed_delivery_is_not_redirected_to_an_unsigned_target(
+    proxy: ProxyProcess, plain_twins: Twins
+) -> None:
     allowed, _ = plain_twins
     before = len(allowed.requests)
     target = f"http://other.redir.test:{allowed.port}/unsigned"
@@ -206,7 +214,7 @@ def test_a_signed_delivery_is_not_redirected_to_an_unsigned_target(proxy, plain_
     assert len(allowed.requests) == before + 1  # only the first receiver, not the target
 
 
-def test_no_downgrade_from_https_to_http(proxy, tls_twins) -> None:
+def test_no_downgrade_from_https_to_http(proxy: ProxyProcess, tls_twins: Twins) -> None:
     allowed, forbidden = tls_twins
     target = f"http://tlsfollow.hooks.test:{allowed.port}/plain"
     url = (

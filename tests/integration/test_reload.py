@@ -7,7 +7,6 @@ No sleeps as synchronisation: every wait is on a log event (``policy_reloaded``,
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import threading
@@ -19,10 +18,11 @@ import pytest
 import requests
 import trustme
 
-from tests.conftest import tls_server_context
 from tests.support.dnsserver import TestDnsServer
-from tests.support.proxyproc import Event, ProxyProcess, trusting
-from tests.support.receivers import Receiver, start_receiver
+from tests.support.launcher import ProxyLauncher
+from tests.support.proxyproc import ProxyProcess, trusting
+from tests.support.receivers import Receiver, Twins, start_receiver, tls_server_context
+from tests.support.reloads import rejected, reloaded, write
 
 pytestmark = pytest.mark.integration
 
@@ -43,24 +43,7 @@ destinations:
   - hosts: [a.reload.test]
     action: deny
 """
-
-
-def write(path: Path, text: str) -> None:
-    """Replace the file atomically, as `kubectl` (ConfigMap) or a deploy tool does."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def reloaded(proc: ProxyProcess, start: int, trigger: str | None = None) -> Event:
-    def ok(e: Event) -> bool:
-        return e.get("event") == "policy_reloaded" and trigger in (None, e.get("trigger"))
-
-    return proc.wait_for(ok, start=start, timeout=15)
-
-
-def rejected(proc: ProxyProcess, start: int) -> Event:
-    return proc.wait_for(lambda e: e.get("event") == "policy_rejected", start=start, timeout=15)
+NAMES = ["a.reload.test", "b.reload.test", "tls.reload.test"]
 
 
 def post(proc: ProxyProcess, url: str, body: bytes = b"{}") -> requests.Response:
@@ -73,46 +56,19 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = start_receiver("127.0.0.2")
-    yield r
-    if r.gate is not None:
-        r.gate.set()
-    r.stop()
+def started(
+    start_proxy: ProxyLauncher, text: str, *, dns: bool = True
+) -> tuple[ProxyProcess, Path]:
+    """A proxy on this policy (edits are seen within 100 ms), and its policy file."""
+    proc = start_proxy(text, names=NAMES, dns=dns)
+    assert proc.policy is not None
+    return proc, proc.policy
 
 
-@pytest.fixture
-def names(dns_server: TestDnsServer) -> TestDnsServer:
-    for name in ("a.reload.test", "b.reload.test", "tls.reload.test"):
-        dns_server.add(name, "127.0.0.2")
-    return dns_server
-
-
-# Edits are seen within 100 ms instead of the 2 s default: the tests wait on events, not polls.
-POLL = ["--policy-poll", "100ms"]
-
-
-@pytest.fixture
-def proxy_for(tmp_path: Path, names: TestDnsServer) -> Iterator[object]:
-    started: list[ProxyProcess] = []
-
-    def start(text: str, **kwargs: object) -> tuple[ProxyProcess, Path]:
-        policy = tmp_path / "policy.yaml"
-        write(policy, text)
-        kwargs.setdefault("dns", [names.spec])
-        kwargs.setdefault("extra_args", POLL)
-        proc = ProxyProcess(policy, tmp_path / "data", **kwargs)  # type: ignore[arg-type]
-        started.append(proc)
-        return proc, policy
-
-    yield start
-    for proc in started:
-        assert proc.stop() == 0
-
-
-def test_an_edit_swaps_the_policy_and_the_request_in_flight_finishes(proxy_for, receiver):
-    proc, policy = proxy_for(ALLOW.format(extra=""))
+def test_an_edit_swaps_the_policy_and_the_request_in_flight_finishes(
+    start_proxy: ProxyLauncher, receiver: Receiver
+) -> None:
+    proc, policy = started(start_proxy, ALLOW.format(extra=""))
     receiver.gate = threading.Event()
     url = f"http://a.reload.test:{receiver.port}/slow"
     result: dict[str, requests.Response] = {}
@@ -138,8 +94,8 @@ def test_an_edit_swaps_the_policy_and_the_request_in_flight_finishes(proxy_for, 
     assert len(receiver.requests) == 1
 
 
-def test_an_in_place_edit_is_seen_too(proxy_for, receiver):
-    proc, policy = proxy_for(DENY_A)
+def test_an_in_place_edit_is_seen_too(start_proxy: ProxyLauncher, receiver: Receiver) -> None:
+    proc, policy = started(start_proxy, DENY_A)
     assert post(proc, f"http://a.reload.test:{receiver.port}/").status_code == 403
     mark = proc.mark()
     policy.write_text(ALLOW.format(extra=""))  # truncate and write, like most editors' save
@@ -148,9 +104,9 @@ def test_an_in_place_edit_is_seen_too(proxy_for, receiver):
 
 
 def test_a_broken_policy_is_rejected_with_every_error_and_the_old_one_keeps_serving(
-    proxy_for, receiver
-):
-    proc, policy = proxy_for(ALLOW.format(extra=""))
+    start_proxy: ProxyLauncher, receiver: Receiver
+) -> None:
+    proc, policy = started(start_proxy, ALLOW.format(extra=""))
     mark = proc.mark()
     write(
         policy,
@@ -171,9 +127,11 @@ def test_a_broken_policy_is_rejected_with_every_error_and_the_old_one_keeps_serv
     assert post(proc, f"http://a.reload.test:{receiver.port}/").status_code == 403
 
 
-def test_a_reload_that_drops_the_special_purpose_set_is_refused(proxy_for, plain_twins):
+def test_a_reload_that_drops_the_special_purpose_set_is_refused(
+    start_proxy: ProxyLauncher, plain_twins: Twins
+) -> None:
     allowed, forbidden = plain_twins
-    proc, policy = proxy_for(ALLOW.format(extra=""))
+    proc, policy = started(start_proxy, ALLOW.format(extra=""))
     mark = proc.mark()
     write(policy, 'version: 1\ndefaults:\n  network: {deny: [], ports: ["1-65535"]}\n')
     event = rejected(proc, mark)
@@ -185,11 +143,13 @@ def test_a_reload_that_drops_the_special_purpose_set_is_refused(proxy_for, plain
     assert post(proc, f"http://127.0.0.2:{allowed.port}/").status_code == 200
 
 
-def test_sighup_reloads_at_once_including_secret_files(proxy_for, receiver, tmp_path):
+def test_sighup_reloads_at_once_including_secret_files(
+    start_proxy: ProxyLauncher, receiver: Receiver, tmp_path: Path
+) -> None:
     secret = tmp_path / "gh-secret"
     secret.write_text("first-secret-for-the-reload-test")
     text = ALLOW.format(extra=f"    signing: {{scheme: github, secrets: ['file:{secret}']}}\n")
-    proc, _ = proxy_for(text)
+    proc, _ = started(start_proxy, text)
     url = f"http://a.reload.test:{receiver.port}/"
     before = proc.exchange(post(proc, url).headers["X-Hookwall-Request-Id"])["key_ids"]
     # The watcher looks at policy files only; a rotated secret file needs SIGHUP.
@@ -202,8 +162,8 @@ def test_sighup_reloads_at_once_including_secret_files(proxy_for, receiver, tmp_
     assert before != after and len(after) == 1
 
 
-def test_the_body_cap_follows_the_policy(proxy_for, receiver):
-    proc, policy = proxy_for(ALLOW.format(extra=""))
+def test_the_body_cap_follows_the_policy(start_proxy: ProxyLauncher, receiver: Receiver) -> None:
+    proc, policy = started(start_proxy, ALLOW.format(extra=""))
     url = f"http://a.reload.test:{receiver.port}/"
     body = b"x" * (2 * 1024 * 1024)
     assert post(proc, url, body).status_code == 413
@@ -215,16 +175,18 @@ def test_the_body_cap_follows_the_policy(proxy_for, receiver):
     assert receiver.requests[-1].body == body
 
 
-def test_a_new_resolver_when_dns_settings_change(proxy_for, receiver, names):
+def test_a_new_resolver_when_dns_settings_change(
+    start_proxy: ProxyLauncher, receiver: Receiver, dns_server: TestDnsServer
+) -> None:
     dead = f"127.0.0.1:{closed_port()}"
     dns_part = "dns: {{servers: ['{server}'], timeout: 500ms}}\n"
     text = dns_part.format(server=dead) + ALLOW.format(extra="")
-    proc, policy = proxy_for(text, dns=[])  # no --dns-server: the policy's servers count
+    proc, policy = started(start_proxy, text, dns=False)  # the policy's servers count
     url = f"http://a.reload.test:{receiver.port}/"
     r = post(proc, url)
     assert (r.status_code, r.headers["X-Hookwall-Reason"]) == (403, "dns-failed")
     mark = proc.mark()
-    write(policy, dns_part.format(server=names.spec) + ALLOW.format(extra=""))
+    write(policy, dns_part.format(server=dns_server.spec) + ALLOW.format(extra=""))
     assert "dns" in reloaded(proc, mark)["changed"]
     assert post(proc, url).status_code == 200
 
@@ -236,8 +198,10 @@ def tls_receiver(receiver_ca: trustme.CA) -> Iterator[Receiver]:
     r.stop()
 
 
-def test_the_upstream_ca_bundle_follows_the_policy(proxy_for, tls_receiver, receiver_ca_file):
-    proc, policy = proxy_for(ALLOW.format(extra=""))
+def test_the_upstream_ca_bundle_follows_the_policy(
+    start_proxy: ProxyLauncher, tls_receiver: Receiver, receiver_ca_file: Path
+) -> None:
+    proc, policy = started(start_proxy, ALLOW.format(extra=""))
     url = f"https://tls.reload.test:{tls_receiver.port}/"
 
     def send() -> httpx.Response:
@@ -254,14 +218,14 @@ def test_the_upstream_ca_bundle_follows_the_policy(proxy_for, tls_receiver, rece
 
 
 def test_a_tunnel_opened_before_a_reload_follows_the_new_policy(
-    proxy_for, tls_receiver, receiver_ca_file
-):
+    start_proxy: ProxyLauncher, tls_receiver: Receiver, receiver_ca_file: Path
+) -> None:
     head = (
         "version: 1\nunsafe: true\n"
         "defaults:\n  network: {allow: [127.0.0.2/32], ports: ['1-65535']}\n"
         f"  ca_bundle: {receiver_ca_file}\ndestinations:\n  - hosts: [tls.reload.test]\n"
     )
-    proc, policy = proxy_for(head)
+    proc, policy = started(start_proxy, head)
     url = f"https://tls.reload.test:{tls_receiver.port}/"
     with httpx.Client(proxy=proc.url, verify=trusting(proc.ca_cert), timeout=15) as client:
         assert client.post(url, content=b"1").status_code == 200
@@ -282,7 +246,9 @@ def test_a_tunnel_opened_before_a_reload_follows_the_new_policy(
     assert [seen.body for seen in tls_receiver.requests] == [b"1", b"2"]
 
 
-def test_explain_and_check_are_unaffected(tmp_path: Path, names: TestDnsServer, capsys) -> None:
+def test_explain_and_check_are_unaffected(
+    tmp_path: Path, dns_server: TestDnsServer, capsys: pytest.CaptureFixture[str]
+) -> None:
     from hookwall.cli.main import main
 
     policy = tmp_path / "p.yaml"
@@ -290,5 +256,5 @@ def test_explain_and_check_are_unaffected(tmp_path: Path, names: TestDnsServer, 
     assert main(["check", str(policy)]) == 0
     assert "policy OK" in capsys.readouterr().out
     code = main(["explain", "http://a.reload.test/", "--policy", str(policy), "--dns-server",
-                 names.spec])  # fmt: skip
+                 dns_server.spec])  # fmt: skip
     assert code == 1 and "DENY (host-denied)" in capsys.readouterr().out

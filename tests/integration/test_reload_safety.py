@@ -19,12 +19,12 @@ import pytest
 import requests
 import trustme
 
-from tests.conftest import tls_server_context
-from tests.integration.test_reload import rejected, reloaded, write
-from tests.support.dnsserver import TestDnsServer
-from tests.support.hostile import closes_within, connect, gauges, status_of, wait_until
+from tests.support.hostile import closes_within, connect, gauges, status_of
+from tests.support.launcher import ProxyLauncher
 from tests.support.proxyproc import Event, ProxyProcess, trusting
-from tests.support.receivers import Receiver, start_receiver
+from tests.support.receivers import Receiver, tls_server_context
+from tests.support.reloads import rejected, reloaded, write
+from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -40,23 +40,7 @@ destinations:
 """
 SENDERS = "version: 1\nsenders:\n  billing: {credentials: [env:HW_R_BILLING]}\n"
 SENDERS_NONE = "version: 1\nsenders: none\n"
-
-# Edits are seen within 100 ms instead of the 2 s default.
-POLL = ["--policy-poll", "100ms"]
-
-
-@pytest.fixture(scope="module")
-def names(dns_server: TestDnsServer) -> TestDnsServer:
-    for name in ("a.safety.test", "pt.safety.test", "kept.safety.test"):
-        dns_server.add(name, "127.0.0.2")
-    return dns_server
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = start_receiver("127.0.0.2")
-    yield r
-    r.stop()
+NAMES = ["a.safety.test", "pt.safety.test", "kept.safety.test"]
 
 
 def get(proc: ProxyProcess, url: str, user: str | None = None) -> requests.Response:
@@ -66,42 +50,40 @@ def get(proc: ProxyProcess, url: str, user: str | None = None) -> requests.Respo
 
 
 def test_a_reload_that_loses_the_senders_file_is_refused_unless_it_says_so(
-    tmp_path: Path, names: TestDnsServer, receiver: Receiver
+    start_proxy: ProxyLauncher, tmp_path: Path, receiver: Receiver
 ) -> None:
     policy = tmp_path / "policy"
     policy.mkdir()
     write(policy / "00-main.yaml", MAIN)
     write(policy / "10-senders.yaml", SENDERS)
-    proc = ProxyProcess(policy, tmp_path / "data", dns=[names.spec], extra_args=POLL, env=ENV)
+    proc = start_proxy(policy, names=NAMES, env=ENV)  # edits are seen within 100 ms
     url = f"http://a.safety.test:{receiver.port}/"
-    try:
-        assert get(proc, url).status_code == 407
-        assert get(proc, url, "billing").status_code == 200
-        # A partial ConfigMap update: the senders file is gone, the rest still loads.
-        mark = proc.mark()
-        (policy / "10-senders.yaml").unlink()
-        event = rejected(proc, mark)
-        assert "senders: none" in event["errors"][0] and "billing" in event["errors"][0]
-        assert event["in_force"] == [str(policy / "00-main.yaml"), str(policy / "10-senders.yaml")]
-        r = get(proc, url)
-        assert (r.status_code, r.headers["X-Hookwall-Reason"]) == (407, "auth-required")
-        assert get(proc, url, "billing").status_code == 200
-        assert not any(e.get("event") == "policy_reloaded" for e in proc.events[mark:])
-        # Said explicitly: applied, with a warning.
-        mark = proc.mark()
-        write(policy / "10-senders.yaml", SENDERS_NONE)
-        assert reloaded(proc, mark)["senders"] == 0
-        warning = proc.wait_for(lambda e: e.get("event") == "authentication_dropped", start=mark)
-        assert warning["level"] == "warning" and warning["dropped_senders"] == ["billing"]
-        assert get(proc, url).status_code == 200
-        # Senders back: credentials required again (tightening needs no statement).
-        mark = proc.mark()
-        write(policy / "10-senders.yaml", SENDERS)
-        reloaded(proc, mark)
-        assert get(proc, url).status_code == 407
-        assert get(proc, url, "billing").status_code == 200
-    finally:
-        assert proc.stop() == 0
+    assert get(proc, url).status_code == 407
+    assert get(proc, url, "billing").status_code == 200
+    # A partial ConfigMap update: the senders file is gone, the rest still loads.
+    mark = proc.mark()
+    (policy / "10-senders.yaml").unlink()
+    event = rejected(proc, mark)
+    assert "senders: none" in event["errors"][0] and "billing" in event["errors"][0]
+    assert event["in_force"] == [str(policy / "00-main.yaml"), str(policy / "10-senders.yaml")]
+    r = get(proc, url)
+    assert (r.status_code, r.headers["X-Hookwall-Reason"]) == (407, "auth-required")
+    assert get(proc, url, "billing").status_code == 200
+    assert not any(e.get("event") == "policy_reloaded" for e in proc.events[mark:])
+    # Said explicitly: applied, with a warning.
+    mark = proc.mark()
+    write(policy / "10-senders.yaml", SENDERS_NONE)
+    assert reloaded(proc, mark)["senders"] == 0
+    warning = proc.wait_for(lambda e: e.get("event") == "authentication_dropped", start=mark)
+    assert warning["level"] == "warning" and warning["dropped_senders"] == ["billing"]
+    assert get(proc, url).status_code == 200
+    # Senders back: credentials required again (tightening needs no statement).
+    mark = proc.mark()
+    write(policy / "10-senders.yaml", SENDERS)
+    reloaded(proc, mark)
+    assert get(proc, url).status_code == 407
+    assert get(proc, url, "billing").status_code == 200
+    assert proc.stop() == 0
     assert not any(TOKEN in str(e) for e in proc.events)
 
 
@@ -189,55 +171,53 @@ def open_tunnel(
 
 
 def test_a_reload_closes_the_passthrough_tunnels_it_now_denies(
-    tmp_path: Path, names: TestDnsServer, echo: EchoServer, receiver_ca_file: Path
+    start_proxy: ProxyLauncher, echo: EchoServer, receiver_ca_file: Path
 ) -> None:
-    policy = tmp_path / "policy.yaml"
-    write(policy, TUNNELS.format(pt=""))
-    proc = ProxyProcess(policy, tmp_path / "data", dns=[names.spec], extra_args=POLL)
-    try:
-        denied = open_tunnel(proc, "pt.safety.test", echo.port, receiver_ca_file)
-        kept = open_tunnel(proc, "kept.safety.test", echo.port, receiver_ca_file)
-        assert gauges(proc)["slots"] == 2
-        # A reload that allows both: both tunnels go on.
-        mark = proc.mark()
-        write(policy, TUNNELS.format(pt="    limits: {concurrency: 5}\n"))
-        reloaded(proc, mark)
-        # A reload that denies pt.safety.test: its tunnel is closed at once, on both sides.
-        mark = proc.mark()
-        write(policy, TUNNELS.format(pt="    action: deny\n"))
-        reloaded(proc, mark)
-        closed, _ = closes_within(denied, 5)
-        assert closed
-        assert echo.closed[0].wait(5)  # the receiver's side of it ended too
+    proc = start_proxy(TUNNELS.format(pt=""), names=NAMES)
+    policy = proc.policy
+    assert policy is not None
+    denied = open_tunnel(proc, "pt.safety.test", echo.port, receiver_ca_file)
+    kept = open_tunnel(proc, "kept.safety.test", echo.port, receiver_ca_file)
+    assert gauges(proc)["slots"] == 2
+    # A reload that allows both: both tunnels go on.
+    mark = proc.mark()
+    write(policy, TUNNELS.format(pt="    limits: {concurrency: 5}\n"))
+    reloaded(proc, mark)
+    # A reload that denies pt.safety.test: its tunnel is closed at once, on both sides.
+    mark = proc.mark()
+    write(policy, TUNNELS.format(pt="    action: deny\n"))
+    reloaded(proc, mark)
+    closed, _ = closes_within(denied, 5)
+    assert closed
+    assert echo.closed[0].wait(5)  # the receiver's side of it ended too
 
-        def connect_event(e: Event) -> bool:
-            return (
-                e.get("event") == "exchange"
-                and e.get("method") == "CONNECT"
-                and e.get("host") == "pt.safety.test"
-            )
-
-        event = proc.wait_for(connect_event, start=mark)
-        assert (event["decision"], event["reason"], event["tls"]) == (
-            "deny",
-            "host-denied",
-            "passthrough",
+    def connect_event(e: Event) -> bool:
+        return (
+            e.get("event") == "exchange"
+            and e.get("method") == "CONNECT"
+            and e.get("host") == "pt.safety.test"
         )
-        closing = proc.wait_for(lambda e: e.get("event") == "tunnel_closed", start=mark)
-        assert (closing["reason"], closing["denial"]) == ("policy-reload", "host-denied")
-        # The allowed tunnel still carries bytes, and only its slot is held.
-        kept.sendall(b"still")
-        assert kept.recv(4096) == b"still"
-        assert not echo.closed[1].is_set()
-        wait_until(lambda: gauges(proc) == {"in_flight": 0, "slots": 1, "queued": 0})
-        kept.close()
-        assert echo.closed[1].wait(5)
-        wait_until(lambda: not any(gauges(proc).values()), what="every slot given back")
-        events = [e for e in proc.events if connect_event(e)]
-        assert len(events) == 1  # logged once
-        denied.close()
-    finally:
-        assert proc.stop() == 0
+
+    event = proc.wait_for(connect_event, start=mark)
+    assert (event["decision"], event["reason"], event["tls"]) == (
+        "deny",
+        "host-denied",
+        "passthrough",
+    )
+    closing = proc.wait_for(lambda e: e.get("event") == "tunnel_closed", start=mark)
+    assert (closing["reason"], closing["denial"]) == ("policy-reload", "host-denied")
+    # The allowed tunnel still carries bytes, and only its slot is held.
+    kept.sendall(b"still")
+    assert kept.recv(4096) == b"still"
+    assert not echo.closed[1].is_set()
+    wait_until(lambda: gauges(proc) == {"in_flight": 0, "slots": 1, "queued": 0})
+    kept.close()
+    assert echo.closed[1].wait(5)
+    wait_until(lambda: not any(gauges(proc).values()), what="every slot given back")
+    events = [e for e in proc.events if connect_event(e)]
+    assert len(events) == 1  # logged once
+    denied.close()
+    assert proc.stop() == 0
 
 
 SECOND = secrets.token_urlsafe(24)
@@ -253,41 +233,38 @@ destinations:
 
 
 def test_a_passthrough_tunnel_closes_when_its_senders_token_is_removed(
-    tmp_path: Path, names: TestDnsServer, echo: EchoServer, receiver_ca_file: Path
+    start_proxy: ProxyLauncher, tmp_path: Path, echo: EchoServer, receiver_ca_file: Path
 ) -> None:
     policy = tmp_path / "policy"
     policy.mkdir()
     write(policy / "00-main.yaml", SENDER_TUNNELS)
     write(policy / "10-senders.yaml", SENDERS)
-    env = ENV | {"HW_R_SECOND": SECOND}
-    proc = ProxyProcess(policy, tmp_path / "data", dns=[names.spec], extra_args=POLL, env=env)
+    proc = start_proxy(policy, names=NAMES, env=ENV | {"HW_R_SECOND": SECOND})
     credentials = base64.b64encode(f"billing:{TOKEN}".encode()).decode()
-    try:
-        tunnel = open_tunnel(
-            proc, "pt.safety.test", echo.port, receiver_ca_file, f"Basic {credentials}"
-        )
-        # The sender moves down a few lines and gets a second token: the tunnel goes on.
-        mark = proc.mark()
-        moved = "version: 1\n# rotating billing\n\nsenders:\n  billing:\n"
-        write(
-            policy / "10-senders.yaml",
-            moved + "    credentials: [env:HW_R_BILLING, env:HW_R_SECOND]\n",
-        )
-        reloaded(proc, mark)
-        tunnel.sendall(b"after the move")
-        assert tunnel.recv(4096) == b"after the move"
-        # The token it opened with is removed: the tunnel closes, both sides.
-        mark = proc.mark()
-        write(policy / "10-senders.yaml", moved + "    credentials: [env:HW_R_SECOND]\n")
-        reloaded(proc, mark)
-        closed, _ = closes_within(tunnel, 5)
-        assert closed
-        assert echo.closed[0].wait(5)
-        event = proc.exchange(method="CONNECT", start=mark)
-        assert (event["reason"], event["sender"]) == ("auth-required", "billing")
-        wait_until(lambda: not any(gauges(proc).values()), what="the tunnel's slot given back")
-        tunnel.close()
-    finally:
-        assert proc.stop() == 0
+    tunnel = open_tunnel(
+        proc, "pt.safety.test", echo.port, receiver_ca_file, f"Basic {credentials}"
+    )
+    # The sender moves down a few lines and gets a second token: the tunnel goes on.
+    mark = proc.mark()
+    moved = "version: 1\n# rotating billing\n\nsenders:\n  billing:\n"
+    write(
+        policy / "10-senders.yaml",
+        moved + "    credentials: [env:HW_R_BILLING, env:HW_R_SECOND]\n",
+    )
+    reloaded(proc, mark)
+    tunnel.sendall(b"after the move")
+    assert tunnel.recv(4096) == b"after the move"
+    # The token it opened with is removed: the tunnel closes, both sides.
+    mark = proc.mark()
+    write(policy / "10-senders.yaml", moved + "    credentials: [env:HW_R_SECOND]\n")
+    reloaded(proc, mark)
+    closed, _ = closes_within(tunnel, 5)
+    assert closed
+    assert echo.closed[0].wait(5)
+    event = proc.exchange(method="CONNECT", start=mark)
+    assert (event["reason"], event["sender"]) == ("auth-required", "billing")
+    wait_until(lambda: not any(gauges(proc).values()), what="the tunnel's slot given back")
+    tunnel.close()
+    assert proc.stop() == 0
     logged = str(proc.events)
     assert TOKEN not in logged and SECOND not in logged

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.support.adversary import Adversary
-from tests.support.dnsserver import TestDnsServer
+from tests.support.launcher import ProxyLauncher
 from tests.support.proxyproc import ProxyProcess
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,7 @@ destinations:
     retries: {attempts: 1, backoff: 10ms}
   - hosts: [plain.test]
 """
-NAMES = ("flaky", "capped", "patient", "down", "plain")
+NAMES = [f"{name}.test" for name in ("flaky", "capped", "patient", "down", "plain")]
 
 
 class Flaky(Adversary):
@@ -62,17 +62,8 @@ def receiver() -> Iterator[Flaky]:
 
 
 @pytest.fixture(scope="module")
-def proxy(
-    tmp_path_factory: pytest.TempPathFactory, dns_server: TestDnsServer
-) -> Iterator[ProxyProcess]:
-    for name in NAMES:
-        dns_server.add(f"{name}.test", "127.0.0.2")
-    tmp = tmp_path_factory.mktemp("retries")
-    policy = tmp / "policy.yaml"
-    policy.write_text(POLICY)
-    proc = ProxyProcess(policy, tmp / "data", dns=[dns_server.spec])
-    yield proc
-    assert proc.stop() == 0
+def proxy(start_module_proxy: ProxyLauncher) -> ProxyProcess:
+    return start_module_proxy(POLICY, names=NAMES)
 
 
 def send(proxy: ProxyProcess, url: str) -> requests.Response:

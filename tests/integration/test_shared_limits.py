@@ -9,7 +9,6 @@ cool-offs under test, kept short.
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,9 +18,11 @@ import pytest
 import requests
 
 from tests.support.adversary import Adversary
-from tests.support.dnsserver import TestDnsServer
-from tests.support.proxyproc import ProxyProcess
+from tests.support.hostile import assert_no_slot_held
+from tests.support.launcher import ProxyLauncher
+from tests.support.proxyproc import Event, ProxyProcess
 from tests.support.redisserver import RedisServer, needs_redis
+from tests.support.waits import wait_until
 
 pytestmark = [pytest.mark.integration, needs_redis]
 
@@ -44,75 +45,35 @@ destinations:
   - hosts: [fragile.test]
     limits: {{circuit: {{failures: 2, cooloff: 1s}}}}
 """
-NAMES = ("capped", "three", "held", "rated", "fragile", "ok")
+NAMES = [f"{name}.test" for name in ("capped", "three", "held", "rated", "fragile", "ok")]
+Replicas = tuple[ProxyProcess, ProxyProcess]
 
 
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
+def policy(redis: RedisServer, on_failure: str = "local") -> str:
+    return POLICY.format(url=redis.url, on_failure=on_failure)
 
 
-@pytest.fixture(scope="module")
-def adversary() -> Iterator[Adversary]:
-    receiver = Adversary()
-    yield receiver
-    receiver.stop()
-
-
-def write_policy(directory: Path, url: str, on_failure: str = "local") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "policy.yaml"
-    path.write_text(POLICY.format(url=url, on_failure=on_failure))
-    return path
-
-
-@pytest.fixture(scope="module")
-def policy(
-    tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer, dns_server: TestDnsServer
-) -> Path:
-    for name in NAMES:
-        dns_server.add(f"{name}.test", "127.0.0.2")
-    return write_policy(tmp_path_factory.mktemp("shared"), redis_server.url)
-
-
-def start_proxy(policy: Path, data: Path, dns: TestDnsServer, *extra: str) -> ProxyProcess:
-    proc = ProxyProcess(policy, data, dns=[dns.spec], extra_args=list(extra))
+def connected(proc: ProxyProcess) -> ProxyProcess:
+    """Once the proxy has connected to its Redis (or given up on it)."""
     proc.wait_for(lambda e: e.get("event") in ("limits_backend", "limits_backend_degraded"))
     return proc
 
 
 @pytest.fixture(scope="module")
-def replicas(
-    policy: Path, tmp_path_factory: pytest.TempPathFactory, dns_server: TestDnsServer
-) -> Iterator[tuple[ProxyProcess, ProxyProcess]]:
-    a = start_proxy(policy, tmp_path_factory.mktemp("a"), dns_server)
-    b = start_proxy(policy, tmp_path_factory.mktemp("b"), dns_server)
+def replicas(redis_server: RedisServer, start_module_proxy: ProxyLauncher) -> Iterator[Replicas]:
+    """Two replicas on one Redis (which outlives them: it is set up first)."""
+    a, b = map(connected, start_module_proxy.fleet(2, policy(redis_server), names=NAMES))
     yield a, b
-    for proc in (a, b):
-        # No slot leaks: nothing in flight or queued in either replica at the end.
-        mark = proc.mark()
-        proc.proc.send_signal(signal.SIGUSR1)
-        snapshot = proc.wait_for(lambda e: e.get("event") == "limits_snapshot", start=mark)
-        leaks = [d for d in snapshot["destinations"] if d["in_flight"] or d["queued"]]
-        assert proc.stop() == 0
-        assert not leaks, leaks
-        assert not [e for e in proc.events if e.get("event") == "limits_backend_degraded"]
+    for proc in (a, b):  # no slot leaks, and Redis was there all along
+        assert_no_slot_held(proc)
+        assert not proc.events_named("limits_backend_degraded")
 
 
 def send(proxy: ProxyProcess, url: str, timeout: float = 30) -> requests.Response:
     return requests.post(url, data=b"{}", proxies={"http": proxy.url}, timeout=timeout)
 
 
-def wait_until(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
-
-
-def test_two_proxies_share_one_concurrency_cap(replicas, adversary) -> None:
+def test_two_proxies_share_one_concurrency_cap(replicas: Replicas, adversary: Adversary) -> None:
     a, b = replicas
     adversary.gate.clear()
     adversary.max_active = 0
@@ -132,7 +93,7 @@ def test_two_proxies_share_one_concurrency_cap(replicas, adversary) -> None:
     assert sum(1 for ms in waited if ms > 100) >= 8  # queued, in both replicas
 
 
-def test_rate_limit_is_shared(replicas, adversary) -> None:
+def test_rate_limit_is_shared(replicas: Replicas, adversary: Adversary) -> None:
     a, b = replicas
     assert send(a, f"http://rated.test:{adversary.port}/ok").status_code == 200  # the burst
     r = send(b, f"http://rated.test:{adversary.port}/ok")  # the other replica: same bucket
@@ -140,7 +101,7 @@ def test_rate_limit_is_shared(replicas, adversary) -> None:
     assert r.headers["X-Hookwall-Reason"] == "rate-limited"
 
 
-def test_circuit_is_shared(replicas, adversary) -> None:
+def test_circuit_is_shared(replicas: Replicas, adversary: Adversary) -> None:
     a, b = replicas
     base = f"http://fragile.test:{adversary.port}"
     mark_a, mark_b = a.mark(), b.mark()
@@ -152,7 +113,7 @@ def test_circuit_is_shared(replicas, adversary) -> None:
         assert r.status_code == 503 and r.headers["X-Hookwall-Reason"] == "circuit-open"
     assert len(adversary.paths) == before  # nobody bothered the failing receiver
 
-    def opened() -> list[dict]:
+    def opened() -> list[Event]:
         return [
             e
             for p, m in ((a, mark_a), (b, mark_b))
@@ -175,10 +136,10 @@ def test_circuit_is_shared(replicas, adversary) -> None:
 
 
 def test_workers_with_the_backend_share_one_cap_instead_of_dividing_it(
-    policy: Path, tmp_path: Path, dns_server: TestDnsServer, adversary
+    start_proxy: ProxyLauncher, redis_server: RedisServer, adversary: Adversary
 ) -> None:
     """concurrency 3, --workers 2: a divided cap would allow 1 + 1; the shared one 3."""
-    proc = start_proxy(policy, tmp_path / "data", dns_server, "--workers", "2")
+    proc = connected(start_proxy(policy(redis_server), names=NAMES, workers=2))
     adversary.gate.clear()
     adversary.max_active = 0
     try:
@@ -196,15 +157,15 @@ def test_workers_with_the_backend_share_one_cap_instead_of_dividing_it(
             assert [f.result().status_code for f in futures] == [200] * 12
     finally:
         adversary.gate.set()
-        assert proc.stop() == 0
 
 
 def test_a_killed_replica_gives_its_slots_back_after_the_lease(
-    replicas, policy: Path, tmp_path: Path, dns_server: TestDnsServer
+    replicas: Replicas, start_proxy: ProxyLauncher, redis_server: RedisServer
 ) -> None:
     a, _ = replicas
     receiver = Adversary()
-    doomed = start_proxy(policy, tmp_path / "doomed", dns_server)
+    doomed = start_proxy(policy(redis_server), names=NAMES, exit_code=None)  # killed below
+    connected(doomed)
     try:
         url = f"http://held.test:{receiver.port}"
         with ThreadPoolExecutor(2) as pool:
@@ -222,21 +183,16 @@ def test_a_killed_replica_gives_its_slots_back_after_the_lease(
         assert event["queue_ms"] > 400
     finally:
         receiver.stop()
-        doomed.stop()
 
 
 def test_redis_killed_mid_test_degrades_to_local_limits_or_refuses(
-    tmp_path: Path, dns_server: TestDnsServer, adversary
+    start_proxy: ProxyLauncher, tmp_path: Path, adversary: Adversary
 ) -> None:
-    for name in NAMES:
-        dns_server.add(f"{name}.test", "127.0.0.2")
-    server = RedisServer(tmp_path / "redis").start()
-    local = start_proxy(write_policy(tmp_path / "local", server.url), tmp_path / "l", dns_server)
-    refuse = start_proxy(
-        write_policy(tmp_path / "refuse", server.url, "refuse"), tmp_path / "r", dns_server
-    )
-    url = f"http://ok.test:{adversary.port}/ok"
+    server = RedisServer(tmp_path / "redis").start()  # one of its own, to kill and restart
     try:
+        local = connected(start_proxy(policy(server), names=NAMES))
+        refuse = connected(start_proxy(policy(server, "refuse"), names=NAMES))
+        url = f"http://ok.test:{adversary.port}/ok"
         assert send(local, url).status_code == 200
         assert send(refuse, url).status_code == 200
         mark_local, mark_refuse = local.mark(), refuse.mark()
@@ -260,6 +216,5 @@ def test_redis_killed_mid_test_degrades_to_local_limits_or_refuses(
         assert send(refuse, url).status_code == 200
         assert send(local, url).status_code == 200
     finally:
-        for proc in (local, refuse):
-            assert proc.stop() == 0
+        start_proxy.stop_all()  # before their Redis goes
         server.stop()

@@ -27,8 +27,9 @@ from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
 from tests.support.dnsserver import TestDnsServer
+from tests.support.launcher import ProxyLauncher
 from tests.support.proxyproc import ProxyProcess, trusting
-from tests.support.receivers import Receiver
+from tests.support.receivers import Receiver, Twins
 
 pytestmark = pytest.mark.integration
 
@@ -52,56 +53,50 @@ POLICY = """\
 version: 1
 unsafe: true
 defaults:
-  network: {{allow: [127.0.0.2/32], ports: ["1-65535"]}}
+  network: {allow: [127.0.0.2/32], ports: ["1-65535"]}
   ca_bundle: {ca}
 destinations:
   - hosts: [sw.hooks.test]
-    signing: {{scheme: standard-webhooks, secrets: [env:HW_T_NEW, env:HW_T_OLD]}}
+    signing: {scheme: standard-webhooks, secrets: [env:HW_T_NEW, env:HW_T_OLD]}
   - hosts: [ed.hooks.test]
-    signing: {{scheme: standard-webhooks, secrets: [env:HW_T_ED, env:HW_T_NEW]}}
+    signing: {scheme: standard-webhooks, secrets: [env:HW_T_ED, env:HW_T_NEW]}
   - hosts: [gh.hooks.test]
-    signing: {{scheme: github, secrets: [env:HW_T_GH], legacy_sha1: true}}
+    signing: {scheme: github, secrets: [env:HW_T_GH], legacy_sha1: true}
   - hosts: [stripe.hooks.test]
-    signing: {{scheme: stripe, secrets: [env:HW_T_STRIPE]}}
+    signing: {scheme: stripe, secrets: [env:HW_T_STRIPE]}
   - hosts: [convoy.hooks.test]
     signing:
       scheme: hmac
       secrets: [env:HW_T_CONVOY]
       header: Convoy-Signature
-      value: "t={{timestamp}},v1={{signature}}"
+      value: "t={timestamp},v1={signature}"
       content: timestamp-body
       separator: ","
       encoding: hex
   - hosts: [expired.hooks.test]
     signing:
       scheme: standard-webhooks
-      secrets: [{{secret: env:HW_T_OLD, not_after: 2020-01-01T00:00:00Z}}]
+      secrets: [{secret: env:HW_T_OLD, not_after: 2020-01-01T00:00:00Z}]
   - hosts: [rotating.hooks.test]
     signing:
       scheme: standard-webhooks
-      secrets: [env:HW_T_NEW, {{secret: env:HW_T_OLD, not_after: 2020-01-01T00:00:00Z}}]
+      secrets: [env:HW_T_NEW, {secret: env:HW_T_OLD, not_after: 2020-01-01T00:00:00Z}]
   - hosts: [keep.hooks.test]
-    signing: {{scheme: github, secrets: [env:HW_T_GH], keep_sender_signatures: true}}
+    signing: {scheme: github, secrets: [env:HW_T_GH], keep_sender_signatures: true}
   - hosts: [idhdr.hooks.test]
-    signing: {{scheme: standard-webhooks, secrets: [env:HW_T_NEW], id_header: X-Event-Id}}
+    signing: {scheme: standard-webhooks, secrets: [env:HW_T_NEW], id_header: X-Event-Id}
   - hosts: [svix.hooks.test]
-    signing: {{scheme: standard-webhooks, secrets: [env:HW_T_NEW], header_prefix: svix}}
+    signing: {scheme: standard-webhooks, secrets: [env:HW_T_NEW], header_prefix: svix}
 """
-NAMES = (
-    "sw", "ed", "gh", "stripe", "convoy", "expired", "rotating", "keep", "idhdr", "svix",
-)  # fmt: skip
+NAMES = [
+    f"{name}.hooks.test"
+    for name in ("sw", "ed", "gh", "stripe", "convoy", "expired", "rotating", "keep", "idhdr")
+] + ["svix.hooks.test"]
 
 
 @pytest.fixture(scope="module")
-def signing_proxy(
-    tmp_path_factory: pytest.TempPathFactory, dns_server: TestDnsServer, receiver_ca_file: Path
-) -> Iterator[ProxyProcess]:
-    for name in NAMES:
-        dns_server.add(f"{name}.hooks.test", "127.0.0.2")
-    tmp = tmp_path_factory.mktemp("signing")
-    policy = tmp / "policy.yaml"
-    policy.write_text(POLICY.format(ca=receiver_ca_file))
-    proc = ProxyProcess(policy, tmp / "data", dns=[dns_server.spec], env=SECRETS)
+def signing_proxy(start_module_proxy: ProxyLauncher) -> Iterator[ProxyProcess]:
+    proc = start_module_proxy(POLICY, names=NAMES, env=SECRETS)
     yield proc
     assert proc.stop() == 0
     # No secret, whole or as its base64 payload, in any line the proxy wrote.
@@ -135,7 +130,9 @@ def post(proxy: ProxyProcess, url: str, body: bytes, **headers: str) -> requests
     )
 
 
-def test_standard_webhooks_verifies_with_the_reference_library(signing_proxy, plain_twins):
+def test_standard_webhooks_verifies_with_the_reference_library(
+    signing_proxy: ProxyProcess, plain_twins: Twins
+) -> None:
     allowed, _ = plain_twins
     body = b'{"type": "invoice.paid", "id": 42}'
     r = post(signing_proxy, f"http://sw.hooks.test:{allowed.port}/hook", body)
@@ -154,7 +151,7 @@ def test_standard_webhooks_verifies_with_the_reference_library(signing_proxy, pl
     assert event["webhook_id"] == seen.headers["webhook-id"]
 
 
-def test_over_intercepted_https_too(signing_proxy, tls_twins):
+def test_over_intercepted_https_too(signing_proxy: ProxyProcess, tls_twins: Twins) -> None:
     allowed, _ = tls_twins
     body = b'{"over": "tls"}'
     with httpx.Client(proxy=signing_proxy.url, verify=trusting(signing_proxy.ca_cert)) as client:
@@ -164,7 +161,9 @@ def test_over_intercepted_https_too(signing_proxy, tls_twins):
     Webhook(WHSEC_NEW).verify(seen.body, seen.headers)
 
 
-def test_sender_id_is_kept_and_sender_signatures_replaced(signing_proxy, plain_twins):
+def test_sender_id_is_kept_and_sender_signatures_replaced(
+    signing_proxy: ProxyProcess, plain_twins: Twins
+) -> None:
     allowed, _ = plain_twins
     forged = "v1," + base64.b64encode(b"x" * 32).decode()
     r = post(
@@ -182,8 +181,8 @@ def test_sender_id_is_kept_and_sender_signatures_replaced(signing_proxy, plain_t
 
 
 def test_svix_receivers_get_only_hookwalls_signature_under_either_prefix(
-    signing_proxy, plain_twins
-):
+    signing_proxy: ProxyProcess, plain_twins: Twins
+) -> None:
     """A receiver may read both prefixes: the sender's own signatures go under both."""
     allowed, _ = plain_twins
     forged = "v1," + base64.b64encode(b"x" * 32).decode()
@@ -198,7 +197,9 @@ def test_svix_receivers_get_only_hookwalls_signature_under_either_prefix(
     Webhook(WHSEC_NEW).verify(seen.body, renamed)
 
 
-def test_id_header_from_the_policy_is_reused(signing_proxy, plain_twins):
+def test_id_header_from_the_policy_is_reused(
+    signing_proxy: ProxyProcess, plain_twins: Twins
+) -> None:
     allowed, _ = plain_twins
     post(
         signing_proxy, f"http://idhdr.hooks.test:{allowed.port}/", b"{}", **{"X-Event-Id": "evt_7"}
@@ -206,7 +207,9 @@ def test_id_header_from_the_policy_is_reused(signing_proxy, plain_twins):
     assert allowed.requests[-1].headers["webhook-id"] == "evt_7"
 
 
-def test_ed25519_v1a_verifies_with_cryptography(signing_proxy, plain_twins):
+def test_ed25519_v1a_verifies_with_cryptography(
+    signing_proxy: ProxyProcess, plain_twins: Twins
+) -> None:
     allowed, _ = plain_twins
     body = b"\x00binary\xffbody"
     assert post(signing_proxy, f"http://ed.hooks.test:{allowed.port}/", body).status_code == 200
@@ -219,7 +222,9 @@ def test_ed25519_v1a_verifies_with_cryptography(signing_proxy, plain_twins):
     verify_v1(WHSEC_NEW, seen.body, seen.headers)  # the HMAC key of the pair signs too
 
 
-def test_github_signature_and_legacy_header(signing_proxy, plain_twins):
+def test_github_signature_and_legacy_header(
+    signing_proxy: ProxyProcess, plain_twins: Twins
+) -> None:
     allowed, _ = plain_twins
     body = b"Hello, World!"
     assert post(signing_proxy, f"http://gh.hooks.test:{allowed.port}/", body).status_code == 200
@@ -233,7 +238,9 @@ def test_github_signature_and_legacy_header(signing_proxy, plain_twins):
     )
 
 
-def test_stripe_signature_verifies_with_the_stripe_package(signing_proxy, plain_twins):
+def test_stripe_signature_verifies_with_the_stripe_package(
+    signing_proxy: ProxyProcess, plain_twins: Twins
+) -> None:
     allowed, _ = plain_twins
     body = b'{"id": "evt_1", "object": "event"}'
     assert post(signing_proxy, f"http://stripe.hooks.test:{allowed.port}/", body).status_code == 200
@@ -242,7 +249,7 @@ def test_stripe_signature_verifies_with_the_stripe_package(signing_proxy, plain_
     assert stripe.WebhookSignature.verify_header(body.decode(), header, STRIPE_SECRET, 300)
 
 
-def test_generic_hmac_convoy_style(signing_proxy, plain_twins):
+def test_generic_hmac_convoy_style(signing_proxy: ProxyProcess, plain_twins: Twins) -> None:
     allowed, _ = plain_twins
     body = b'{"convoy": true}'
     assert post(signing_proxy, f"http://convoy.hooks.test:{allowed.port}/", body).status_code == 200
@@ -253,7 +260,9 @@ def test_generic_hmac_convoy_style(signing_proxy, plain_twins):
     assert hmac.compare_digest(parts["v1"], expected)
 
 
-def test_expired_keys_do_not_sign_and_nothing_is_sent_unsigned(signing_proxy, plain_twins):
+def test_expired_keys_do_not_sign_and_nothing_is_sent_unsigned(
+    signing_proxy: ProxyProcess, plain_twins: Twins
+) -> None:
     allowed, _ = plain_twins
     before = len(allowed.requests)
     r = post(signing_proxy, f"http://expired.hooks.test:{allowed.port}/", b"{}")
@@ -268,7 +277,9 @@ def test_expired_keys_do_not_sign_and_nothing_is_sent_unsigned(signing_proxy, pl
     Webhook(WHSEC_NEW).verify(seen.body, seen.headers)
 
 
-def test_keep_sender_signatures_forwards_them_untouched(signing_proxy, plain_twins):
+def test_keep_sender_signatures_forwards_them_untouched(
+    signing_proxy: ProxyProcess, plain_twins: Twins
+) -> None:
     allowed, _ = plain_twins
     own = "sha256=" + "0" * 64
     post(
@@ -287,7 +298,9 @@ def test_keep_sender_signatures_forwards_them_untouched(signing_proxy, plain_twi
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(body=st.one_of(st.binary(max_size=4096), st.sampled_from([b"", b"\x00" * 70000])))
-def test_any_body_arrives_byte_identical_and_verifies(signing_proxy, plain_twins, body: bytes):
+def test_any_body_arrives_byte_identical_and_verifies(
+    signing_proxy: ProxyProcess, plain_twins: Twins, body: bytes
+) -> None:
     allowed, _ = plain_twins
     r = post(signing_proxy, f"http://sw.hooks.test:{allowed.port}/prop", body)
     assert r.status_code == 200
@@ -296,7 +309,9 @@ def test_any_body_arrives_byte_identical_and_verifies(signing_proxy, plain_twins
     verify_v1(WHSEC_NEW, seen.body, seen.headers)
 
 
-def test_cli_output_never_shows_secrets(signing_proxy, dns_server, monkeypatch) -> None:
+def test_cli_output_never_shows_secrets(
+    signing_proxy: ProxyProcess, dns_server: TestDnsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = {**SECRETS}
     hookwall = Path(sys.executable).with_name("hookwall")
     outputs = []
@@ -315,7 +330,9 @@ def test_cli_output_never_shows_secrets(signing_proxy, dns_server, monkeypatch) 
         assert all(secret not in out and secret.split("_", 1)[-1] not in out for out in outputs)
 
 
-def test_receiver_sees_no_signature_for_unsigned_destinations(signing_proxy, plain_twins):
+def test_receiver_sees_no_signature_for_unsigned_destinations(
+    signing_proxy: ProxyProcess, plain_twins: Twins
+) -> None:
     allowed: Receiver = plain_twins[0]
     signing_proxy.exchange  # noqa: B018 - the fixture must be up
     r = requests.post(
@@ -332,7 +349,9 @@ def test_receiver_sees_no_signature_for_unsigned_destinations(signing_proxy, pla
     assert event["signed"] is False and event["webhook_id"] == "msg_sender"
 
 
-def test_an_unsignable_sender_id_is_the_senders_error(signing_proxy, plain_twins):
+def test_an_unsignable_sender_id_is_the_senders_error(
+    signing_proxy: ProxyProcess, plain_twins: Twins
+) -> None:
     allowed, _ = plain_twins
     before = len(allowed.requests)
     r = post(signing_proxy, f"http://sw.hooks.test:{allowed.port}/", b"{}", **{"webhook-id": "a.b"})

@@ -11,17 +11,19 @@ import json
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import requests
 
-from tests.conftest import TEST_IPV6, needs_isolation
 from tests.support.dnsserver import TestDnsServer
+from tests.support.hostile import head_and_body
+from tests.support.launcher import ProxyLauncher
+from tests.support.netns import TEST_IPV6, needs_isolation
 from tests.support.proxyproc import ProxyProcess, trusting
-from tests.support.receivers import Receiver
+from tests.support.receivers import Receiver, Twins
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +31,7 @@ POLICY = """\
 version: 1
 unsafe: true
 dns:
-  timeout: 1s
+  timeout: 500ms
 defaults:
   network:
     deny: [special-purpose]
@@ -44,47 +46,47 @@ destinations:
   - hosts: [upgrade.hooks.test]
     upgrade: true
   - hosts: [narrow.hooks.test]
-    network: {{ports: [443]}}
+    network: {ports: [443]}
 """
+NAMES: dict[str, str | list[str]] = {
+    "hooks.test": "127.0.0.2",
+    "passthrough.hooks.test": "127.0.0.2",
+    "upgrade.hooks.test": "127.0.0.2",
+    "narrow.hooks.test": "127.0.0.2",
+    "denied.hooks.test": "127.0.0.2",
+    "foo.lvh.test": "127.0.0.1",
+    "mixed.test": ["127.0.0.2", "10.0.0.1"],
+    "mixed6.test": ["127.0.0.2", "::1"],
+    "mapped.test": "::ffff:127.0.0.1",
+    "nat64.test": "64:ff9b::7f00:1",
+    "metadata.test": "169.254.169.254",
+}
 
 
 @pytest.fixture(scope="module")
 def names(dns_server: TestDnsServer) -> TestDnsServer:
-    for name in ("hooks.test", "passthrough.hooks.test", "upgrade.hooks.test", "narrow.hooks.test"):
-        dns_server.add(name, "127.0.0.2")
-    dns_server.add("denied.hooks.test", "127.0.0.2")
-    dns_server.add("foo.lvh.test", "127.0.0.1")
-    dns_server.add("mixed.test", "127.0.0.2", "10.0.0.1")
-    dns_server.add("mixed6.test", "127.0.0.2", "::1")
-    dns_server.add("mapped.test", "::ffff:127.0.0.1")
-    dns_server.add("nat64.test", "64:ff9b::7f00:1")
-    dns_server.add("metadata.test", "169.254.169.254")
+    """Hostile DNS: a rebinding name (127.0.0.2, then 127.0.0.1), SERVFAIL and silence."""
     dns_server.add_rounds("rebind.test", ["127.0.0.2"], ["127.0.0.1"], ttl=0)
     dns_server.servfail("servfail.test")
-    dns_server.silent("silent.test")
+    dns_server.silent("silent.test")  # the proxy gives up after its dns.timeout (500 ms)
     return dns_server
 
 
 @pytest.fixture(scope="module")
-def proxy(
-    tmp_path_factory: pytest.TempPathFactory, names: TestDnsServer, receiver_ca_file: Path
-) -> Iterator[ProxyProcess]:
-    tmp = tmp_path_factory.mktemp("proxy")
-    policy = tmp / "policy.yaml"
-    policy.write_text(POLICY.format(ca=receiver_ca_file))
-    proc = ProxyProcess(policy, tmp / "data", dns=[names.spec])
-    yield proc
-    assert proc.stop() == 0
+def proxy(start_module_proxy: ProxyLauncher, names: TestDnsServer) -> ProxyProcess:
+    return start_module_proxy(POLICY, names=NAMES)
 
 
 def proxies(proxy: ProxyProcess) -> dict[str, str]:
     return {"http": proxy.url, "https": proxy.url}
 
 
-def assert_denied(response: requests.Response | httpx.Response, reason: str, status: int = 403):
+def assert_denied(
+    response: requests.Response | httpx.Response, reason: str, status: int = 403
+) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["X-Hookwall-Reason"] == reason
-    body = json.loads(response.content)
+    body: dict[str, Any] = json.loads(response.content)
     assert body["error"] == reason
     assert body["message"]
     assert body["request_id"].startswith("req_")
@@ -94,7 +96,9 @@ def assert_denied(response: requests.Response | httpx.Response, reason: str, sta
 # -- allowed deliveries ------------------------------------------------------------------------
 
 
-def test_plain_http_delivery_goes_through_unchanged(proxy: ProxyProcess, plain_twins) -> None:
+def test_plain_http_delivery_goes_through_unchanged(
+    proxy: ProxyProcess, plain_twins: Twins
+) -> None:
     allowed, forbidden = plain_twins
     before = len(allowed.requests)
     r = requests.post(
@@ -139,7 +143,9 @@ def test_plain_http_delivery_goes_through_unchanged(proxy: ProxyProcess, plain_t
     assert forbidden.connections == 0
 
 
-def test_https_delivery_is_intercepted_pinned_and_verified(proxy: ProxyProcess, tls_twins) -> None:
+def test_https_delivery_is_intercepted_pinned_and_verified(
+    proxy: ProxyProcess, tls_twins: Twins
+) -> None:
     allowed, forbidden = tls_twins
     with httpx.Client(proxy=proxy.url, verify=trusting(proxy.ca_cert), timeout=10) as client:
         r = client.post(f"https://hooks.test:{allowed.port}/secure", json={"n": 1})
@@ -153,7 +159,7 @@ def test_https_delivery_is_intercepted_pinned_and_verified(proxy: ProxyProcess, 
     assert forbidden.connections == 0
 
 
-def test_upstream_keepalive_survives_pinning(proxy: ProxyProcess, plain_twins) -> None:
+def test_upstream_keepalive_survives_pinning(proxy: ProxyProcess, plain_twins: Twins) -> None:
     allowed, _ = plain_twins
     connections_before = allowed.connections
     with requests.Session() as session:
@@ -168,7 +174,7 @@ def test_upstream_keepalive_survives_pinning(proxy: ProxyProcess, plain_twins) -
     assert allowed.connections - connections_before == 1
 
 
-def test_curl_through_the_proxy(proxy: ProxyProcess, plain_twins) -> None:
+def test_curl_through_the_proxy(proxy: ProxyProcess, plain_twins: Twins) -> None:
     if shutil.which("curl") is None:
         pytest.skip("curl not installed")
     allowed, forbidden = plain_twins
@@ -220,7 +226,7 @@ LOOPBACK_SPELLINGS = [
 
 @pytest.mark.parametrize("host", LOOPBACK_SPELLINGS)
 def test_loopback_in_any_spelling_is_refused_before_connecting(
-    proxy: ProxyProcess, plain_twins, host: str
+    proxy: ProxyProcess, plain_twins: Twins, host: str
 ) -> None:
     _, forbidden = plain_twins
     r = requests.post(
@@ -238,7 +244,7 @@ def test_loopback_in_any_spelling_is_refused_before_connecting(
 # the raw-socket test below covers bracketed IPv6.)
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "foo.lvh.test", "2130706433"])
 def test_connect_to_loopback_is_refused_on_the_connect(
-    proxy: ProxyProcess, tls_twins, host
+    proxy: ProxyProcess, tls_twins: Twins, host: str
 ) -> None:
     _, forbidden = tls_twins
     with (
@@ -252,7 +258,7 @@ def test_connect_to_loopback_is_refused_on_the_connect(
     assert forbidden.connections == 0
 
 
-def test_connect_denial_carries_reason_and_json(proxy: ProxyProcess, tls_twins) -> None:
+def test_connect_denial_carries_reason_and_json(proxy: ProxyProcess, tls_twins: Twins) -> None:
     import socket
 
     _, forbidden = tls_twins
@@ -274,7 +280,7 @@ def test_connect_denial_carries_reason_and_json(proxy: ProxyProcess, tls_twins) 
 
 
 def test_mixed_answers_with_one_internal_address_are_refused(
-    proxy: ProxyProcess, plain_twins
+    proxy: ProxyProcess, plain_twins: Twins
 ) -> None:
     allowed, forbidden = plain_twins
     before = allowed.connections
@@ -286,7 +292,9 @@ def test_mixed_answers_with_one_internal_address_are_refused(
     assert allowed.connections == before and forbidden.connections == 0
 
 
-def test_rebinding_name_is_refused_once_it_points_inside(proxy: ProxyProcess, plain_twins) -> None:
+def test_rebinding_name_is_refused_once_it_points_inside(
+    proxy: ProxyProcess, plain_twins: Twins
+) -> None:
     allowed, forbidden = plain_twins
     first = requests.get(
         f"http://rebind.test:{allowed.port}/one", proxies=proxies(proxy), timeout=10
@@ -313,7 +321,9 @@ def test_rebinding_name_is_refused_once_it_points_inside(proxy: ProxyProcess, pl
         ("foo.123", "invalid-host"),
     ],
 )
-def test_other_refusals_have_their_reason(proxy: ProxyProcess, plain_twins, host, reason) -> None:
+def test_other_refusals_have_their_reason(
+    proxy: ProxyProcess, plain_twins: Twins, host: str, reason: str
+) -> None:
     allowed, forbidden = plain_twins
     before = allowed.connections
     r = requests.get(f"http://{host}:{allowed.port}/", proxies=proxies(proxy), timeout=10)
@@ -322,7 +332,7 @@ def test_other_refusals_have_their_reason(proxy: ProxyProcess, plain_twins, host
     assert allowed.connections == before and forbidden.connections == 0
 
 
-def test_port_not_in_the_rule_is_refused(proxy: ProxyProcess, plain_twins) -> None:
+def test_port_not_in_the_rule_is_refused(proxy: ProxyProcess, plain_twins: Twins) -> None:
     allowed, _ = plain_twins
     before = allowed.connections
     r = requests.get(
@@ -332,7 +342,9 @@ def test_port_not_in_the_rule_is_refused(proxy: ProxyProcess, plain_twins) -> No
     assert allowed.connections == before
 
 
-def test_host_header_inside_tunnel_must_match_connect(proxy: ProxyProcess, tls_twins) -> None:
+def test_host_header_inside_tunnel_must_match_connect(
+    proxy: ProxyProcess, tls_twins: Twins
+) -> None:
     allowed, _ = tls_twins
     before = len(allowed.requests)
     with httpx.Client(proxy=proxy.url, verify=trusting(proxy.ca_cert), timeout=10) as client:
@@ -349,28 +361,14 @@ def test_the_proxy_itself_is_refused(proxy: ProxyProcess) -> None:
 # -- non-loopback targets: only inside the isolated test network --------------------------------
 
 
-def raw_exchange(proxy: ProxyProcess, request: str) -> tuple[bytes, bytes]:
-    """Send one raw request to the proxy; return (head, body) of its answer."""
-    with socket.create_connection((proxy.host, proxy.port), timeout=10) as sock:
-        sock.sendall(request.encode())
-        data = b""
-        while not data.rstrip().endswith(b"}"):
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    return head, body
-
-
 @pytest.mark.parametrize(
     "authority", ["bad\\host.test", "a@b.test", "%6cocalhost", "ex ample.test", "[::1%"]
 )
 def test_malformed_hosts_are_refused_without_connecting(
-    proxy: ProxyProcess, plain_twins, authority
-):
+    proxy: ProxyProcess, plain_twins: Twins, authority: str
+) -> None:
     _, forbidden = plain_twins
-    head, body = raw_exchange(
+    head, body = head_and_body(
         proxy, f"GET http://{authority}:{forbidden.port}/ HTTP/1.1\r\nHost: x\r\n\r\n"
     )
     status = int(head.split()[1])
@@ -406,7 +404,7 @@ def test_internal_addresses_are_refused(proxy: ProxyProcess, url: str) -> None:
 @needs_isolation
 @pytest.mark.parametrize("target", ["[::ffff:10.0.0.1]:443", "169.254.169.254:443", "10.0.0.1:443"])
 def test_internal_connect_targets_are_refused(proxy: ProxyProcess, target: str) -> None:
-    head, body = raw_exchange(proxy, f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n")
+    head, body = head_and_body(proxy, f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 403")
     assert json.loads(body)["error"] == "address-blocked"
 
@@ -415,7 +413,7 @@ def test_internal_connect_targets_are_refused(proxy: ProxyProcess, target: str) 
 
 
 def test_passthrough_tunnel_is_pinned_but_not_intercepted(
-    proxy: ProxyProcess, tls_twins, receiver_ca_file: Path
+    proxy: ProxyProcess, tls_twins: Twins, receiver_ca_file: Path
 ) -> None:
     allowed, forbidden = tls_twins
     # The client verifies the receiver's own certificate: proof that hookwall did not intercept.
@@ -427,7 +425,7 @@ def test_passthrough_tunnel_is_pinned_but_not_intercepted(
     assert forbidden.connections == 0
 
 
-def test_upgrade_sends_plain_http_over_tls(proxy: ProxyProcess, tls_twins) -> None:
+def test_upgrade_sends_plain_http_over_tls(proxy: ProxyProcess, tls_twins: Twins) -> None:
     allowed, forbidden = tls_twins
     r = requests.post(
         f"http://upgrade.hooks.test:{allowed.port}/up",
@@ -443,7 +441,7 @@ def test_upgrade_sends_plain_http_over_tls(proxy: ProxyProcess, tls_twins) -> No
 
 
 def test_upgrade_per_request_header_is_honoured_and_stripped(
-    proxy: ProxyProcess, tls_twins
+    proxy: ProxyProcess, tls_twins: Twins
 ) -> None:
     allowed, _ = tls_twins
     r = requests.post(
@@ -457,7 +455,9 @@ def test_upgrade_per_request_header_is_honoured_and_stripped(
     assert "x-hookwall-upgrade" not in allowed.requests[-1].headers
 
 
-def test_receiver_with_untrusted_certificate_fails_closed(proxy: ProxyProcess, plain_twins) -> None:
+def test_receiver_with_untrusted_certificate_fails_closed(
+    proxy: ProxyProcess, plain_twins: Twins
+) -> None:
     allowed, _ = plain_twins  # plain receiver: TLS to it cannot succeed
     before = len(allowed.requests)
     r = requests.post(
@@ -482,27 +482,21 @@ def test_unreachable_receiver_gets_json_502(proxy: ProxyProcess) -> None:
 
 
 def test_ipv6_receiver_allowed_by_exception(
-    tmp_path: Path, names: TestDnsServer, ipv6_receiver: Receiver
+    start_proxy: ProxyLauncher, ipv6_receiver: Receiver
 ) -> None:
-    policy = tmp_path / "v6.yaml"
-    policy.write_text(
+    proc = start_proxy(
         f"version: 1\nunsafe: true\ndefaults:\n  network:\n    allow: ['{TEST_IPV6}/128']\n"
-        "    ports: ['1-65535']\n"
+        "    ports: ['1-65535']\n",
+        names={"v6.hooks.test": TEST_IPV6, "v6mixed.hooks.test": [TEST_IPV6, "::1"]},
     )
-    names.add("v6.hooks.test", TEST_IPV6)
-    names.add("v6mixed.hooks.test", TEST_IPV6, "::1")
     port = ipv6_receiver.port
-    proc = ProxyProcess(policy, tmp_path / "data", dns=[names.spec])
-    try:
-        for host in (f"[{TEST_IPV6}]", "v6.hooks.test"):
-            r = requests.get(f"http://{host}:{port}/v6", proxies=proxies(proc), timeout=10)
-            assert r.status_code == 200, r.text
-            assert ipv6_receiver.requests[-1].headers["host"] == f"{host}:{port}"
-        for host in ("[::1]", "v6mixed.hooks.test", "localhost"):
-            r = requests.get(f"http://{host}:{port}/v6", proxies=proxies(proc), timeout=10)
-            assert_denied(r, "address-blocked")
-    finally:
-        assert proc.stop() == 0
+    for host in (f"[{TEST_IPV6}]", "v6.hooks.test"):
+        r = requests.get(f"http://{host}:{port}/v6", proxies=proxies(proc), timeout=10)
+        assert r.status_code == 200, r.text
+        assert ipv6_receiver.requests[-1].headers["host"] == f"{host}:{port}"
+    for host in ("[::1]", "v6mixed.hooks.test", "localhost"):
+        r = requests.get(f"http://{host}:{port}/v6", proxies=proxies(proc), timeout=10)
+        assert_denied(r, "address-blocked")
 
 
 # -- explain agrees with the proxy ---------------------------------------------------------------
@@ -524,7 +518,11 @@ AGREEMENT_URLS = [
 
 @pytest.mark.parametrize("template", AGREEMENT_URLS)
 def test_explain_agrees_with_the_proxy(
-    proxy: ProxyProcess, names: TestDnsServer, plain_twins, template: str, capsys
+    proxy: ProxyProcess,
+    names: TestDnsServer,
+    plain_twins: Twins,
+    template: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from hookwall.cli.main import main
 
@@ -543,7 +541,9 @@ def test_explain_agrees_with_the_proxy(
         assert explained["connect_to"] == proxy.exchange(url=url)["peer_ip"]
 
 
-def test_sender_that_does_not_trust_the_ca_gets_a_logged_hint(proxy: ProxyProcess, tls_twins):
+def test_sender_that_does_not_trust_the_ca_gets_a_logged_hint(
+    proxy: ProxyProcess, tls_twins: Twins
+) -> None:
     allowed, _ = tls_twins
     before = len(allowed.requests)
     with (
@@ -557,10 +557,12 @@ def test_sender_that_does_not_trust_the_ca_gets_a_logged_hint(proxy: ProxyProces
     assert len(allowed.requests) == before
 
 
-def test_absolute_form_https_request_is_verified_against_the_name(proxy: ProxyProcess, tls_twins):
+def test_absolute_form_https_request_is_verified_against_the_name(
+    proxy: ProxyProcess, tls_twins: Twins
+) -> None:
     """`GET https://name/` sent to the proxy without CONNECT: TLS upstream, SNI is the name."""
     allowed, forbidden = tls_twins
-    head, body = raw_exchange(
+    head, body = head_and_body(
         proxy, f"GET https://hooks.test:{allowed.port}/abs HTTP/1.1\r\nHost: hooks.test\r\n\r\n"
     )
     assert head.startswith(b"HTTP/1.1 200"), head

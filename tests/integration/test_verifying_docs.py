@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import get_args, get_type_hints
 
 import pytest
 
@@ -346,7 +347,9 @@ def test_every_policy_snippet_in_the_doc_loads(
         assert signing is not None
         for name in signing.scheme.owned_headers:
             assert f"`{name}`" in doc, name
-    for prefix in HEADER_PREFIXES:  # every name a policy can choose is documented
+    accepted = get_args(get_type_hints(StandardWebhooks)["header_prefix"])
+    assert set(accepted) == set(HEADER_PREFIXES)  # what a policy may choose, the scheme takes
+    for prefix in accepted:  # every name a policy can choose is documented
         for name in StandardWebhooks(header_prefix=prefix).owned_headers:
             assert f"`{name}`" in doc, name
 

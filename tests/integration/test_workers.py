@@ -17,9 +17,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -30,11 +31,14 @@ from hookwall.limits import DestinationLimiter, LimitConfig, Rejected
 from hookwall.limits.share import SharedByWorkers, worker_share
 from hookwall.mitm import listener
 from tests.support.adversary import Adversary
-from tests.support.dnsserver import TestDnsServer
-from tests.support.proxyproc import HOOKWALL, ProxyProcess
+from tests.support.launcher import ProxyLauncher
+from tests.support.proxyproc import HOOKWALL, Event, ProxyProcess
 from tests.support.receivers import Receiver, start_receiver
+from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.integration
+# The module whose ``asyncio`` name the SO_REUSEPORT hook replaces (not an exported attribute).
+PATCHED: Any = mode_servers
 
 POLICY = """\
 version: 1
@@ -49,23 +53,17 @@ destinations:
 """
 
 
-def started_workers(proc: ProxyProcess, count: int, start: int = 0) -> list[dict]:
+NAMES = ["capped.test", "ok.test", "hops.test"]
+
+
+def started_workers(proc: ProxyProcess, count: int, start: int = 0) -> list[Event]:
     """Wait for ``count`` proxy_started events (one per worker) from index ``start`` on."""
-    deadline = time.monotonic() + 30
-    while True:
-        found = [e for e in proc.events[start:] if e.get("event") == "proxy_started"]
-        if len(found) >= count:
-            return found
-        assert time.monotonic() < deadline, f"only {len(found)} workers started"
-        assert proc.proc.poll() is None, f"hookwall exited: {''.join(proc.stderr)[-2000:]}"
-        time.sleep(0.05)
-
-
-@pytest.fixture(scope="module")
-def adversary() -> Iterator[Adversary]:
-    receiver = Adversary()
-    yield receiver
-    receiver.stop()
+    proc.wait_until(
+        lambda: len(proc.events_named("proxy_started", start)) >= count,
+        30,
+        f"{count} workers started",
+    )
+    return proc.events_named("proxy_started", start)
 
 
 @pytest.fixture(scope="module")
@@ -76,28 +74,11 @@ def hop_receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture(scope="module")
-def policy_file(tmp_path_factory: pytest.TempPathFactory, dns_server: TestDnsServer) -> Path:
-    for name in ("capped.test", "ok.test", "hops.test"):
-        dns_server.add(name, "127.0.0.2")
-    path = tmp_path_factory.mktemp("workers") / "policy.yaml"
-    path.write_text(POLICY)
-    return path
-
-
-@pytest.fixture(scope="module")
 def workers(
-    policy_file: Path, tmp_path_factory: pytest.TempPathFactory, dns_server: TestDnsServer
+    tmp_path_factory: pytest.TempPathFactory, start_module_proxy: ProxyLauncher
 ) -> Iterator[ProxyProcess]:
-    data = tmp_path_factory.mktemp("workers-data")
     tmp = tmp_path_factory.mktemp("workers-tmp")  # where the workers' admin sockets go
-    proc = ProxyProcess(
-        policy_file,
-        data,
-        dns=[dns_server.spec],
-        extra_args=["--workers", "2"],
-        env={"TMPDIR": str(tmp)},
-    )
-    started_workers(proc, 2)
+    proc = start_module_proxy(POLICY, names=NAMES, workers=2, env={"TMPDIR": str(tmp)})
     (sockets,) = tmp.glob("hookwall-admin-*")  # one private directory, for the supervisor
     assert stat.S_IMODE(sockets.stat().st_mode) == 0o700
     assert sorted(p.name for p in sockets.iterdir()) == ["worker-1.sock", "worker-2.sock"]
@@ -111,22 +92,17 @@ def send(proxy: ProxyProcess, url: str, timeout: float = 20) -> requests.Respons
     return requests.post(url, data=b"{}", proxies={"http": proxy.url}, timeout=timeout)
 
 
-def wait_until(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
-
-
-def exchange_events(proc: ProxyProcess, start: int) -> list[dict]:
-    return [e for e in proc.events[start:] if e.get("event") == "exchange"]
+def exchange_events(proc: ProxyProcess, start: int) -> list[Event]:
+    return proc.events_named("exchange", start)
 
 
 def worker_pids(proc: ProxyProcess, start: int = 0) -> set[int]:
     return {e["pid"] for e in proc.events[start:] if e.get("event") == "proxy_started"}
 
 
-def test_the_workers_listen_on_one_port_and_both_serve(workers, adversary) -> None:
+def test_the_workers_listen_on_one_port_and_both_serve(
+    workers: ProxyProcess, adversary: Adversary
+) -> None:
     started = started_workers(workers, 2)
     assert {tuple(e["listen"]) for e in started} == {(f"127.0.0.1:{workers.port}",)}
     assert sorted(e["worker"] for e in started) == [1, 2]
@@ -137,12 +113,15 @@ def test_the_workers_listen_on_one_port_and_both_serve(workers, adversary) -> No
     mark = workers.mark()
     for _ in range(40):
         assert send(workers, f"http://ok.test:{adversary.port}/ok").status_code == 200
-    wait_until(lambda: len(exchange_events(workers, mark)) >= 40)  # read from the pipes
+    # The lines reach us through the supervisor's pipe: wait for all 40.
+    workers.wait_until(lambda: len(exchange_events(workers, mark)) >= 40, what="40 exchanges")
     served = {e["pid"] for e in exchange_events(workers, mark)}
     assert served == worker_pids(workers)  # both workers took connections
 
 
-def test_each_worker_enforces_its_share_of_the_cap(workers, adversary) -> None:
+def test_each_worker_enforces_its_share_of_the_cap(
+    workers: ProxyProcess, adversary: Adversary
+) -> None:
     """concurrency 2 with 2 workers: 1 each, so the receiver never sees more than 2."""
     adversary.gate.clear()
     adversary.max_active = 0
@@ -161,7 +140,7 @@ def test_each_worker_enforces_its_share_of_the_cap(workers, adversary) -> None:
 
 
 def test_redirect_hops_stay_on_the_worker_of_their_delivery(
-    workers, hop_receiver: Receiver
+    workers: ProxyProcess, hop_receiver: Receiver
 ) -> None:
     """Hops go through the worker's own internal listener (open while it drains), so a chain
     never depends on another worker being up."""
@@ -170,7 +149,7 @@ def test_redirect_hops_stay_on_the_worker_of_their_delivery(
         r = send(workers, f"http://hops.test:{hop_receiver.port}/hops?n=3")
         assert r.status_code == 200, r.text
     # The lines reach us through each worker's stdout and a reader thread: wait for all 24.
-    wait_until(lambda: len(exchange_events(workers, mark)) >= 24)
+    workers.wait_until(lambda: len(exchange_events(workers, mark)) >= 24, what="24 exchanges")
     exchanges = exchange_events(workers, mark)
     firsts = [e for e in exchanges if e.get("hop") == 0]
     assert len(firsts) == 6
@@ -192,7 +171,7 @@ def metric_total(proc: ProxyProcess, name: str, **labels: str) -> float:
     )
 
 
-def test_metrics_and_readyz_cover_every_worker(workers, adversary) -> None:
+def test_metrics_and_readyz_cover_every_worker(workers: ProxyProcess, adversary: Adversary) -> None:
     assert workers.admin_url is not None
     ready = requests.get(workers.admin_url + "/readyz", timeout=10)
     assert (ready.status_code, ready.text) == (200, "ready (2 workers)\n")
@@ -202,7 +181,7 @@ def test_metrics_and_readyz_cover_every_worker(workers, adversary) -> None:
     mark = workers.mark()
     for _ in range(40):
         assert send(workers, f"http://ok.test:{adversary.port}/ok").status_code == 200
-    wait_until(lambda: len(exchange_events(workers, mark)) >= 40)
+    workers.wait_until(lambda: len(exchange_events(workers, mark)) >= 40, what="40 exchanges")
     assert {e["pid"] for e in exchange_events(workers, mark)} == worker_pids(workers)
     # Every delivery counted once, whichever worker served it (each counts before it logs).
     after = metric_total(workers, "hookwall_requests_total", decision="allow")
@@ -212,7 +191,7 @@ def test_metrics_and_readyz_cover_every_worker(workers, adversary) -> None:
     assert count >= 40
 
 
-def test_a_worker_that_does_not_answer_makes_readyz_fail(workers) -> None:
+def test_a_worker_that_does_not_answer_makes_readyz_fail(workers: ProxyProcess) -> None:
     assert workers.admin_url is not None
     victim = max(worker_pids(workers))
     (index,) = {e["worker"] for e in workers.events if e.get("pid") == victim}
@@ -228,7 +207,7 @@ def test_a_worker_that_does_not_answer_makes_readyz_fail(workers) -> None:
     assert requests.get(workers.admin_url + "/readyz", timeout=10).status_code == 200
 
 
-def test_a_crashed_worker_is_restarted(workers, adversary) -> None:
+def test_a_crashed_worker_is_restarted(workers: ProxyProcess, adversary: Adversary) -> None:
     victim = max(worker_pids(workers))
     mark = workers.mark()
     os.kill(victim, signal.SIGKILL)
@@ -248,12 +227,9 @@ def test_a_crashed_worker_is_restarted(workers, adversary) -> None:
 
 
 def test_sigterm_drains_every_worker_and_exits_0(
-    policy_file: Path, tmp_path: Path, dns_server: TestDnsServer, adversary
+    start_proxy: ProxyLauncher, adversary: Adversary
 ) -> None:
-    proc = ProxyProcess(
-        policy_file, tmp_path / "data", dns=[dns_server.spec], extra_args=["--workers", "2"]
-    )
-    started_workers(proc, 2)
+    proc = start_proxy(POLICY, names=NAMES, workers=2)
     adversary.gate.clear()
     result: dict[str, requests.Response] = {}
     sender = threading.Thread(
@@ -264,7 +240,7 @@ def test_sigterm_drains_every_worker_and_exits_0(
         sender.start()
         wait_until(lambda: adversary.active == active + 1)
         mark = proc.mark()
-        proc.proc.send_signal(signal.SIGTERM)
+        proc.terminate()  # SIGTERM
         proc.wait_for(lambda e: e.get("event") == "supervisor_stopping", start=mark)
         drains = [proc.wait_for(lambda e: e.get("event") == "proxy_draining", start=mark)]
         assert drains
@@ -284,8 +260,10 @@ def test_sigterm_drains_every_worker_and_exits_0(
 
 
 def test_a_non_loopback_listen_without_senders_is_still_refused(
-    policy_file: Path, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(POLICY)
     result = subprocess.run(
         [str(HOOKWALL), "run", "--policy", str(policy_file), "--listen", "0.0.0.0:0",
          "--workers", "2", "--data-dir", str(tmp_path / "data")],
@@ -313,11 +291,11 @@ def test_mitmproxy_opens_its_listener_where_the_hook_expects_it() -> None:
     module's ``asyncio`` name. If that moves, workers would fail to share the port."""
     source = inspect.getsource(mode_servers.AsyncioServerInstance.listen)
     assert "asyncio.start_server(" in source
-    assert mode_servers.asyncio.__name__ == "asyncio"
+    assert PATCHED.asyncio.__name__ == "asyncio"
 
 
 def test_the_hook_adds_reuse_port_and_two_servers_share_a_reserved_port() -> None:
-    original = mode_servers.asyncio
+    original = PATCHED.asyncio
     try:
         listener.install()
         assert listener.installed()
@@ -327,15 +305,19 @@ def test_the_hook_adds_reuse_port_and_two_servers_share_a_reserved_port() -> Non
         async def scenario() -> set[str]:
             seen: set[str] = set()
 
-            def handler(name: str):
-                async def handle(reader, writer) -> None:
+            def handler(
+                name: str,
+            ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+                async def handle(
+                    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+                ) -> None:
                     seen.add(name)
                     writer.close()
 
                 return handle
 
             servers = [
-                await mode_servers.asyncio.start_server(handler(n), "127.0.0.1", port)
+                await PATCHED.asyncio.start_server(handler(n), "127.0.0.1", port)
                 for n in ("a", "b")
             ]
             for _ in range(64):
@@ -350,7 +332,7 @@ def test_the_hook_adds_reuse_port_and_two_servers_share_a_reserved_port() -> Non
         for sock in reserved:
             sock.close()
     finally:
-        mode_servers.asyncio = original
+        PATCHED.asyncio = original
 
 
 # -- each worker's share of a cap -------------------------------------------------------------

@@ -61,6 +61,8 @@ class TestDnsServer:
 
     def stop(self) -> None:
         self._stop.set()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as waker:  # ends the wait in
+            waker.sendto(b"", self.address)  # recvfrom now, not at its next timeout
         self._thread.join(timeout=5)
         self._sock.close()
 

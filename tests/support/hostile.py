@@ -6,6 +6,7 @@ nothing is left in flight or queued, and sends a normal delivery that must get 2
 
 from __future__ import annotations
 
+import signal
 import socket
 import time
 from collections.abc import Iterable
@@ -15,6 +16,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.proxyproc import ProxyProcess
+from tests.support.waits import wait_until
 
 
 def connect(proxy: ProxyProcess, source: str = "127.0.0.1", timeout: float = 10) -> socket.socket:
@@ -47,6 +49,52 @@ def exchange(
         if close:
             return b""
         return read_all(sock)
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One whole answer (head, then its Content-Length body): no waiting for the proxy to close
+    a connection it may keep open for the next request."""
+    out = b""
+    while b"\r\n\r\n" not in out:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return out
+        out += chunk
+    head, _, body = out.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(body) < length and (chunk := sock.recv(65536)):
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def answer(proxy: ProxyProcess, data: bytes, *, timeout: float = 10) -> bytes:
+    """Send raw bytes on a new connection and read the proxy's one answer to them."""
+    with connect(proxy, timeout=timeout) as sock:
+        sock.sendall(data)
+        return read_response(sock)
+
+
+def head_and_body(
+    proxy: ProxyProcess, request: str, source: str = "127.0.0.1"
+) -> tuple[bytes, bytes]:
+    """Send one raw request from ``source``: the proxy's answer, split at its blank line."""
+    with connect(proxy, source) as sock:
+        sock.sendall(request.encode())
+        head, _, body = read_response(sock).partition(b"\r\n\r\n")
+    return head, body
+
+
+def assert_no_slot_held(proxy: ProxyProcess) -> None:
+    """Nothing in flight or queued at any destination (the proxy's own SIGUSR1 snapshot)."""
+    mark = proxy.mark()
+    proxy.proc.send_signal(signal.SIGUSR1)
+    snapshot = proxy.wait_for(lambda e: e.get("event") == "limits_snapshot", start=mark)
+    leaks = [d for d in snapshot["destinations"] if d["in_flight"] or d["queued"]]
+    assert not leaks, leaks
 
 
 def closes_within(sock: socket.socket, seconds: float) -> tuple[bool, bytes]:
@@ -130,13 +178,6 @@ def gauges(proxy: ProxyProcess) -> dict[str, float]:
             if sample.name in names:
                 totals[names[sample.name]] += sample.value
     return totals
-
-
-def wait_until(predicate, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what} not reached within {timeout}s"
-        time.sleep(0.02)
 
 
 def assert_settled(proxy: ProxyProcess, normal_url: str, timeout: float = 10.0) -> None:

@@ -1,7 +1,12 @@
-"""Run the real ``hookwall run`` as a subprocess and read its JSON log lines."""
+"""Run the real ``hookwall run`` as a subprocess and read its JSON log lines.
+
+Every wait here is on something the proxy says or answers (a log line, ``/readyz``) and has a
+deadline; none is a sleep that hopes the proxy got there.
+"""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -16,6 +21,7 @@ from typing import Any
 
 HOOKWALL = Path(sys.executable).with_name("hookwall")
 Event = dict[str, Any]
+START_TIMEOUT = 30.0  # seconds a start may take (a loaded CI machine, two workers)
 
 
 def trusting(ca_file: Path) -> ssl.SSLContext:
@@ -24,6 +30,19 @@ def trusting(ca_file: Path) -> ssl.SSLContext:
 
 
 class ProxyProcess:
+    """One ``hookwall run`` (with ``--workers N``, its supervisor), started and waited for.
+
+    The constructor returns once the proxy logged ``proxy_started``, so its port is bound
+    (with ``wait=False`` at once: call ``wait_started`` before using it, e.g. after starting
+    the others of a fleet). ``events`` fills with every line the proxy writes, read by a
+    thread per pipe.
+    """
+
+    host: str
+    port: int
+    ca_cert: Path
+    admin_url: str | None
+
     def __init__(
         self,
         policy: Path | None,
@@ -32,8 +51,11 @@ class ProxyProcess:
         extra_args: Sequence[str] = (),
         listen: str = "127.0.0.1:0",
         env: dict[str, str] | None = None,
+        *,
+        wait: bool = True,
     ) -> None:
         self.policy = policy
+        self.data_dir = data_dir
         args = [str(HOOKWALL), "run", "--listen", listen, "--data-dir", str(data_dir)]
         if policy is not None:
             args += ["--policy", str(policy)]
@@ -56,16 +78,21 @@ class ProxyProcess:
         )
         self.events: list[Event] = []
         self.stderr: list[str] = []
+        self._terminated = False
         self._cond = threading.Condition()
         threading.Thread(target=self._read_stdout, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
-        started = self.wait_for(lambda e: e.get("event") == "proxy_started", timeout=30)
+        if wait:
+            self.wait_started()
+
+    def wait_started(self) -> None:
+        """Wait for ``proxy_started``; learn the addresses it names."""
+        started = self.wait_for(lambda e: e.get("event") == "proxy_started", START_TIMEOUT)
         host, _, port = started["listen"][0].rpartition(":")
         self.host, self.port = host.strip("[]"), int(port)
-        self.ca_cert = data_dir / "mitmproxy-ca-cert.pem"
+        self.ca_cert = self.data_dir / "mitmproxy-ca-cert.pem"
         admin = started.get("admin")  # "host:port" of /healthz, /readyz, /metrics; None if off
-        with self._cond:  # --workers N: the supervisor serves it for every worker
-            supervisor = [e for e in self.events if e.get("event") == "supervisor_started"]
+        supervisor = self.events_named("supervisor_started")  # --workers N: it serves for all
         admin = admin or (supervisor[0].get("admin") if supervisor else None)
         self.admin_url = f"http://{admin}" if admin else None
 
@@ -91,26 +118,72 @@ class ProxyProcess:
         with self._cond:
             self._cond.notify_all()
 
+    def wait_until(
+        self, condition: Callable[[], bool], timeout: float = 10, what: str = "condition"
+    ) -> None:
+        """Wait until ``condition()`` holds, asked again at every new log line (no polling)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not condition():
+                if self.proc.poll() is not None:
+                    raise AssertionError(
+                        f"hookwall exited ({self.proc.returncode}) before {what}: "
+                        f"{''.join(self.stderr)[-2000:]}"
+                    )
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{what} not reached within {timeout}s")
+                self._cond.wait(min(left, 0.5))
+
     def wait_for(
         self, predicate: Callable[[Event], bool], timeout: float = 10, start: int = 0
     ) -> Event:
         """The first event from index ``start`` on that matches; waits for it (no sleeps)."""
-        deadline = time.monotonic() + timeout
+        found: list[Event] = []
+
+        def seen() -> bool:
+            found[:] = [e for e in self.events[start:] if predicate(e)][:1]
+            return bool(found)
+
+        try:
+            self.wait_until(seen, timeout, "a matching event")
+        except AssertionError as exc:
+            if self.proc.poll() is not None:
+                raise
+            raise AssertionError(f"{exc}; got {self.events[start:]}") from None
+        return found[0]
+
+    def events_named(self, name: str, start: int = 0) -> list[Event]:
         with self._cond:
-            while True:
-                for event in self.events[start:]:
-                    if predicate(event):
-                        return event
-                if self.proc.poll() is not None:
-                    raise AssertionError(
-                        f"hookwall exited ({self.proc.returncode}): {''.join(self.stderr)[-2000:]}"
-                    )
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(
-                        f"no matching event within {timeout}s; got {self.events[start:]}"
-                    )
-                self._cond.wait(min(left, 0.5))
+            return [e for e in self.events[start:] if e.get("event") == name]
+
+    def wait_ready(self, workers: int = 1, timeout: float = START_TIMEOUT) -> None:
+        """Every worker has started, and ``/readyz`` (when the admin listener is on) says so."""
+        self.wait_until(
+            lambda: len(self.events_named("proxy_started")) >= workers,
+            timeout,
+            f"{workers} workers started",
+        )
+        if self.admin_url is None:
+            return
+        deadline = time.monotonic() + timeout
+        while (answer := self.readyz()) != 200:  # the supervisor asks each worker in turn
+            assert self.proc.poll() is None, f"hookwall exited: {''.join(self.stderr)[-2000:]}"
+            assert time.monotonic() < deadline, f"/readyz still {answer} after {timeout}s"
+            time.sleep(0.02)
+
+    def readyz(self) -> int:
+        """The status of ``/readyz`` (0: no answer), asked directly, never through a proxy."""
+        assert self.admin_url is not None
+        host, _, port = self.admin_url.removeprefix("http://").rpartition(":")
+        conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=5)
+        try:
+            conn.request("GET", "/readyz")
+            return conn.getresponse().status
+        except OSError:
+            return 0
+        finally:
+            conn.close()
 
     def exchange(self, request_id: str | None = None, *, start: int = 0, **match: Any) -> Event:
         """Wait for the exchange event with these field values."""
@@ -129,12 +202,19 @@ class ProxyProcess:
         with self._cond:
             return len(self.events)
 
-    def stop(self) -> int:
-        if self.proc.poll() is None:
+    def terminate(self) -> None:
+        """Ask for a graceful stop (SIGTERM: drain, then exit) without waiting for it. Once:
+        a second SIGTERM means "stop now" to hookwall, and kills it if it comes too late."""
+        if self.proc.poll() is None and not self._terminated:
+            self._terminated = True
             self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+
+    def stop(self) -> int:
+        """Stop gracefully (killed after 15 s) and return the exit code."""
+        self.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
         return self.proc.returncode

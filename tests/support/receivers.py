@@ -6,12 +6,23 @@ saw zero connections, so connections are counted at accept time, before any HTTP
 
 from __future__ import annotations
 
+import functools
 import http.server
 import socket
 import ssl
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import trustme
+
+
+def tls_server_context(ca: trustme.CA, *names: str) -> ssl.SSLContext:
+    """A receiver's server context, with a certificate for ``names`` issued by ``ca``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*names).configure_cert(context)
+    return context
 
 
 @dataclass
@@ -87,6 +98,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = _handle
 
 
+STOP_POLL = 0.05  # seconds: how soon a receiver notices it is being stopped
+Twins = tuple[Receiver, Receiver]  # (allowed at 127.0.0.2, forbidden at 127.0.0.1), one port
+
+
 def start_receiver(host: str, port: int = 0, ssl_context: ssl.SSLContext | None = None) -> Receiver:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     receiver = Receiver(host, 0, ssl_context is not None)
@@ -95,7 +110,7 @@ def start_receiver(host: str, port: int = 0, ssl_context: ssl.SSLContext | None 
         address_family = family
         daemon_threads = True
 
-        def get_request(self) -> tuple[socket.socket, object]:
+        def get_request(self) -> tuple[socket.socket, Any]:
             sock, addr = super().get_request()
             receiver.connections += 1
             if ssl_context is not None:
@@ -104,14 +119,16 @@ def start_receiver(host: str, port: int = 0, ssl_context: ssl.SSLContext | None 
                 )
             return sock, addr
 
-        def handle_error(self, request: object, client_address: object) -> None:
+        def handle_error(self, request: Any, client_address: Any) -> None:
             pass  # failed TLS handshakes etc. are expected in tests
 
     handler = type("Handler", (_Handler,), {"receiver": receiver})
     server = Server((host, port), handler)
     receiver.port = server.server_address[1]
     receiver._server = server
-    receiver._thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the loop to look again: every 50 ms, not the default 500 ms.
+    serve = functools.partial(server.serve_forever, poll_interval=STOP_POLL)
+    receiver._thread = threading.Thread(target=serve, daemon=True)
     receiver._thread.start()
     return receiver
 

@@ -1,7 +1,9 @@
-"""Run the real ``hookwall run`` as a subprocess and read its JSON log lines.
+"""Run the real ``hookwall run`` as a process of its own and read its JSON log lines.
 
-Every wait here is on something the proxy says or answers (a log line, ``/readyz``) and has a
-deadline; none is a sleep that hopes the proxy got there.
+The process is exec'd, or, once a fork server is in use (``use_fork_server``: the integration
+tests' session does it), forked from one that has hookwall imported already
+(``tests.support.forkserver``). Every wait here is on something the proxy says or answers (a
+log line, ``/readyz``) and has a deadline; none is a sleep that hopes the proxy got there.
 """
 
 from __future__ import annotations
@@ -17,11 +19,58 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Protocol
+
+from tests.support.forkserver import ForkServer
 
 HOOKWALL = Path(sys.executable).with_name("hookwall")
 Event = dict[str, Any]
 START_TIMEOUT = 30.0  # seconds a start may take (a loaded CI machine, two workers)
+
+
+class Child(Protocol):
+    """What a proxy's process offers: a ``subprocess.Popen``, or a fork server's child."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def returncode(self) -> int | None: ...
+    @property
+    def stdout(self) -> IO[str] | None: ...
+    @property
+    def stderr(self) -> IO[str] | None: ...
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def send_signal(self, sig: int) -> None: ...
+    def kill(self) -> None: ...
+
+
+_fork_server: ForkServer | None = None
+
+
+def use_fork_server(server: ForkServer | None) -> None:
+    """Start proxies from this fork server from now on (None: exec them again)."""
+    global _fork_server
+    _fork_server = server
+
+
+def environment(env: dict[str, str] | None = None) -> dict[str, str]:
+    """A proxy's environment: ours without proxy settings or an admin token, plus ``env``."""
+    ours = {
+        k: v
+        for k, v in os.environ.items()
+        if "proxy" not in k.lower() and k != "HOOKWALL_ADMIN_TOKEN"
+    }
+    return ours | (env or {})
+
+
+def start(args: list[str], env: dict[str, str]) -> Child:
+    """``hookwall run ...`` with its output on pipes: forked when a fork server is in use."""
+    if _fork_server is not None:
+        return _fork_server.spawn(args, env)
+    return subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
 
 
 def trusting(ca_file: Path) -> ssl.SSLContext:
@@ -64,18 +113,7 @@ class ProxyProcess:
         args += list(extra_args)
         if not any(arg.startswith("--admin-listen") for arg in extra_args):
             args += ["--admin-listen", "127.0.0.1:0"]  # never the fixed default port in tests
-        child_env = {
-            k: v
-            for k, v in os.environ.items()
-            if "proxy" not in k.lower() and k != "HOOKWALL_ADMIN_TOKEN"
-        }
-        self.proc = subprocess.Popen(
-            args,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=child_env | (env or {}),
-        )
+        self.proc = start(args, environment(env))
         self.events: list[Event] = []
         self.stderr: list[str] = []
         self._terminated = False
@@ -213,8 +251,7 @@ class ProxyProcess:
         """Stop gracefully (killed after 15 s) and return the exit code."""
         self.terminate()
         try:
-            self.proc.wait(timeout=15)
+            return self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.wait()
-        return self.proc.returncode
+            return self.proc.wait()

@@ -1,30 +1,26 @@
-"""Make mitmproxy's own error responses follow hookwall's denial contract.
+"""What hookwall writes where mitmproxy would write its own error page, and the bytes of
+every denial on the wire.
 
 When mitmproxy itself fails a request (the receiver refused the connection, TLS to it failed,
-its response was malformed), it writes a small HTML page from deep inside its HTTP/1 layer. We
-replace that page with our JSON body and ``X-Hookwall-Reason`` so a sender can always tell
-what happened, or with the answer a proxy-side retry got. What to write is kept per client
-connection until mitmproxy writes it (``flow/respond.py`` says so; only it calls ``expect_*``).
-This wraps an internal method (``Http1Server.send``); mitmproxy is pinned and
-``tests/unit/mitm/test_mitm_hookpoints.py`` fails if the hook point moves.
+its response was malformed), it writes a small HTML page from deep inside its HTTP/1 layer;
+``mitm/errorpages.py`` replaces that page with what is pending here for the connection: our
+JSON body and ``X-Hookwall-Reason``, so a sender can always tell what happened, or the answer
+a proxy-side retry got. What to write is kept per client connection until mitmproxy writes
+it (``flow/respond.py`` says so; only it calls ``expect_*``).
 
 ``render`` is the one place a denial becomes bytes on the wire (from ``Denial.headers`` and
-``Denial.body``): here, in ``mitm/http1guard.py`` and for a crashed connection.
+``Denial.body``): for mitmproxy's error pages, in ``mitm/http1guard.py`` and for a crashed
+connection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any
 from weakref import WeakKeyDictionary
 
 from mitmproxy import connection
-from mitmproxy.connection import ConnectionState
-from mitmproxy.proxy import commands
-from mitmproxy.proxy.layers.http import _http1
-from mitmproxy.proxy.layers.http._events import ResponseProtocolError
 
 from hookwall.core import ids
 from hookwall.core.denials import Denial, Reason
@@ -117,37 +113,19 @@ def _phrase(status: int) -> str:
         return "Error"
 
 
-def _error_page(status: int, message: str = "") -> bytes:
-    """Replacement for mitmproxy's HTML error page where no denial is pending. (A request head
-    mitmproxy's parser refuses never gets here: ``http1guard`` answers it, with an id and an
-    event.) Should another path reach it, the answer still carries a fresh id, never ""."""
+def take_pending(client: connection.Connection) -> tuple[Denial, str] | bytes | None:
+    """What to write instead of mitmproxy's error response on this connection, once: a denial
+    with its request id, a retry's answer (bytes), or None."""
+    refusal = _refusals.pop(client, None)
+    relayed = _relayed.pop(client, None)
+    if relayed is not None:
+        return relayed
+    return (refusal.denial, refusal.request_id) if refusal is not None else None
+
+
+def fallback_page(status: int, message: str = "") -> bytes:
+    """mitmproxy's HTML error page where no denial is pending, in our contract instead. (A
+    request head mitmproxy's parser refuses never gets here: ``http1guard`` answers it, with an
+    id and an event.) Should another path reach it, the answer still carries a fresh id."""
     denial = Denial(_REASON_BY_STATUS.get(status, Reason.UPSTREAM_ERROR), message)
     return render(status, denial, ids.request_id())
-
-
-_original_send = _http1.Http1Server.send
-
-
-def _send(self: Any, event: Any) -> Generator[commands.Command, Any, None]:
-    """Like ``Http1Server.send``, but a flow's error response carries its id and reason."""
-    if isinstance(event, ResponseProtocolError):
-        refusal = _refusals.pop(self.conn, None)
-        relayed = _relayed.pop(self.conn, None)
-        can_write = bool(self.conn.state & ConnectionState.CAN_WRITE)
-        if relayed is not None and can_write and not self.response:
-            yield commands.SendData(self.conn, relayed)
-            yield commands.CloseConnection(self.conn)
-            return
-        # A pending denial is ours to send, even where mitmproxy would send nothing (kills).
-        if refusal is not None and can_write and not self.response:
-            denial = refusal.denial
-            yield commands.SendData(self.conn, render(denial.status, denial, refusal.request_id))
-            yield commands.CloseConnection(self.conn)
-            return
-    yield from _original_send(self, event)
-
-
-def install() -> None:
-    """Swap in our error pages (idempotent)."""
-    _http1.make_error_response = _error_page  # type: ignore[assignment]
-    _http1.Http1Server.send = _send  # type: ignore[method-assign]

@@ -8,8 +8,7 @@ expose (``on_head_started``, ``on_refused``, ``on_crash``), filled here.
 
 from __future__ import annotations
 
-from hookwall.flow import errorpages
-from hookwall.mitm import connect, crashguard, http1guard, typechecks
+from hookwall.mitm import connect, crashguard, errorpages, http1guard, typechecks
 from hookwall.pipeline import Pipeline
 
 

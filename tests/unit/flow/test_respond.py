@@ -24,6 +24,7 @@ from hookwall.flow.respond import (
     relay_when_failed,
 )
 from hookwall.flow.state import FlowState, start_state
+from hookwall.mitm import errorpages as error_patch
 from hookwall.policy import load_default_policy
 
 
@@ -35,7 +36,7 @@ def _error_response(client: object) -> list[commands.Command]:
     """What errorpages writes where mitmproxy would write its own error page."""
     server = SimpleNamespace(conn=client, response=None)
     event = ResponseProtocolError(1, "Server closed connection", ErrorCode.GENERIC_SERVER_ERROR)
-    return list(errorpages._send(server, event))
+    return list(error_patch._send(server, event))
 
 
 def test_a_refusal_is_the_flows_response_and_its_own() -> None:

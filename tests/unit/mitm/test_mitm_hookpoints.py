@@ -18,8 +18,8 @@ from mitmproxy.addons import errorcheck, proxyserver
 from mitmproxy.proxy import mode_servers, server
 from mitmproxy.proxy.layers.http import _http1
 
-from hookwall.flow import errorpages
-from hookwall.mitm import connect, crashguard, http1guard, listener, typechecks
+from hookwall.flow import errorpages as pending_pages
+from hookwall.mitm import connect, crashguard, errorpages, http1guard, listener, typechecks
 from hookwall.mitm.startup import StartupErrors
 
 
@@ -49,12 +49,12 @@ def test_the_crash_guard_wraps_every_connection_and_mitmproxy_still_swallows_cra
 def test_the_error_page_writer_is_wrapped() -> None:
     errorpages.install()
     assert _http1.Http1Server.send is errorpages._send
-    assert _http1.make_error_response is errorpages._error_page
+    assert _http1.make_error_response is pending_pages.fallback_page
 
 
 def test_an_error_page_without_a_pending_denial_still_has_an_id() -> None:
     """mitmproxy's fallback error page (no hookwall denial pending) is JSON with a fresh id."""
-    raw = errorpages._error_page(502, "boom")
+    raw = pending_pages.fallback_page(502, "boom")
     head, _, body = raw.partition(b"\r\n\r\n")
     answer = json.loads(body)
     assert answer["request_id"].startswith("req_") and answer["error"] == "upstream-error"

@@ -19,10 +19,10 @@ from mitmproxy import http
 from hookwall.core.denials import Denial, Reason
 from hookwall.core.headers import INTERNAL as INTERNAL_HEADER
 from hookwall.destinations.addons.guard import DestinationGuard
-from hookwall.flow import errorpages
 from hookwall.flow.respond import deny
 from hookwall.flow.runtime import Runtime
 from hookwall.forwarding.addons.lifecycle import Lifecycle
+from hookwall.mitm import errorpages
 from hookwall.redirects.addon import InternalHops
 from hookwall.retries.addon import Retries
 from tests.unit.support.flows import load, request_to, responded, runtime_for, state

@@ -97,7 +97,7 @@ def test_concurrency_cap_holds_at_the_receiver_and_the_queue_drains(
         statuses = [f.result().status_code for f in futures]
     assert statuses == [200] * 8
     assert adversary.max_active == 2
-    queued = [e for e in proxy.events if e.get("host") == "capped.test"]
+    queued = proxy.wait_count(lambda e: e.get("host") == "capped.test", 8)
     assert max(e["queue_ms"] for e in queued) > 0
 
 

@@ -219,7 +219,7 @@ def test_retries_are_not_stopped_by_a_forged_reason(
     assert r.status_code == 503 and r.content == b"ok"
     assert adversary.paths[before:] == ["/forged"] * 3
     assert set(assert_only_hookwalls_headers(proxy, r, url)) == {"x-hookwall-request-id"}
-    attempts = [e for e in proxy.events if e.get("url") == url and e.get("event") == "exchange"]
+    attempts = proxy.wait_count(lambda e: e.get("url") == url and e.get("event") == "exchange", 3)
     assert sorted(e["attempt"] for e in attempts) == [1, 2, 3]
 
 

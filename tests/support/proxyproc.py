@@ -191,6 +191,20 @@ class ProxyProcess:
             raise AssertionError(f"{exc}; got {self.events[start:]}") from None
         return found[0]
 
+    def wait_count(
+        self, predicate: Callable[[Event], bool], count: int, timeout: float = 10, start: int = 0
+    ) -> list[Event]:
+        """Every event from ``start`` on that matches, once there are at least ``count``: an
+        answer can reach a test before the log lines written ahead of it are read."""
+        found: list[Event] = []
+
+        def enough() -> bool:
+            found[:] = [e for e in self.events[start:] if predicate(e)]
+            return len(found) >= count
+
+        self.wait_until(enough, timeout, f"{count} matching events")
+        return list(found)
+
     def events_named(self, name: str, start: int = 0) -> list[Event]:
         with self._cond:
             return [e for e in self.events[start:] if e.get("event") == name]

@@ -89,7 +89,8 @@ def test_two_proxies_share_one_concurrency_cap(replicas: Replicas, adversary: Ad
     finally:
         adversary.gate.set()
     assert adversary.max_active == 2
-    waited = [e["queue_ms"] for p in (a, b) for e in p.events if e.get("host") == "capped.test"]
+    capped = [p.wait_count(lambda e: e.get("host") == "capped.test", 6) for p in (a, b)]
+    waited = [e["queue_ms"] for events in capped for e in events]
     assert sum(1 for ms in waited if ms > 100) >= 8  # queued, in both replicas
 
 

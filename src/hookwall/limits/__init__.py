@@ -7,7 +7,7 @@ The proxy calls ``slot = await limiter.acquire(key, config)`` before sending ups
 from hookwall.limits.gate import DestinationLimiter
 from hookwall.limits.keygate import Slot
 from hookwall.limits.settings import LimitConfig
-from hookwall.limits.verdicts import EventSink, Outcome, Reason, Rejected
+from hookwall.limits.verdicts import EventSink, Outcome, Rejected
 from hookwall.retries.retryafter import parse_retry_after
 
 __all__ = [
@@ -15,7 +15,6 @@ __all__ = [
     "EventSink",
     "LimitConfig",
     "Outcome",
-    "Reason",
     "Rejected",
     "Slot",
     "parse_retry_after",

@@ -105,7 +105,7 @@ class FloodControl:
             with stopped_if_released(state.holds, "queue wait"):
                 slot = await self.limiter.acquire(key, settings.limits.config)
         except Rejected as exc:
-            deny(flow, state, Denial(Reason(exc.reason), exc.message, retry_after=exc.retry_after))
+            deny(flow, state, Denial(exc.reason, exc.message, retry_after=exc.retry_after))
             return None
         admission = _Admission(self.limiter, key, slot)
         state.queue_ms = round(slot.queued_ms, 3)

@@ -31,10 +31,11 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from redis.asyncio import Redis
 
+from hookwall.core.denials import Reason
 from hookwall.limits import verdicts
 from hookwall.limits.backend import BackendUnavailable
 from hookwall.limits.redis_leases import Leases
@@ -43,7 +44,7 @@ from hookwall.limits.redis_scripts import Scripts
 from hookwall.limits.redis_waiting import Pollers
 from hookwall.limits.settings import LimitConfig
 from hookwall.limits.slots import ReleasedOnce
-from hookwall.limits.verdicts import EventSink, Outcome, Reason, Rejected
+from hookwall.limits.verdicts import EventSink, Outcome, Rejected
 
 __all__ = ["RedisLimiter", "RedisSlot"]
 
@@ -223,4 +224,4 @@ def _rejected(key: str, config: LimitConfig, reply: dict[str, Any]) -> Rejected:
         return verdicts.rate_limited(key, retry)
     if why == "full":
         return verdicts.queue_full(key, retry)
-    return Rejected(cast(Reason, reply.get("reason")), retry, f"{key} is busy; try again later.")
+    return Rejected(Reason(str(reply.get("reason"))), retry, f"{key} is busy; try again later.")

@@ -11,11 +11,12 @@ import math
 from collections.abc import Callable
 from typing import Literal
 
+from hookwall.core.denials import Reason
+
 __all__ = [
     "HALF_OPEN_RETRY_AFTER",
     "EventSink",
     "Outcome",
-    "Reason",
     "Rejected",
     "circuit_open",
     "limits_unavailable",
@@ -30,10 +31,6 @@ __all__ = [
 ]
 
 Outcome = Literal["success", "failure", "neutral"]
-# limits-unavailable: the shared limits store is down and the policy says refuse.
-Reason = Literal[
-    "queue-full", "queue-timeout", "rate-limited", "circuit-open", "limits-unavailable"
-]
 # (key, event, fields): circuit transitions and pauses, for the log.
 EventSink = Callable[[str, str, dict[str, object]], None]
 
@@ -50,7 +47,8 @@ def whole_seconds(seconds: float) -> int:
 
 
 class Rejected(Exception):
-    """The request was not admitted; map ``reason`` to the denial code and status."""
+    """The request was not admitted, for ``reason`` (a denial code: circuit-open, queue-full,
+    queue-timeout, rate-limited or limits-unavailable)."""
 
     def __init__(self, reason: Reason, retry_after: float, message: str) -> None:
         super().__init__(message)
@@ -68,7 +66,7 @@ class Rejected(Exception):
 def circuit_open(key: str, retry_after: float) -> Rejected:
     """The circuit is open (or opened while the request waited): come back after the cool-off."""
     return Rejected(
-        "circuit-open",
+        Reason.CIRCUIT_OPEN,
         retry_after,
         f"Deliveries to {key} keep failing; hookwall pauses them for a while.",
     )
@@ -77,7 +75,7 @@ def circuit_open(key: str, retry_after: float) -> Rejected:
 def probing(key: str) -> Rejected:
     """Half-open, and another request is the single probe."""
     return Rejected(
-        "circuit-open",
+        Reason.CIRCUIT_OPEN,
         HALF_OPEN_RETRY_AFTER,
         f"Deliveries to {key} were failing; hookwall is testing it with one request.",
     )
@@ -86,7 +84,7 @@ def probing(key: str) -> Rejected:
 def paused(key: str, pause_left: float) -> Rejected:
     """The receiver's pause outlasts the queue timeout: refused up front, not after a wait."""
     return Rejected(
-        "queue-timeout",
+        Reason.QUEUE_TIMEOUT,
         pause_left,
         f"{key} asked hookwall to slow down; it accepts requests again later.",
     )
@@ -95,7 +93,7 @@ def paused(key: str, pause_left: float) -> Rejected:
 def paused_past_deadline(key: str, pause: float) -> Rejected:
     """A pause that began while the request waited ends after its deadline."""
     return Rejected(
-        "queue-timeout",
+        Reason.QUEUE_TIMEOUT,
         pause,
         f"{key} asked hookwall to slow down for longer than a request may wait.",
     )
@@ -104,7 +102,7 @@ def paused_past_deadline(key: str, pause: float) -> Rejected:
 def rate_limited(key: str, token_wait: float) -> Rejected:
     """No token in time for this place in the queue; ``token_wait``: when there would be."""
     return Rejected(
-        "rate-limited",
+        Reason.RATE_LIMITED,
         token_wait,
         f"Requests to {key} exceed its rate limit; try again later.",
     )
@@ -112,7 +110,7 @@ def rate_limited(key: str, token_wait: float) -> Rejected:
 
 def queue_full(key: str, retry_after: float) -> Rejected:
     return Rejected(
-        "queue-full",
+        Reason.QUEUE_FULL,
         retry_after,
         f"Too many requests are already waiting for {key}; try again later.",
     )
@@ -121,7 +119,7 @@ def queue_full(key: str, retry_after: float) -> Rejected:
 def waited_too_long(key: str, retry_after: float) -> Rejected:
     """The queue timeout ran out before the request's turn came."""
     return Rejected(
-        "queue-timeout",
+        Reason.QUEUE_TIMEOUT,
         retry_after,
         f"{key} is busy; the request waited too long for its turn.",
     )
@@ -130,7 +128,7 @@ def waited_too_long(key: str, retry_after: float) -> Rejected:
 def lost_place(key: str, retry_after: float) -> Rejected:
     """Redis forgot the request's ticket (its replica stalled past the ticket lease)."""
     return Rejected(
-        "queue-timeout",
+        Reason.QUEUE_TIMEOUT,
         retry_after,
         f"{key} is busy; the request lost its place in the queue.",
     )
@@ -139,7 +137,7 @@ def lost_place(key: str, retry_after: float) -> Rejected:
 def limits_unavailable(retry_after: float) -> Rejected:
     """The shared limits store is down and ``on_backend_failure: refuse``."""
     return Rejected(
-        "limits-unavailable",
+        Reason.LIMITS_UNAVAILABLE,
         retry_after,
         "hookwall cannot reach the shared limits store and is configured to refuse "
         "deliveries meanwhile; try again shortly.",

@@ -4,12 +4,10 @@ statuses (the table as it stood when codes became an enum), and one shape of ref
 from __future__ import annotations
 
 import json
-import typing
 
 import pytest
 
 from hookwall.core.denials import PROXY_AUTHENTICATE, REASON_HEADER, Denial, Reason
-from hookwall.limits import Reason as LimiterReason
 
 STATUS_BY_CODE = {
     "address-blocked": 403,
@@ -58,11 +56,6 @@ def test_a_reason_is_its_wire_value() -> None:
     assert f"{Reason.TLS_FAILED}" == "tls-failed"
     with pytest.raises(ValueError, match="not a valid Reason"):
         Reason("anything")
-
-
-def test_every_refusal_of_the_limiter_is_a_reason() -> None:
-    """The limiter names its refusals with a Literal (limits/gate.py); each is a code here."""
-    assert {Reason(code) for code in typing.get_args(LimiterReason)} <= set(Reason)
 
 
 def test_a_denial_is_answered_in_one_shape() -> None:

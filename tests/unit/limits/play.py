@@ -23,7 +23,8 @@ from typing import Literal, cast
 
 import pytest
 
-from hookwall.limits import LimitConfig, Outcome, Reason, Rejected
+from hookwall.core.denials import Reason
+from hookwall.limits import LimitConfig, Outcome, Rejected
 from hookwall.limits.backend import SlotHandle
 from tests.unit.limits.limiters import Driver, Kind
 

@@ -41,6 +41,7 @@ from hookwall.deliveries.addons.exchangelog import ExchangeLog
 from hookwall.deliveries.addons.store import DeliveryStore
 from hookwall.deliveries.metrics import Metrics
 from hookwall.destinations.addons.guard import DestinationGuard
+from hookwall.destinations.addons.transparent import TransparentTls
 from hookwall.destinations.addons.tunnels import PassthroughTunnels
 from hookwall.flow.runtime import Runtime
 from hookwall.flow.sweep import Sweeper
@@ -125,6 +126,10 @@ ORDER: tuple[Order, ...] = (
           "the receiver's clocks start when the request (or passthrough tunnel) is admitted: "
           "time in the queue is not the receiver's, and a refused one starts none"),
     # -- TLS: mitmproxy's TlsConfig acts on what the guard decided --------------------------------
+    Order(TransparentTls, DestinationGuard, ("tls_clienthello",),
+          "a transparent listener's TLS connection is judged (as the CONNECT its sender would "
+          "have sent) before the guard reads that verdict to pass a tunnel through untouched; "
+          "after it, a passthrough rule's bytes would go to the address the sender dialled"),
     Order(DestinationGuard, tlsconfig.TlsConfig, ("tls_start_server",),
           "the guard sets the checked name as SNI before mitmproxy builds the TLS connection "
           "and its verification from it (mitmproxy fills an unset SNI with the client's)"),
@@ -224,6 +229,7 @@ def build_pipeline(
         lifecycle,
         connections,
         AccessControl(runtime, guard.tunnels),
+        TransparentTls(guard.tunnels),
         guard,
         passthrough,
         Correlation(),

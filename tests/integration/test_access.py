@@ -624,7 +624,7 @@ def test_public_listen_address_needs_senders_or_the_flag(
     )
     assert flagged.host == public_address
     warning = flagged.wait_for(lambda e: e.get("event") == "unauthenticated_listener")
-    assert warning["listen"] == listen
+    assert warning["listen"] == [listen]
     r = requests.get(f"http://open.hooks.test:{allowed.port}/", proxies=via(flagged), timeout=10)
     assert r.status_code == 200
     assert flagged.stop() == 0

@@ -22,12 +22,13 @@ import logging
 
 from mitmproxy import http
 
-from hookwall.access.decide import authenticate
+from hookwall.access.decide import authenticate, identify
 from hookwall.core.denials import Denial, Reason
 from hookwall.flow.exchange import exchange_of
 from hookwall.flow.respond import deny
 from hookwall.flow.runtime import Runtime
 from hookwall.flow.state import FlowState, TunnelState, start_state, state_of
+from hookwall.flow.transparent import is_transparent
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +62,17 @@ class AccessControl:
             exchange = exchange_of(flow, state)
             # Read once, then gone: no later addon, log or store ever sees the credential.
             flow.request.headers.pop("proxy-authorization", None)
-            result = authenticate(senders, exchange)
+            transparent = is_transparent(flow.client_conn)
+            result = identify(senders, exchange, self.runtime.default_sender, transparent)
+            result = result or authenticate(senders, exchange)
             state.sender = result.sender
             state.attempted_sender = result.attempted
             state.would_deny.extend(result.would_deny)
             if result.denial is not None:
                 deny(flow, state, result.denial)
-                if result.denial.reason is Reason.AUTH_REQUIRED:  # no keep-alive without them
+                if (
+                    result.denial.reason is Reason.AUTH_REQUIRED and not transparent
+                ):  # no keep-alive without them
                     state.close_after("no-credentials")
         except Exception as exc:
             logger.exception("access control failed; denying")

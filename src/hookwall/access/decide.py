@@ -5,6 +5,9 @@
   policy's senders, then checks the sender's ``clients`` CIDRs. One keyed HMAC and one dict
   lookup per check (access/settings.py): cheap enough for the event loop, and the same work
   whether a sender name exists or not.
+- ``identify`` names the sender of a request that carries no credentials, where the
+  operator said how: the listener's ``--sender NAME``, or (a transparent listener, whose
+  senders do not know they are proxied) the one sender whose ``clients`` contain the address.
 - ``listen_refusal`` keeps hookwall from ever being an open proxy: without senders it listens
   on loopback only, unless the operator says ``--allow-unauthenticated``.
 
@@ -34,9 +37,11 @@ __all__ = [
     "AccessResult",
     "authenticate",
     "dropped_authentication_refusal",
+    "identify",
     "is_loopback_listen",
     "listen_refusal",
     "reload_drops_authentication",
+    "sender_problem",
 ]
 
 CHALLENGE = PROXY_AUTHENTICATE  # sent with every 407 (core/denials.py)
@@ -153,6 +158,62 @@ def _check_client(sender: Sender, client_ip: str | None) -> AccessResult:
     if sender.enforce:
         return AccessResult(sender.name, Denial(Reason.SENDER_DENIED, message))
     return AccessResult(sender.name, would_deny=((Reason.SENDER_DENIED, message),))
+
+
+def identify(
+    table: SenderTable, exchange: Exchange, default_sender: str | None, transparent: bool
+) -> AccessResult | None:
+    """The sender of a request without proxy credentials, or None to ``authenticate`` it.
+
+    With ``default_sender`` (``--sender``), a request without credentials is that sender's
+    (its ``clients`` still apply); one with credentials is judged by them. A transparent
+    listener's sender is known by its address: the sender whose ``clients`` hold it, the
+    most specific network winning; no such sender is a refusal that says how to name one.
+    """
+    if not table or exchange.header_values("proxy-authorization"):
+        return None
+    if default_sender is not None:
+        sender = table.get(default_sender)
+        if sender is None:  # a reload cannot drop it (sender_problem); fail closed anyway
+            return _required(f"the sender {default_sender!r} given by --sender is not defined")
+        return _check_client(sender, exchange.client)
+    if not transparent:
+        return None
+    try:
+        address = ipaddress.ip_address(exchange.client or "")
+    except ValueError:
+        address = None
+    best: tuple[int, Sender] | None = None
+    if address is not None:
+        for sender in table:
+            for prefix in (n.prefixlen for n in sender.clients if _holds(n, address)):
+                if best is None or prefix > best[0]:
+                    best = (prefix, sender)
+    if best is None:
+        message = (
+            f"no sender of the policy has {exchange.client} among its clients, and a "
+            "transparent listener cannot ask for credentials; add the address to a sender's "
+            "clients: or start this listener with --sender NAME"
+        )
+        return AccessResult(None, Denial(Reason.SENDER_DENIED, message))
+    return AccessResult(best[1].name)
+
+
+def _holds(network: ipaddress.IPv4Network | ipaddress.IPv6Network, address: object) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address in network
+
+
+def sender_problem(default_sender: str | None, policy: Policy) -> str | None:
+    """Why ``--sender NAME`` cannot be used with ``policy`` (at start and on every reload)."""
+    if default_sender is None or default_sender in policy.senders:
+        return None
+    defined = ", ".join(sorted(s.name for s in policy.senders)) or "none"
+    return (
+        f"--sender {default_sender}: the policy defines no sender of that name (defined: "
+        f"{defined}); add it under senders:, or start hookwall with one of those"
+    )
 
 
 # -- start-up ------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from mitmproxy.master import Master
 
 from hookwall.app.ca import ensure_ca, upstream_ca_bundle
 from hookwall.app.operations import Operations, OpsConfig
+from hookwall.core.listen import Listener
 from hookwall.deliveries import logs
 from hookwall.deliveries.metrics import Metrics
 from hookwall.deliveries.store import store_path
@@ -36,8 +37,7 @@ SNAPSHOT_INTERVAL = 60.0  # seconds between limits_snapshot events
 
 @dataclass(frozen=True, slots=True)
 class ProxyConfig:
-    listen_host: str
-    listen_port: int
+    listeners: tuple[Listener, ...]
     data_dir: Path
     ca: Path | None = None  # an operator-provided CA (--ca) instead of a generated one
     drain_seconds: float = 10.0
@@ -47,9 +47,8 @@ class ProxyConfig:
 
 def build_options(config: ProxyConfig, runtime: Runtime) -> dict[str, object]:
     return {
-        "mode": ["regular"],  # and the internal listener of hops and retries (Lifecycle)
-        "listen_host": config.listen_host,
-        "listen_port": config.listen_port,
+        # One mitmproxy mode per listener; the internal one of hops and retries is Lifecycle's.
+        "mode": [listener.spec for listener in config.listeners],
         "confdir": str(config.data_dir),
         "http2": False,
         "http3": False,
@@ -118,7 +117,7 @@ async def serve(config: ProxyConfig, runtime: Runtime) -> int:
         master,
         master.pipeline,
         data_dir=config.data_dir,
-        listen_host=config.listen_host,
+        listen_hosts=tuple(listener.host for listener in config.listeners),
         metrics=metrics,
     )
     loop = asyncio.get_running_loop()

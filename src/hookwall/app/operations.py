@@ -17,7 +17,7 @@ from typing import Any
 from mitmproxy import connection
 from mitmproxy.master import Master
 
-from hookwall.access.decide import is_loopback_listen, listen_refusal
+from hookwall.access.decide import is_loopback_listen, listen_refusal, sender_problem
 from hookwall.app.admin import AdminApp, AdminServer, Health
 from hookwall.app.reload import WATCH_INTERVAL, PolicyGenerations, PolicyReloader
 from hookwall.core.listenerrors import cannot_listen
@@ -78,7 +78,7 @@ class Operations:
         pipeline: Pipeline,
         *,
         data_dir: Path,
-        listen_host: str,
+        listen_hosts: tuple[str, ...],
         metrics: Metrics,
     ) -> None:
         self.config = config
@@ -86,7 +86,7 @@ class Operations:
         self.master = master
         self.pipeline = pipeline
         self.metrics = metrics
-        self.listen_host = listen_host
+        self.listen_hosts = listen_hosts
         self.health = Health(listening=lambda: bool(runtime.listen_addrs))
         self.clients = ClientCounter(metrics)
         self.generations = PolicyGenerations(runtime)
@@ -180,13 +180,21 @@ class Operations:
 
     def _vet(self, policy: Policy) -> list[str]:
         """What this process must refuse beyond what the loader checks."""
-        refusal = listen_refusal(
-            self.listen_host, bool(policy.senders), self.config.allow_unauthenticated
-        )
-        if refusal is None:
-            return []
-        return [
-            f"{self.reloader.path}: senders: the new policy defines no senders, but hookwall "
-            f"listens on {self.listen_host} (not loopback) and would become an open proxy; "
-            "keep the senders, or restart with --allow-unauthenticated"
-        ]
+        problems = []
+        default_sender = self.runtime.default_sender
+        missing = sender_problem(default_sender, policy)
+        if missing is not None:
+            problems.append(
+                f"{self.reloader.path}: senders: the new policy drops the sender "
+                f"{default_sender!r} this process serves as (--sender); keep it, or restart "
+                "with another --sender"
+            )
+        for host in self.listen_hosts:
+            if listen_refusal(host, bool(policy.senders), self.config.allow_unauthenticated):
+                problems.append(
+                    f"{self.reloader.path}: senders: the new policy defines no senders, but "
+                    f"hookwall listens on {host} (not loopback) and would become an open "
+                    "proxy; keep the senders, or restart with --allow-unauthenticated"
+                )
+                break
+        return problems

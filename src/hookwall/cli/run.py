@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -12,20 +13,41 @@ from hookwall.cli.command import Subcommands, add_command
 from hookwall.cli.datadir import data_dir
 from hookwall.cli.policyargs import add_policy_args, policy_of, resolver_for
 from hookwall.core import eventloop
+from hookwall.core.listen import MODES, Listener, Mode, parse_listen
 
 if TYPE_CHECKING:
     from hookwall.app.workers import WorkerInfo
 
 
-def _listen(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT (e.g. 127.0.0.1:8080), got {text!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
+# Where each mode listens when no --listen says otherwise.
+DEFAULT_LISTEN: dict[Mode, str] = {"regular": "127.0.0.1:8080", "transparent": "127.0.0.1:8081"}
+
+
+def _listen(text: str) -> str:
+    """``--listen [MODE@]HOST:PORT``: checked now, read once ``--mode`` is known."""
+    try:
+        parse_listen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _admin_listen(text: str) -> tuple[str, int] | None:
-    return None if text.strip().lower() == "off" else _listen(text)
+    if text.strip().lower() == "off":
+        return None
+    host, sep, port = text.rpartition(":")
+    if not sep or "@" in text or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT (e.g. 127.0.0.1:9090), got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def listeners_of(args: argparse.Namespace) -> list[Listener]:
+    """The listeners asked for: each ``--listen`` (its mode, else ``--mode``'s), or the
+    default address of ``--mode``."""
+    if args.worker_listen:  # a worker: the supervisor's reserved ports, each with its mode
+        return [parse_listen(text) for text in args.worker_listen]
+    given = args.listen or [DEFAULT_LISTEN[args.mode]]
+    return [parse_listen(text, args.mode) for text in given]
 
 
 def _policy_poll(text: str) -> float:
@@ -53,6 +75,17 @@ def _worker(text: str) -> WorkerInfo:
     return parse_worker(text)  # internal: worker I of N, started by the supervisor
 
 
+def twice_listed(listeners: list[Listener]) -> str | None:
+    """Two --listen for one address (port 0 aside: each gets a port of its own)."""
+    seen: set[tuple[str, int]] = set()
+    for listener in listeners:
+        key = (listener.host, listener.port)
+        if listener.port and key in seen:
+            return f"--listen: {listener.address} is given twice; give each listener its own port"
+        seen.add(key)
+    return None
+
+
 def register(commands: Subcommands) -> None:
     run = add_command(
         commands,
@@ -65,11 +98,32 @@ def register(commands: Subcommands) -> None:
     add_policy_args(run)
     run.add_argument(
         "--listen",
-        metavar="HOST:PORT",
+        metavar="[MODE@]HOST:PORT",
         type=_listen,
-        default=("127.0.0.1", 8080),
-        help="address to accept senders on (default 127.0.0.1:8080; port 0 picks "
-        "a free port, printed in the proxy_started event)",
+        action="append",
+        help="address to accept senders on; repeat it for several listeners, e.g. "
+        "--listen 127.0.0.1:8080 --listen transparent@127.0.0.1:8081 for both modes at once "
+        "(default 127.0.0.1:8080, or 127.0.0.1:8081 with --mode transparent; port 0 picks a "
+        "free port, printed in the proxy_started event)",
+    )
+    run.add_argument(
+        "--mode",
+        choices=MODES,
+        default="regular",
+        help="how senders reach the listeners given without a MODE@: 'regular' (the default), "
+        "the explicit proxy senders name in HTTP_PROXY/HTTPS_PROXY; or 'transparent', "
+        "connections the kernel redirects to hookwall (see `hookwall redirect-rules`), so a "
+        "client that ignores proxy settings cannot go around hookwall. Every rule applies "
+        "the same way in both: the name comes from the Host header or the TLS SNI, and "
+        "hookwall resolves it, checks it and connects only to the address it checked",
+    )
+    run.add_argument(
+        "--sender",
+        metavar="NAME",
+        help="every request on these listeners that carries no proxy credentials is from "
+        "the policy's sender NAME (a sidecar serving one service; transparent senders cannot "
+        "send credentials). Its clients: addresses still apply. Without it, a transparent "
+        "listener knows a sender by its client address (the sender's clients: in the policy)",
     )
     run.add_argument(
         "--data-dir",
@@ -99,6 +153,7 @@ def register(commands: Subcommands) -> None:
         "each enforces concurrency and rate divided by N (at least 1)",
     )
     run.add_argument("--worker", type=_worker, default=None, help=argparse.SUPPRESS)
+    run.add_argument("--worker-listen", action="append", type=_listen, help=argparse.SUPPRESS)
     run.add_argument(
         "--event-loop",
         choices=eventloop.CHOICES,
@@ -109,9 +164,9 @@ def register(commands: Subcommands) -> None:
     run.add_argument(
         "--allow-unauthenticated",
         action="store_true",
-        help="listen on a non-loopback address although the policy defines no senders (anyone "
-        "who can reach it may use the proxy; a warning is logged at every start). Without "
-        "this, hookwall refuses to start there: define senders instead",
+        help="listen on a non-loopback address although the policy defines no senders, or "
+        "with --sender (anyone who can reach it may use the proxy; a warning is logged at "
+        "every start). Without this, hookwall refuses to start there: define senders instead",
     )
     run.add_argument(
         "--ca",
@@ -141,7 +196,7 @@ def register(commands: Subcommands) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from hookwall.access.decide import listen_refusal
+    from hookwall.access.decide import listen_refusal, sender_problem
     from hookwall.app.master import ProxyConfig
     from hookwall.app.operations import OpsConfig
     from hookwall.deliveries import logs
@@ -149,10 +204,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     logs.configure(stdout=None if args.quiet else sys.stdout, log_file=args.log_file)
     policy = policy_of(args.policy)
-    host = args.listen[0]
-    refusal = listen_refusal(host, bool(policy.senders), args.allow_unauthenticated)
-    if refusal is not None:
-        print(f"hookwall: {refusal}", file=sys.stderr)
+    args.listeners = listeners_of(args)
+    problem = sender_problem(args.sender, policy) or twice_listed(args.listeners)
+    for listener in args.listeners:
+        problem = problem or listen_refusal(
+            listener.host, bool(policy.senders) and args.sender is None, args.allow_unauthenticated
+        )
+    if problem is not None:
+        print(f"hookwall: {problem}", file=sys.stderr)
         return 1
     admin_socket = None
     if args.workers > 1 or args.worker is not None:
@@ -161,16 +220,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.worker is None:  # the supervisor: it starts N of this command
             return workers.supervise(args, policy, data_dir(args))
         admin_socket = workers.enter_worker(args).admin_socket
-    if args.allow_unauthenticated and not policy.senders:
+    if args.allow_unauthenticated and (not policy.senders or args.sender):
         logs.get_logger().warning(
             "unauthenticated_listener",
-            listen=f"{host}:{args.listen[1]}",
-            message="--allow-unauthenticated: the policy defines no senders, so anyone who can "
-            "reach this address may use hookwall as a proxy; define senders to close it",
+            listen=[listener.describe() for listener in args.listeners],
+            message="--allow-unauthenticated: "
+            + (
+                f"--sender {args.sender} makes anyone who can reach these addresses that sender"
+                if args.sender
+                else "the policy defines no senders, so anyone who can reach these addresses "
+                "may use hookwall as a proxy; define senders to close it"
+            ),
         )
     config = ProxyConfig(
-        listen_host=args.listen[0],
-        listen_port=args.listen[1],
+        listeners=tuple(args.listeners),
         data_dir=data_dir(args),
         ca=args.ca,
         store=args.store,
@@ -186,6 +249,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         ),
     )
     from hookwall.app.workers import run_proxy
+    from hookwall.mitm.listener import pin_free_ports
 
-    runtime = Runtime(policy, resolver_for(policy, args.dns_server))
-    return eventloop.run(run_proxy(config, runtime, args.worker), args.event_loop)
+    listeners, reserved = pin_free_ports(args.listeners)
+    config = dataclasses.replace(config, listeners=tuple(listeners))
+    runtime = Runtime(policy, resolver_for(policy, args.dns_server), default_sender=args.sender)
+    try:
+        return eventloop.run(run_proxy(config, runtime, args.worker), args.event_loop)
+    finally:
+        for sock in reserved:  # held until now, so nobody else could take those ports
+            sock.close()

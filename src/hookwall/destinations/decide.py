@@ -6,6 +6,7 @@ so what `explain` prints is what the proxy does. It never raises: any failure is
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import time
 from collections.abc import Container
@@ -185,4 +186,46 @@ async def _decide(
         port,
         pinned_ip=pinned,
         **common,  # type: ignore[arg-type]
+    )
+
+
+def judge_dialled(
+    decision: Decision,
+    dialled: IPAddress,
+    self_addresses: Container[tuple[IPAddress, int]] = (),
+) -> Decision:
+    """A redirected connection's own destination, judged beside its name.
+
+    On a transparent listener the sender dialled an address before the kernel redirected it
+    to hookwall. hookwall never connects there (it connects to the address it resolved and
+    checked for the name), but a sender that dialled a blocked address was reaching for it:
+    ``curl http://127.0.0.1:3000 -H 'Host: allowed.example'`` is refused, not delivered. The
+    address is judged by the network rules of the rule the name selected; a connection
+    dialled to hookwall's own listener was not redirected at all, and is refused too.
+    """
+    if not decision.allowed or decision.settings is None:
+        return decision
+    port = decision.port
+    if (dialled, port) in self_addresses:
+        message = (
+            f"this connection was made to hookwall's own transparent listener {dialled}:{port} "
+            "instead of being redirected to it: a transparent listener serves connections the "
+            "kernel redirects (hookwall redirect-rules); send proxy requests to the explicit "
+            "listener (HTTP_PROXY) instead"
+        )
+        return _refused(decision, message)
+    verdict = decision.settings.network.check(dialled)
+    if verdict.allowed:
+        return decision
+    message = (
+        f"the connection was dialled to {dialled}, which is blocked ({verdict.explain()}); "
+        f"hookwall would have connected to {decision.pinned_ip} for {decision.host}, but a "
+        "request dialled to a blocked address is refused"
+    )
+    return _refused(decision, message)
+
+
+def _refused(decision: Decision, message: str) -> Decision:
+    return dataclasses.replace(
+        decision, allowed=False, reason=Reason.ADDRESS_BLOCKED, message=message, pinned_ip=None
     )

@@ -8,6 +8,7 @@ responses (its bytes go straight to the socket); inside TLS the connection is on
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from mitmproxy import connection, ctx
@@ -33,6 +34,21 @@ def close_client(client_id: str, final: bytes | None = None) -> bool:
         io.writer.write(final)
     handler.close_connection(client)
     return True
+
+
+# Connections closed after their one exchange was refused and logged (a redirected TLS
+# connection refused before its handshake): the handshake that fails next is no new event.
+_refused: weakref.WeakSet[connection.Client] = weakref.WeakSet()
+
+
+def close_refused(client: connection.Client) -> bool:
+    """Close a connection whose refusal has been logged; its failing handshake is not news."""
+    _refused.add(client)
+    return close_client(client.id)
+
+
+def was_refused(client: connection.Client) -> bool:
+    return client in _refused
 
 
 def refuse_and_close(client_id: str, denial: Denial, request_id: str = "") -> bool:

@@ -9,9 +9,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from mitmproxy import connection
+
 from hookwall.deliveries import logs
 from hookwall.destinations.resolver import Resolver
 from hookwall.destinations.selfaddr import SelfAddresses
+from hookwall.flow.transparent import is_transparent
 from hookwall.limits import DestinationLimiter
 from hookwall.limits.backend import Limiter
 from hookwall.policy import Policy
@@ -38,10 +41,16 @@ class Runtime:
     internal_port: int = 0
     # This process's; its share of the host's caps (--workers); or Redis (limits.backend).
     limiter: Limiter = field(default_factory=lambda: DestinationLimiter(on_event=log_limit_event))
+    # --sender NAME: the sender of every request on the listeners that carries no credentials.
+    default_sender: str | None = None
 
-    def on_internal_listener(self, sockname: tuple[object, ...] | None) -> bool:
-        """Whether a client connection (by its local address) came to the internal listener."""
-        return sockname is not None and tuple(sockname[:2]) in self.internal_addrs
+    def on_internal_listener(self, client: connection.Client) -> bool:
+        """Whether a client connection came to the internal listener. A transparent one never
+        did, whatever it dialled: its ``sockname`` is the destination it was redirected from."""
+        sockname = client.sockname
+        if sockname is None or is_transparent(client):
+            return False
+        return tuple(sockname[:2]) in self.internal_addrs
 
 
 def log_limit_event(key: str, event: str, fields: dict[str, object]) -> None:

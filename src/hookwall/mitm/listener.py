@@ -15,13 +15,16 @@ the port and steal connections (the same user can, as it can ptrace hookwall any
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import types
 from typing import Any
 
 from mitmproxy.proxy import mode_servers
 
-__all__ = ["install", "installed", "reserve"]
+from hookwall.core.listen import Listener
+
+__all__ = ["install", "installed", "pin_free_ports", "reserve"]
 
 
 class _AsyncioWithReusePort(types.ModuleType):
@@ -77,3 +80,26 @@ def reserve(host: str, port: int) -> list[socket.socket]:
             sock.close()
         raise
     return sockets
+
+
+def pin_free_ports(listeners: list[Listener]) -> tuple[list[Listener], list[socket.socket]]:
+    """Give every ``HOST:0`` listener its own free port now, when two of them share a host.
+
+    mitmproxy refuses two listeners on one address, and ``127.0.0.1:0`` twice (a regular and a
+    transparent listener in a test) is one address to it. Each such port is reserved here
+    (``reserve``) and joined by mitmproxy's listener (``install``); keep the sockets for the
+    life of the process, as the supervisor of ``--workers`` does.
+    """
+    zero_hosts = [item.host for item in listeners if item.port == 0]
+    if len(zero_hosts) == len(set(zero_hosts)):
+        return listeners, []
+    install()
+    pinned: list[Listener] = []
+    sockets: list[socket.socket] = []
+    for item in listeners:
+        if item.port == 0:
+            reserved = reserve(item.host, 0)
+            sockets += reserved
+            item = dataclasses.replace(item, port=reserved[0].getsockname()[1])
+        pinned.append(item)
+    return pinned, sockets

@@ -104,7 +104,7 @@ class InternalHops:
         self._refuse_outsider(flow)
 
     def _refuse_outsider(self, flow: http.HTTPFlow) -> None:
-        if self.runtime.on_internal_listener(flow.client_conn.sockname):
+        if self.runtime.on_internal_listener(flow.client_conn):
             state = start_state(flow, self.runtime.policy, None)
             message = "this is hookwall's internal listener; send requests to its proxy port"
             deny(flow, state, Denial(Reason.BAD_REQUEST, message))

@@ -226,7 +226,7 @@ def test_dropping_every_sender_on_a_public_listener_is_refused(
             master,
             master.pipeline,
             data_dir=tmp_path,
-            listen_host=listen,
+            listen_hosts=(listen,),
             metrics=Metrics(process=False),
         )
         return ops._vet(policy)  # a policy without senders

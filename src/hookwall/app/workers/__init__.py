@@ -1,10 +1,10 @@
 """``hookwall run --workers N``: N proxy processes on one port, under one supervisor.
 
-One Python process uses one core. The supervisor binds the listen address with SO_REUSEPORT
-and keeps it, creates the CA and the delivery store once (workers would race to), then starts
-N workers: ``python -m hookwall <the same arguments> --listen HOST:PORT --worker I/N``. Each
-worker is a complete ``hookwall run`` whose listener joins the port's SO_REUSEPORT group
-(``mitm/listener.py``); the kernel spreads new connections over them.
+One Python process uses one core. The supervisor binds every listen address with SO_REUSEPORT
+and keeps them, creates the CA and the delivery store once (workers would race to), then
+starts N workers: ``python -m hookwall <the same arguments> --worker-listen MODE@HOST:PORT...
+--worker I/N``. Each worker is a complete ``hookwall run`` whose listeners join the ports'
+SO_REUSEPORT groups (``mitm/listener.py``); the kernel spreads new connections over them.
 
 - The supervisor restarts a worker that exits, forwards signals, and exits 0 once every
   worker has drained after SIGTERM/SIGINT (``supervisor.py`` says how).

@@ -1,6 +1,6 @@
 """Starting ``hookwall run --workers N``: what is done once, before any worker runs.
 
-``supervise`` binds the listen address with SO_REUSEPORT (port 0 becomes a free port here, so
+``supervise`` binds every listen address with SO_REUSEPORT (port 0 becomes a free port here, so
 every worker reports the same one) and keeps that bound, non-listening socket for the
 supervisor's whole life, so a restarted worker always gets the port back; it reserves one
 loopback port per worker for its internal listener; it creates the CA and the delivery store
@@ -12,16 +12,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 from hookwall.access.decide import is_loopback_listen
 from hookwall.app.workers.supervisor import Supervisor
+from hookwall.core.listen import Listener
 from hookwall.core.listenerrors import cannot_listen
 from hookwall.deliveries import logs
-from hookwall.destinations.hostname import host_port
 from hookwall.mitm import listener
 
 __all__ = ["supervise", "workers_count"]
@@ -45,12 +47,18 @@ def supervise(args: argparse.Namespace, policy: Any, data_dir: Path) -> int:
     from hookwall.flow.runtime import INTERNAL_HOST
     from hookwall.limits.share import describe_share
 
-    host, port = args.listen
-    try:
-        reserved = listener.reserve(host, port)
-    except OSError as exc:
-        print(cannot_listen("proxy", host_port(host, port), exc), file=sys.stderr)
-        return 1
+    reserved: list[socket.socket] = []
+    listeners: list[Listener] = []
+    for asked in args.listeners:
+        try:
+            sockets = listener.reserve(asked.host, asked.port)
+        except OSError as exc:
+            for sock in reserved:
+                sock.close()
+            print(cannot_listen("proxy", asked.address, exc), file=sys.stderr)
+            return 1
+        reserved += sockets
+        listeners.append(dataclasses.replace(asked, port=sockets[0].getsockname()[1]))
     internal_ports: list[int] = []
     try:
         for _ in range(args.workers):
@@ -62,7 +70,6 @@ def supervise(args: argparse.Namespace, policy: Any, data_dir: Path) -> int:
         print(f"hookwall: cannot reserve a loopback port: {exc.strerror or exc}", file=sys.stderr)
         return 1
     try:
-        port = reserved[0].getsockname()[1]
         ensure_ca(data_dir, args.ca)  # once: N workers creating it at once would race
         with contextlib.suppress(StoreError):  # create or migrate once; workers report errors
             Store.open(data_dir / STORE_FILENAME).close()
@@ -72,13 +79,19 @@ def supervise(args: argparse.Namespace, policy: Any, data_dir: Path) -> int:
             if shared is not None
             else describe_share(args.workers)
         )
-        listen = host_port(host, port)
+        listen = [item.describe() for item in listeners]
         argv = list(getattr(args, "argv", None) or sys.argv[1:])
         command = [sys.executable, "-m", "hookwall", *argv]
         admin = getattr(args, "admin_listen", None)
         token = os.environ.get("HOOKWALL_ADMIN_TOKEN") or None
         supervisor = Supervisor(
-            command, host, port, args.workers, DRAIN_GRACE, admin, token, tuple(internal_ports)
+            command,
+            tuple(listeners),
+            args.workers,
+            DRAIN_GRACE,
+            admin,
+            token,
+            tuple(internal_ports),
         )
         supervisor.started_fields.update(
             pid=os.getpid(),

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from hookwall.app.admin import AdminServer
 from hookwall.app.workeradmin import WorkersAdmin
 from hookwall.app.workers.handover import Handover
+from hookwall.core.listen import Listener
 from hookwall.core.listenerrors import cannot_listen
 from hookwall.deliveries import logs
 from hookwall.destinations.hostname import host_port
@@ -63,8 +64,7 @@ class Supervisor:
     def __init__(
         self,
         command: list[str],
-        host: str,
-        port: int,
+        listeners: tuple[Listener, ...],
         count: int,
         drain_grace: float,
         admin: tuple[str, int] | None = None,
@@ -78,7 +78,7 @@ class Supervisor:
         self.admin_bound: tuple[str, int] | None = None  # every worker refuses it as a destination
         self.internal_ports = internal_ports  # reserved here: one internal listener per worker
         self.started_fields: dict[str, object] = {}
-        self.host, self.port, self.count = host, port, count
+        self.listeners, self.count = listeners, count  # their ports reserved (start.py)
         self.drain_grace = drain_grace
         self.token = secrets.token_hex(16)
         self.slots = [_Slot(i) for i in range(1, count + 1)]
@@ -90,8 +90,7 @@ class Supervisor:
     def argv(self, slot: _Slot) -> list[str]:
         return [
             *self.command,
-            "--listen",
-            host_port(self.host, self.port),
+            *(arg for item in self.listeners for arg in ("--worker-listen", item.spec)),
             "--worker",
             f"{slot.index}/{self.count}",
         ]

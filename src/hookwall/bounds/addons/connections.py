@@ -61,7 +61,7 @@ class ConnectionGuard:
     def client_connected(self, client: connection.Client) -> None:
         proxy = self.runtime.policy.proxy
         peer = str((client.peername or ("-",))[0])
-        internal = self.runtime.on_internal_listener(client.sockname)
+        internal = self.runtime.on_internal_listener(client)
         if internal:
             refused = "max-connections" if self._internal >= proxy.max_connections else None
         elif self._public >= proxy.max_connections:

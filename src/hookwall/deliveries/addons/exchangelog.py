@@ -29,7 +29,7 @@ from hookwall.deliveries.event import (
 )
 from hookwall.deliveries.redaction import BUILT_IN, Rules, redact_event
 from hookwall.destinations.decide import Decision
-from hookwall.flow import errorpages
+from hookwall.flow import conns, errorpages
 from hookwall.flow.exchange import exchange_of
 from hookwall.flow.headrefusal import HeadRefusal
 from hookwall.flow.holds import Holds
@@ -119,6 +119,8 @@ class ExchangeLog:
         (A failed handshake with the receiver needs no event of its own: the request inside
         the tunnel is answered 502 ``tls-failed`` and logged like any other.)
         """
+        if conns.was_refused(data.context.client):
+            return  # its refusal was the event (a redirected connection refused before TLS)
         tunnel = self.tunnels.get(data.context.client.id)
         decision = tunnel.decision if tunnel else None
         event = ExchangeEvent(

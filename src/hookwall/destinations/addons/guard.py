@@ -6,6 +6,10 @@
 - Plain HTTP: decided in ``requestheaders``; ``request.host`` becomes the IP and the ``Host``
   header keeps the name. Upstream keep-alive keeps working because the pool key is the IP.
 - TLS to the receiver always carries the checked name as SNI and is verified against it.
+- Transparent listeners (connections the kernel redirected): the name is the ``Host`` header
+  (or the TLS SNI, ``TransparentTls``), the port the one dialled; the address the sender
+  dialled is judged too (``decide.judge_dialled``) and never connected to unless it is the
+  one the guard pinned.
 - ``server_connect`` re-checks the literal IP as the last guard.
 Every hook fails closed: an exception is a denial, never a pass.
 """
@@ -29,6 +33,7 @@ from hookwall.destinations.tunnelcheck import pinned_after_reload, sender_after_
 from hookwall.flow.respond import deny
 from hookwall.flow.runtime import Runtime
 from hookwall.flow.state import FlowState, TunnelState, start_state
+from hookwall.flow.transparent import is_transparent, original_destination
 from hookwall.policy import Settings
 
 logger = logging.getLogger(__name__)
@@ -106,6 +111,8 @@ class DestinationGuard:
                     return
             if tunnel is not None:
                 self._check_inside_tunnel(flow, state, tunnel)
+            elif is_transparent(flow.client_conn):
+                await self._pin_redirected_request(flow, state)
             else:
                 await self._pin_plain_request(flow, state)
         except Exception as exc:
@@ -169,6 +176,34 @@ class DestinationGuard:
                 ),
             )
 
+    async def _pin_redirected_request(self, flow: http.HTTPFlow, state: FlowState) -> None:
+        """A request on a transparent listener: mitmproxy made its host the dialled address;
+        the name is the ``Host`` header's (none: the dialled address is the host judged), the
+        port the one dialled. Then it is pinned like any plain request."""
+        request = flow.request
+        dialled = original_destination(flow.client_conn)
+        if dialled is None:
+            raise RuntimeError("a transparent connection without its original destination")
+        port = dialled[1]
+        name = dialled[0]
+        if request.host_header:
+            try:
+                header_host, header_port = url.parse_authority(request.host_header, check=True)
+            except ValueError:
+                message = "the Host header is not a valid host[:port]"
+                deny(flow, state, Denial(Reason.INVALID_HOST, message))
+                return
+            if header_port is not None and header_port != port:
+                message = (
+                    f"the Host header names port {header_port}, but the connection was made "
+                    f"to port {port}"
+                )
+                deny(flow, state, Denial(Reason.HOST_MISMATCH, message))
+                return
+            name = header_host
+        request.host, request.port = name, port
+        await self._pin_plain_request(flow, state)
+
     async def _pin_plain_request(self, flow: http.HTTPFlow, state: FlowState) -> None:
         request = flow.request
         upgrade_asked = request.headers.pop(UPGRADE, "").strip().lower()
@@ -231,6 +266,12 @@ class DestinationGuard:
             self_addresses=self.runtime.self_addresses,
             sender=state.sender,
         )
+        dialled = original_destination(flow.client_conn)
+        if dialled is not None:  # a redirected connection: what it dialled is judged too
+            dialled_ip = _as_ip(dialled[0])
+            if dialled_ip is None:
+                raise RuntimeError(f"a transparent connection dialled {dialled[0]!r}")
+            decision = guard.judge_dialled(decision, dialled_ip, self.runtime.self_addresses)
         state.decision = decision
         if decision.allowed:
             assert decision.pinned_ip is not None and decision.settings is not None

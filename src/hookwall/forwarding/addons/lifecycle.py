@@ -75,6 +75,11 @@ class Lifecycle:
         await self._internal.start()
         self.runtime.internal_addrs[:] = [(h, p) for h, p, *_ in self._internal.listen_addrs]
         public = [(host, port) for host, port, *_ in ps.listen_addrs()]
+        listeners = [
+            {"mode": server.mode.type_name, "listen": host_port(host, port)}
+            for server in ps.servers
+            for host, port, *_ in server.listen_addrs
+        ]
         for host, port in [*public, *self.runtime.internal_addrs]:
             self.runtime.self_addresses.add_listener(host, port)
         self.runtime.listen_addrs[:] = public
@@ -82,6 +87,7 @@ class Lifecycle:
         logs.get_logger().info(
             "proxy_started",
             listen=[host_port(h, p) for h, p in public],
+            listeners=listeners,
             internal_listen=[host_port(h, p) for h, p in self.runtime.internal_addrs],
             policy=list(policy.sources),
             rules=len(policy.rules),

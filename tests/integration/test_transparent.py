@@ -1,0 +1,251 @@
+"""Transparent mode: a sender with no proxy settings at all cannot go around hookwall.
+
+The sender is curl run as another user (``SENDER_UID``) in the test session's network
+namespace (only ``lo``), whose outbound TCP the kernel redirects to hookwall's transparent
+listener; hookwall itself runs as root, which is not redirected. Every refusal asserts that
+the address the sender dialled saw no connection at all.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.launcher import ProxyLauncher
+from tests.support.netns import NETWORK_ISOLATED
+from tests.support.proxyproc import ProxyProcess
+from tests.support.receivers import Receiver, start_receiver
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        not NETWORK_ISOLATED or not shutil.which("iptables") or not shutil.which("setpriv"),
+        reason="needs root in the test network namespace, iptables and setpriv",
+    ),
+]
+
+SENDER_UID = 47_123  # no other process of the session runs as this user
+POLICY = """\
+version: 1
+unsafe: true
+defaults:
+  network:
+    deny: [special-purpose]
+    allow: [127.0.0.2/32]
+    ports: ["1-65535"]
+  ca_bundle: {ca}
+destinations:
+  - hosts: [passthrough.hooks.test]
+    tls: passthrough
+"""
+NAMES = {"hooks.test": "127.0.0.2", "passthrough.hooks.test": "127.0.0.2", "lvh.test": "127.0.0.1"}
+
+
+@contextmanager
+def redirected(uid: int, port: int) -> Iterator[None]:
+    """The kernel sends ``uid``'s outbound TCP to ``port`` on loopback, for the block."""
+    rule = ["-p", "tcp", "-m", "owner", "--uid-owner", str(uid), "-j", "REDIRECT"]
+    rule += ["--to-ports", str(port)]
+    subprocess.run(["iptables", "-t", "nat", "-A", "OUTPUT", *rule], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["iptables", "-t", "nat", "-D", "OUTPUT", *rule], check=True)
+
+
+def transparent_port(proxy: ProxyProcess) -> int:
+    started = proxy.wait_for(lambda e: e.get("event") == "proxy_started")
+    (listen,) = [item["listen"] for item in started["listeners"] if item["mode"] == "transparent"]
+    return int(listen.rpartition(":")[2])
+
+
+@pytest.fixture(scope="module")
+def readable() -> Iterator[Callable[[Path], Path]]:
+    """A copy of a file the sender's user may read (the test's own temp dirs are root's)."""
+    directory = Path(tempfile.mkdtemp(prefix="hookwall-sender-"))
+    directory.chmod(0o755)
+
+    def copy(path: Path) -> Path:
+        target = directory / f"{len(list(directory.iterdir()))}-{path.name}"
+        shutil.copyfile(path, target)
+        target.chmod(0o644)
+        return target
+
+    yield copy
+    shutil.rmtree(directory)
+
+
+def curl_as_sender(*args: str, ca: Path | None = None) -> dict[str, Any]:
+    """curl run as the redirected user with no proxy variables at all: its status, headers
+    and body (status 0: no HTTP answer)."""
+    command = ["setpriv", f"--reuid={SENDER_UID}", f"--regid={SENDER_UID}", "--clear-groups"]
+    command += ["curl", "-sS", "--max-time", "10", "--include", "--noproxy", "*"]
+    command += [*(["--cacert", str(ca)] if ca else []), *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30, env={})
+    head, _, body = done.stdout.replace("\r\n", "\n").partition("\n\n")
+    status = int(head.split()[1]) if head.startswith("HTTP/") else 0
+    headers = {
+        k.strip().lower(): v.strip()
+        for k, _, v in (line.partition(":") for line in head.splitlines()[1:])
+    }
+    return {"status": status, "headers": headers, "body": body, "error": done.stderr}
+
+
+@pytest.fixture(scope="module")
+def proxy(start_module_proxy: ProxyLauncher) -> Iterator[ProxyProcess]:
+    """Both modes at once: the explicit listener and the transparent one."""
+    proc = start_module_proxy(POLICY, names=NAMES, args=["--listen", "transparent@127.0.0.1:0"])
+    with redirected(SENDER_UID, transparent_port(proc)):
+        yield proc
+
+
+@pytest.fixture
+def canary() -> Iterator[Receiver]:
+    """What the issue names: a service on 127.0.0.1:3000 that must see nothing."""
+    server = start_receiver("127.0.0.1", 3000)
+    yield server
+    server.stop()
+
+
+def exchange_events(proxy: ProxyProcess, start: int) -> list[dict[str, Any]]:
+    return [e for e in proxy.events[start:] if e.get("event") == "exchange"]
+
+
+def test_a_blocked_address_is_refused_and_never_reached(
+    proxy: ProxyProcess, canary: Receiver
+) -> None:
+    start = len(proxy.events)
+    answer = curl_as_sender("http://127.0.0.1:3000/")
+    assert answer["status"] == 403
+    assert answer["headers"]["x-hookwall-reason"] == "address-blocked"
+    assert json.loads(answer["body"])["error"] == "address-blocked"
+    assert canary.connections == 0 and canary.requests == []
+    proxy.wait_count(lambda e: e.get("event") == "exchange", 1, start=start)
+    (event,) = exchange_events(proxy, start)
+    assert event["reason"] == "address-blocked" and event["host"] == "127.0.0.1"
+
+
+def test_an_allowed_receiver_gets_the_delivery(
+    proxy: ProxyProcess, plain_twins: tuple[Receiver, Receiver]
+) -> None:
+    allowed, forbidden = plain_twins
+    start = len(proxy.events)
+    url = f"http://hooks.test:{allowed.port}/hook"
+    answer = curl_as_sender(
+        url, "-d", '{"ok": 1}', "--resolve", f"hooks.test:{allowed.port}:127.0.0.2"
+    )
+    assert answer["status"] == 200, answer
+    assert allowed.requests[-1].path == "/hook"
+    assert allowed.requests[-1].headers["host"] == f"hooks.test:{allowed.port}"
+    assert forbidden.connections == 0
+    proxy.wait_count(lambda e: e.get("event") == "exchange", 1, start=start)
+    (event,) = exchange_events(proxy, start)
+    assert event["decision"] == "allow" and event["host"] == "hooks.test"
+
+
+def test_an_allowed_name_does_not_carry_a_request_dialled_to_a_blocked_address(
+    proxy: ProxyProcess, plain_twins: tuple[Receiver, Receiver]
+) -> None:
+    """The Host header names an allowed receiver; the sender dialled its forbidden twin."""
+    allowed, forbidden = plain_twins
+    delivered = len(allowed.requests)
+    answer = curl_as_sender(
+        f"http://127.0.0.1:{forbidden.port}/", "-H", f"Host: hooks.test:{forbidden.port}"
+    )
+    assert answer["status"] == 403
+    assert answer["headers"]["x-hookwall-reason"] == "address-blocked"
+    assert "dialled to 127.0.0.1" in json.loads(answer["body"])["message"]
+    assert forbidden.connections == 0 and len(allowed.requests) == delivered
+
+
+def test_a_host_header_naming_another_port_is_refused(
+    proxy: ProxyProcess, plain_twins: tuple[Receiver, Receiver]
+) -> None:
+    allowed, _ = plain_twins
+    answer = curl_as_sender(
+        f"http://127.0.0.2:{allowed.port}/", "-H", f"Host: hooks.test:{allowed.port + 1}"
+    )
+    assert answer["status"] == 403
+    assert answer["headers"]["x-hookwall-reason"] == "host-mismatch"
+
+
+def test_https_is_intercepted_and_connected_to_the_checked_address(
+    proxy: ProxyProcess, tls_twins: tuple[Receiver, Receiver], readable: Callable[[Path], Path]
+) -> None:
+    allowed, forbidden = tls_twins
+    url = f"https://hooks.test:{allowed.port}/secure"
+    answer = curl_as_sender(
+        url, "--resolve", f"hooks.test:{allowed.port}:127.0.0.2", ca=readable(proxy.ca_cert)
+    )
+    assert answer["status"] == 200, answer
+    assert allowed.requests[-1].path == "/secure"
+    assert forbidden.connections == 0
+
+
+def test_https_dialled_to_a_blocked_address_never_reaches_it(
+    proxy: ProxyProcess, tls_twins: tuple[Receiver, Receiver], readable: Callable[[Path], Path]
+) -> None:
+    """SNI names the allowed receiver; the address dialled is its forbidden twin."""
+    _, forbidden = tls_twins
+    start = len(proxy.events)
+    url = f"https://hooks.test:{forbidden.port}/"
+    answer = curl_as_sender(
+        url, "--resolve", f"hooks.test:{forbidden.port}:127.0.0.1", ca=readable(proxy.ca_cert)
+    )
+    assert answer["status"] in (0, 403)
+    assert forbidden.connections == 0
+    proxy.wait_count(lambda e: e.get("event") == "exchange", 1, start=start)
+    events = exchange_events(proxy, start)
+    assert len(events) == 1, events
+    assert events[0]["reason"] == "address-blocked" and events[0]["method"] == "CONNECT"
+
+
+def test_https_passthrough_goes_to_the_pinned_address_untouched(
+    proxy: ProxyProcess,
+    tls_twins: tuple[Receiver, Receiver],
+    receiver_ca_file: Path,
+    readable: Callable[[Path], Path],
+) -> None:
+    allowed, forbidden = tls_twins
+    start = len(proxy.events)
+    url = f"https://passthrough.hooks.test:{allowed.port}/through"
+    resolve = f"passthrough.hooks.test:{allowed.port}:127.0.0.2"
+    # The receiver's own certificate reaches the sender: the bytes are not touched.
+    answer = curl_as_sender(url, "--resolve", resolve, ca=readable(receiver_ca_file))
+    assert answer["status"] == 200, answer
+    assert allowed.requests[-1].path == "/through"
+    assert forbidden.connections == 0
+    proxy.wait_count(lambda e: e.get("event") == "exchange", 1, start=start)
+    (event,) = exchange_events(proxy, start)
+    assert event["tls"] == "passthrough" and event["host"] == "passthrough.hooks.test"
+
+
+def test_the_explicit_listener_serves_at_the_same_time(
+    proxy: ProxyProcess, plain_twins: tuple[Receiver, Receiver]
+) -> None:
+    allowed, _ = plain_twins
+    url = f"http://hooks.test:{allowed.port}/explicit"
+    response = httpx.post(url, content=b"{}", proxy=proxy.url, trust_env=False, timeout=10)
+    assert response.status_code == 200
+    assert allowed.requests[-1].path == "/explicit"
+
+
+def test_a_connection_made_straight_to_the_transparent_listener_is_refused(
+    proxy: ProxyProcess,
+) -> None:
+    """Not redirected (root is exempt): what it dialled is hookwall itself, never a receiver."""
+    port = transparent_port(proxy)
+    response = httpx.get(
+        f"http://127.0.0.1:{port}/", headers={"Host": "hooks.test"}, trust_env=False, timeout=10
+    )
+    assert response.status_code == 403
+    assert response.headers["x-hookwall-reason"] in ("address-blocked", "host-mismatch")

@@ -5,7 +5,8 @@ MODE@HOST:PORT... --worker I/N``; then the supervisor writes one JSON line on it
 closes it: the secret that marks hookwall's own redirect hops (so it is never in argv or the
 environment), the internal listener ports of every worker, the supervisor's own listeners
 (which the worker refuses as destinations) and the unix socket where the worker serves
-``/readyz`` and ``/metrics`` to the supervisor. Both ends of that line are here, so its fields are named once.
+``/readyz`` and ``/metrics`` to the supervisor. Both ends of that line are here, so its
+fields are named once.
 """
 
 from __future__ import annotations

@@ -52,10 +52,11 @@ NAMES = {"hooks.test": "127.0.0.2", "passthrough.hooks.test": "127.0.0.2", "lvh.
 
 @contextmanager
 def redirected(uid: int, port: int) -> Iterator[None]:
-    """The kernel sends ``uid``'s outbound TCP to ``port`` on loopback, for the block."""
+    """The kernel sends ``uid``'s outbound TCP to ``port`` on loopback, for the block (the
+    innermost block wins: its rule goes first)."""
     rule = ["-p", "tcp", "-m", "owner", "--uid-owner", str(uid), "-j", "REDIRECT"]
     rule += ["--to-ports", str(port)]
-    subprocess.run(["iptables", "-t", "nat", "-A", "OUTPUT", *rule], check=True)
+    subprocess.run(["iptables", "-t", "nat", "-I", "OUTPUT", "1", *rule], check=True)
     try:
         yield
     finally:
@@ -249,3 +250,65 @@ def test_a_connection_made_straight_to_the_transparent_listener_is_refused(
     )
     assert response.status_code == 403
     assert response.headers["x-hookwall-reason"] in ("address-blocked", "host-mismatch")
+
+
+SENDERS = (
+    POLICY
+    + """\
+senders:
+  billing:
+    credentials: [env:HW_T_BILLING]
+    clients: [127.0.0.0/8]
+  notify:
+    credentials: [env:HW_T_NOTIFY]
+"""
+)
+TOKENS = {
+    "HW_T_BILLING": "billing-token-0123456789abcdef",
+    "HW_T_NOTIFY": "notify-token-0123456789abcdef",
+}
+
+
+@pytest.mark.parametrize(("args", "sender"), [((), "billing"), (("--sender", "notify"), "notify")])
+def test_a_transparent_sender_is_known_without_credentials(
+    start_proxy: ProxyLauncher,
+    plain_twins: tuple[Receiver, Receiver],
+    args: tuple[str, ...],
+    sender: str,
+) -> None:
+    """By its client address (billing's clients: hold 127.0.0.1), or by the listener's
+    --sender; a transparent sender cannot send proxy credentials."""
+    allowed, _ = plain_twins
+    proc = start_proxy(
+        SENDERS, names=NAMES, env=TOKENS, listen="transparent@127.0.0.1:0", args=list(args)
+    )
+    start = len(proc.events)
+    with redirected(SENDER_UID, transparent_port(proc)):
+        url = f"http://hooks.test:{allowed.port}/who"
+        answer = curl_as_sender(url, "--resolve", f"hooks.test:{allowed.port}:127.0.0.2")
+    assert answer["status"] == 200, answer
+    proc.wait_count(lambda e: e.get("event") == "exchange", 1, start=start)
+    (event,) = exchange_events(proc, start)
+    assert event["sender"] == sender
+
+
+def test_an_unknown_listener_sender_stops_the_start(start_proxy: ProxyLauncher) -> None:
+    proc = start_proxy.spawn(
+        SENDERS, env=TOKENS, listen="transparent@127.0.0.1:0", args=["--sender", "bliling"]
+    )
+    assert proc.proc.wait(timeout=30) == 1
+    assert "--sender bliling: the policy defines no sender of that name" in "".join(proc.stderr)
+    start_proxy.started.clear()  # it has exited, as it must
+
+
+def test_workers_share_the_transparent_listener(
+    start_proxy: ProxyLauncher, plain_twins: tuple[Receiver, Receiver]
+) -> None:
+    allowed, _ = plain_twins
+    proc = start_proxy(POLICY, names=NAMES, listen="transparent@127.0.0.1:0", workers=2)
+    with redirected(SENDER_UID, proc.port):
+        for index in range(4):
+            url = f"http://hooks.test:{allowed.port}/w{index}"
+            answer = curl_as_sender(url, "--resolve", f"hooks.test:{allowed.port}:127.0.0.2")
+            assert answer["status"] == 200, answer
+    assert {r.path for r in allowed.requests} >= {"/w0", "/w1", "/w2", "/w3"}

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.hostile import assert_settled
 from tests.support.launcher import ProxyLauncher
 from tests.support.netns import NETWORK_ISOLATED
 from tests.support.proxyproc import ProxyProcess
@@ -312,3 +313,80 @@ def test_workers_share_the_transparent_listener(
             answer = curl_as_sender(url, "--resolve", f"hooks.test:{allowed.port}:127.0.0.2")
             assert answer["status"] == 200, answer
     assert {r.path for r in allowed.requests} >= {"/w0", "/w1", "/w2", "/w3"}
+
+
+# -- hostile senders on the transparent listener -------------------------------------------------
+
+RAW_CLIENT = """\
+import socket, ssl, sys
+target, port, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+sock = socket.create_connection((target, port), timeout=10)
+if mode == "tls-no-sni":
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        sock = context.wrap_socket(sock)  # an address, no name: no SNI at all
+        sock.sendall(b"GET / HTTP/1.1\\r\\nHost: hooks.test\\r\\n\\r\\n")
+    except (OSError, ssl.SSLError) as exc:
+        print("closed", type(exc).__name__)
+        sys.exit(0)
+else:
+    sock.sendall(sys.stdin.buffer.read())
+    sock.shutdown(socket.SHUT_WR)  # all it has to say: an answer, then the close
+data = b""
+try:
+    while chunk := sock.recv(65536):
+        data += chunk
+except (OSError, ssl.SSLError):
+    pass
+sys.stdout.write(data.decode("latin-1"))
+"""
+
+
+# The sender's user cannot run the venv's interpreter (it may live under root's home).
+SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin")
+
+
+def raw_as_sender(target: str, port: int, mode: str = "raw", data: bytes = b"") -> str:
+    """Bytes sent by the redirected user to target:port; what came back before the close."""
+    if SYSTEM_PYTHON is None:
+        pytest.skip("needs a python3 in /usr/bin the sender's user may run")
+    command = ["setpriv", f"--reuid={SENDER_UID}", f"--regid={SENDER_UID}", "--clear-groups"]
+    command += [SYSTEM_PYTHON, "-c", RAW_CLIENT, target, str(port), mode]
+    done = subprocess.run(command, input=data, capture_output=True, timeout=30, check=True)
+    return done.stdout.decode("latin-1")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"SSH-2.0-OpenSSH_9.0\r\n",  # not HTTP at all
+        b"GET / HTTP/1.0\r\n\r\n",  # no Host: the dialled address is all there is
+        b"GET http://hooks.test/ HTTP/1.1\r\nHost: hooks.test\r\n\r\n",  # absolute-form
+        b"CONNECT hooks.test:443 HTTP/1.1\r\nHost: hooks.test:443\r\n\r\n",  # a proxy's verb
+        b"GET / HTTP/1.1\r\nHost: hooks.test\r\nHost: lvh.test\r\n\r\n",  # two names
+    ],
+)
+def test_hostile_bytes_dialled_to_a_blocked_address_never_reach_it(
+    proxy: ProxyProcess, canary: Receiver, plain_twins: tuple[Receiver, Receiver], data: bytes
+) -> None:
+    allowed, _ = plain_twins
+    answer = raw_as_sender("127.0.0.1", 3000, data=data)
+    assert not answer.startswith("HTTP/1.1 200") and not answer.startswith("HTTP/1.0 200")
+    assert canary.connections == 0
+    assert_settled(proxy, f"http://hooks.test:{allowed.port}/after")
+
+
+def test_tls_without_a_name_to_a_blocked_address_is_refused(
+    proxy: ProxyProcess, canary: Receiver, plain_twins: tuple[Receiver, Receiver]
+) -> None:
+    allowed, _ = plain_twins
+    start = len(proxy.events)
+    answer = raw_as_sender("127.0.0.1", 3000, mode="tls-no-sni")
+    assert "200 OK" not in answer
+    assert canary.connections == 0
+    proxy.wait_count(lambda e: e.get("event") == "exchange", 1, start=start)
+    events = exchange_events(proxy, start)
+    assert [(e["host"], e["reason"]) for e in events] == [("127.0.0.1", "address-blocked")]
+    assert_settled(proxy, f"http://hooks.test:{allowed.port}/after")

@@ -51,6 +51,7 @@ from hookwall.forwarding.addons.safety import SafetyChecks
 from hookwall.limits.addon import FloodControl
 from hookwall.redirects.addon import InternalHops, Redirects
 from hookwall.retries.addon import Retries
+from hookwall.selfanswer.addon import SelfAnswer
 from hookwall.signing.addon import RequestSigning
 
 
@@ -104,6 +105,12 @@ ORDER: tuple[Order, ...] = (
           "otherwise a slow lookup is cut as a slow sender"),
     Order(AccessControl, DestinationGuard, ("requestheaders", "http_connect"),
           "which rule applies depends on the sender AccessControl authenticates"),
+    Order(AccessControl, SelfAnswer, ("requestheaders", "http_connect"),
+          "access control applies to hookwall.invalid too: without valid credentials a sender "
+          "gets the usual 407, not an answer saying who it is (the 407 is what doctor checks)"),
+    Order(SelfAnswer, DestinationGuard, ("requestheaders", "http_connect"),
+          "the guard skips what SelfAnswer answers (state.self_answered): hookwall.invalid is "
+          "never judged, resolved or connected to, and its tunnel is SelfAnswer's"),
     Order(AccessControl, HopHeaders, ("requestheaders",),
           "AccessControl reads Proxy-Authorization, which HopHeaders strips"),
     Order(Correlation, HopHeaders, ("requestheaders",),
@@ -222,6 +229,7 @@ def build_pipeline(
         metrics.observe_exchange if metrics else None,
     )
     lifecycle.on_abandoned.append(exchange_log.abandoned)
+    tls = tlsconfig.TlsConfig()  # its certificate store holds the CA SelfAnswer names
     addons: list[object] = [
         core.Core(),
         SafetyChecks(),
@@ -229,6 +237,7 @@ def build_pipeline(
         lifecycle,
         connections,
         AccessControl(runtime, guard.tunnels),
+        SelfAnswer(runtime, guard.tunnels, tls),  # hookwall.invalid: answered, never judged
         TransparentTls(guard.tunnels),
         guard,
         passthrough,
@@ -246,7 +255,7 @@ def build_pipeline(
         lifecycle.end,
         proxyserver.Proxyserver(),  # type: ignore[no-untyped-call]  # mitmproxy, unannotated
         next_layer.NextLayer(),
-        tlsconfig.TlsConfig(),
+        tls,
     ]
     return Pipeline(addons, guard, lifecycle, connections, passthrough, exchange_log, store)
 

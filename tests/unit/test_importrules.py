@@ -81,7 +81,8 @@ def test_no_cycle_no_complaint() -> None:
 
 def test_hookwall_keeps_every_contract() -> None:
     """What `make lint` checks, so the suite fails too when a change breaks the direction."""
-    env = {**os.environ, "PYTHONPATH": str(REPO / "tools")}
+    # This repository's src first: a worktree is checked, not the editable install's source.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tools"), str(REPO / "src")])}
     lint = os.path.join(os.path.dirname(sys.executable), "lint-imports")
     result = subprocess.run(
         [lint, "--no-cache"], cwd=REPO, env=env, capture_output=True, text=True, check=False

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import json
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -46,6 +47,7 @@ from hookwall.policy import load_default_policy, load_policy
 from hookwall.policy.model import Settings, merge_rule
 from hookwall.redirects.addon import InternalHops, Redirects
 from hookwall.retries.addon import Retries
+from hookwall.selfanswer.addon import SelfAnswer
 from hookwall.signing.addon import RequestSigning
 from tests.support.dnsserver import TestDnsServer
 from tests.unit.support.mitm import (
@@ -457,6 +459,47 @@ def test_a_hop_keeps_its_sender_without_credentials(senders: Bench, order: str) 
     assert state is not None and state.internal and state.sender == "billing"
     # Swapped: the hop of an authenticated delivery is answered 407 by hookwall itself.
     assert (flow.response is not None and flow.response.status_code == 407) == bool(order)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_hookwall_invalid_is_answered_for_the_authenticated_sender(
+    senders: Bench, order: str
+) -> None:
+    """AccessControl -> SelfAnswer: whoami tells the sender AccessControl authenticated (and a
+    sender without credentials gets the 407: AccessControl answers it either way)."""
+    swap = (AccessControl, SelfAnswer) if order else None
+    chain = senders.chain(swap, Lifecycle, AccessControl, SelfAnswer)
+    flow = tflow.tflow()
+    flow.request.method, flow.request.host, flow.request.path = "GET", "hookwall.invalid", "/whoami"
+    credential = base64.b64encode(f"billing:{BILLING_TOKEN}".encode()).decode()
+    flow.request.headers["Proxy-Authorization"] = f"Basic {credential}"
+    run(chain, connected(flow), HttpRequestHeadersHook(flow))
+    assert flow.response is not None and flow.response.status_code == 200
+    # Swapped: answered before the sender was known, whoami names nobody.
+    assert json.loads(flow.response.content or b"")["sender"] == (None if order else "billing")
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("connect", [False, True], ids=["request", "connect"])
+def test_hookwall_invalid_is_never_judged_by_the_guard(
+    bench: Bench, order: str, connect: bool
+) -> None:
+    """SelfAnswer -> DestinationGuard: the guard skips what SelfAnswer answers; before it, the
+    guard would judge hookwall.invalid, and look it up (here nobody answers: refused)."""
+    swap = (SelfAnswer, DestinationGuard) if order else None
+    chain = bench.chain(swap, Lifecycle, AccessControl, SelfAnswer, DestinationGuard)
+    flow = tflow.tflow()
+    flow.request.method, flow.request.host, flow.request.path = "GET", "hookwall.invalid", "/"
+    if connect:
+        flow.request.method, flow.request.port, flow.request.path = "CONNECT", 443, ""
+    hook = HttpConnectHook(flow) if connect else HttpRequestHeadersHook(flow)
+    run(chain, connected(flow), hook)
+    state = state_of(flow)
+    assert state is not None and state.self_answered == (not order)
+    # Swapped: the guard judged (and tried to resolve) the name hookwall answers itself, and
+    # refused it.
+    assert (state.decision is not None) == bool(order)
+    assert (state.denial is not None) == bool(order)
 
 
 @pytest.mark.parametrize("order", ORDERS)

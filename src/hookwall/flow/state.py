@@ -90,6 +90,9 @@ class FlowState:
     attempted_sender: str | None = None  # a configured sender name that failed to authenticate
     would_deny: list[tuple[Reason, str]] = field(default_factory=list)  # report-only verdicts
 
+    # -- SelfAnswer (hookwall.invalid): the guard never judges what hookwall answers itself --------
+    self_answered: bool = False
+
     # -- DestinationGuard --------------------------------------------------------------------------
     decision: Decision | None = None
     upgraded: bool = False

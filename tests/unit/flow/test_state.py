@@ -46,6 +46,7 @@ WRITERS = {
     "queue_ms": "limits/addon.py",
     "slot": "limits/addon.py",
     "redirect": "redirects/addon.py",
+    "self_answered": "selfanswer/addon.py",
     "key_ids": "signing/addon.py",
     "signed": "signing/addon.py",
     "webhook_id": "signing/addon.py",

@@ -54,7 +54,7 @@ class DestinationGuard:
     # -- CONNECT -------------------------------------------------------------------------
     async def http_connect(self, flow: http.HTTPFlow) -> None:
         state = self._start(flow)
-        if state.denial is not None:  # refused by access control: nothing to judge
+        if state.denial is not None or state.self_answered:  # refused, or hookwall.invalid
             return
         try:
             decision = await self._decide(flow, flow.request.host, flow.request.port, state)
@@ -102,7 +102,7 @@ class DestinationGuard:
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         tunnel = self.tunnels.get(flow.client_conn.id)
         state = self._start(flow, tunnel)
-        if state.denial is not None:  # refused by access control: nothing to judge
+        if state.denial is not None or state.self_answered:  # refused, or hookwall.invalid
             return
         try:
             if tunnel is not None and tunnel.policy not in (None, self.runtime.policy):

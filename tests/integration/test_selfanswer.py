@@ -1,0 +1,159 @@
+"""hookwall.invalid through the real proxy: answered by hookwall itself, over http:// and through
+a CONNECT (https://), never resolved, never connected to, logged as one exchange each.
+
+The clients are httpx through the proxy, trusting exactly the CA in the proxy's data dir. The
+test DNS server would answer hookwall.invalid (``_bait``) and counts the queries for it: none
+ever comes.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import ssl
+from typing import Any
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+from tests.support.dnsserver import TestDnsServer
+from tests.support.launcher import ProxyLauncher
+from tests.support.proxyproc import ProxyProcess, trusting
+
+pytestmark = pytest.mark.integration
+
+TOKEN = secrets.token_urlsafe(24)
+SENDERS = """\
+version: 1
+senders:
+  billing: {credentials: [env:HW_SA_BILLING]}
+"""
+LIMITED = """\
+version: 1
+unsafe: true
+defaults:
+  network: {allow: [127.0.0.2/32], ports: ["1-65535"]}
+  limits: {concurrency: 1, queue: 0}
+"""
+
+
+def _sha256(pem_path: Any) -> str:
+    cert = x509.load_pem_x509_certificate(pem_path.read_bytes())
+    return ":".join(f"{b:02X}" for b in cert.fingerprint(hashes.SHA256()))
+
+
+def _bait(dns: TestDnsServer) -> None:
+    """Make hookwall.invalid resolvable here, so a lookup of it would be seen (and counted)."""
+    dns.add("hookwall.invalid", "127.0.0.2")
+
+
+def _client(proxy: ProxyProcess, url: str | None = None, **kwargs: Any) -> httpx.Client:
+    return httpx.Client(
+        proxy=url or proxy.url, verify=trusting(proxy.ca_cert), timeout=10, **kwargs
+    )
+
+
+def test_whoami_over_http_is_answered_by_hookwall(
+    start_proxy: ProxyLauncher, dns_server: TestDnsServer
+) -> None:
+    _bait(dns_server)
+    proxy = start_proxy(None)
+    with _client(proxy) as client:
+        response = client.get("http://hookwall.invalid/whoami")
+    assert response.status_code == 200, response.text
+    doc = response.json()
+    assert doc["through_hookwall"] is True
+    assert doc["request_id"] == response.headers["X-Hookwall-Request-Id"]
+    assert (doc["sender"], doc["senders_required"], doc["mode"]) == (None, False, "regular")
+    assert doc["client"].startswith("127.0.0.1:") and doc["tls"] is False and doc["ca"] is None
+    assert doc["ca_sha256"] == _sha256(proxy.ca_cert)
+    assert "X-Hookwall-Reason" not in response.headers
+    event = proxy.exchange(doc["request_id"])
+    assert (event["decision"], event["reason"], event["status"]) == ("allow", None, 200)
+    assert event["host"] == "hookwall.invalid" and event["peer_ip"] is None
+    assert event["resolved_ips"] == [] and event["url"] == "http://hookwall.invalid/whoami"
+    assert dns_server.queries["hookwall.invalid"] == 0
+
+
+def test_whoami_over_https_is_answered_inside_hookwalls_tls(
+    start_proxy: ProxyLauncher, dns_server: TestDnsServer
+) -> None:
+    _bait(dns_server)
+    proxy = start_proxy(None)
+    with _client(proxy) as client:
+        response = client.get("https://hookwall.invalid/whoami")
+        again = client.get("https://hookwall.invalid/nothing-here")  # the same tunnel
+    assert response.status_code == 200, response.text
+    doc = response.json()
+    assert doc["through_hookwall"] is True and doc["tls"] is True
+    assert "handshake" in doc["ca"] and doc["ca_sha256"] == _sha256(proxy.ca_cert)
+    assert again.status_code == 404 and "/whoami" in again.json()["paths"]
+    event = proxy.exchange(doc["request_id"])
+    assert event["url"] == "https://hookwall.invalid/whoami" and event["status"] == 200
+    assert event["peer_ip"] is None
+    assert dns_server.queries["hookwall.invalid"] == 0
+
+
+def test_a_client_without_hookwalls_ca_fails_the_handshake(start_proxy: ProxyLauncher) -> None:
+    proxy = start_proxy(None)
+    with (
+        httpx.Client(proxy=proxy.url, verify=ssl.create_default_context(), timeout=10) as c,
+        pytest.raises(httpx.ConnectError),
+    ):
+        c.get("https://hookwall.invalid/whoami")
+    event = proxy.exchange(reason="tls-failed", host="hookwall.invalid")
+    assert "hookwall ca" in event["error"]
+
+
+def test_ca_pem_root_and_methods(start_proxy: ProxyLauncher) -> None:
+    proxy = start_proxy(None)
+    with _client(proxy) as client:
+        pem = client.get("http://hookwall.invalid/ca.pem")
+        root = client.get("http://hookwall.invalid/")
+        head = client.head("http://hookwall.invalid/whoami")
+        post = client.post("http://hookwall.invalid/whoami", content=b"{}")
+        after = client.get("http://hookwall.invalid/whoami")  # the connection still works
+    assert pem.status_code == 200 and pem.content == proxy.ca_cert.read_bytes()
+    assert pem.headers["content-type"] == "application/x-pem-file"
+    assert b"PRIVATE" not in pem.content
+    assert root.json()["name"] == "hookwall.invalid" and "/whoami" in root.json()["paths"]
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) > 0
+    assert post.status_code == 405 and post.headers["allow"] == "GET, HEAD"
+    assert "X-Hookwall-Reason" not in post.headers
+    assert after.status_code == 200
+    event = proxy.exchange(post.json()["request_id"])
+    assert (event["decision"], event["reason"], event["status"]) == ("allow", None, 405)
+
+
+def test_senders_authenticate_first(start_proxy: ProxyLauncher) -> None:
+    proxy = start_proxy(SENDERS, env={"HW_SA_BILLING": TOKEN})
+    authed = f"http://billing:{TOKEN}@{proxy.host}:{proxy.port}"
+    with _client(proxy) as anonymous:
+        refused = anonymous.get("http://hookwall.invalid/whoami")
+    assert refused.status_code == 407
+    assert refused.headers["X-Hookwall-Reason"] == "auth-required"
+    with _client(proxy, authed) as client:
+        plain = client.get("http://hookwall.invalid/whoami").json()
+        tls = client.get("https://hookwall.invalid/whoami").json()
+    for doc in (plain, tls):
+        assert (doc["sender"], doc["senders_required"]) == ("billing", True)
+    with (
+        _client(proxy, f"http://billing:wrong@{proxy.host}:{proxy.port}") as wrong,
+        pytest.raises(httpx.ProxyError, match="407"),
+    ):
+        wrong.get("https://hookwall.invalid/whoami")
+    assert not any(TOKEN in json.dumps(e) for e in proxy.events)
+
+
+def test_never_counted_against_a_destinations_limits(start_proxy: ProxyLauncher) -> None:
+    """Concurrency 1 and no queue for every destination: open whoami exchanges, one after
+    another on kept-alive connections and side by side, are never refused by flood control."""
+    proxy = start_proxy(LIMITED)
+    with _client(proxy) as first, _client(proxy) as second:
+        answers = [c.get("http://hookwall.invalid/whoami") for c in (first, second) * 3]
+    assert [a.status_code for a in answers] == [200] * 6
+    events = proxy.wait_count(lambda e: e.get("host") == "hookwall.invalid", 6)
+    assert all(e["queue_ms"] is None for e in events)

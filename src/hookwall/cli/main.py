@@ -1,7 +1,7 @@
 """The ``hookwall`` command: the parser, built from one module per command, and the dispatch.
 
 Each command module (``run``, ``check``, ``explain``, ``keys``, ``ca``, ``logs`` with its
-``show``, ``replay``, ``send-test``) adds its own sub-parser with its handler
+``show``, ``replay``, ``send-test``, ``doctor``) adds its own sub-parser with its handler
 (``cli/command.py``); ``main`` parses, calls the handler and turns a policy error or Ctrl-C into
 an exit status. The command modules never import this one.
 """
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from hookwall import __version__
-from hookwall.cli import ca, check, explain, keys, logs, replay, run, send_test
+from hookwall.cli import ca, check, doctor, explain, keys, logs, replay, run, send_test
 from hookwall.cli.command import Subcommands, handler_of
 from hookwall.policy import PolicyError
 
@@ -29,6 +29,7 @@ examples:
   hookwall logs --host hooks.acme.com --since 1d --status 5xx   what happened to deliveries
   hookwall logs show req_...                     one delivery in full (also: hookwall replay)
   hookwall send-test https://hooks.acme.com/x    a sample webhook through the proxy
+  hookwall doctor                                run where a sender runs: its proxy and CA set-up
 
 senders then set HTTP_PROXY=http://127.0.0.1:8080 and HTTPS_PROXY=http://127.0.0.1:8080
 (with senders in the policy: HTTP_PROXY=http://NAME:TOKEN@host:8080).
@@ -44,6 +45,7 @@ COMMANDS: tuple[Callable[[Subcommands], None], ...] = (
     logs.register,
     replay.register,
     send_test.register,
+    doctor.register,
 )
 
 

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import ssl
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,9 +22,17 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from tests.integration.test_transparent import (
+    SENDER_UID,
+    curl_as_sender,
+    redirected,
+    transparent_port,
+)
 from tests.support.dnsserver import TestDnsServer
 from tests.support.launcher import ProxyLauncher
+from tests.support.netns import NETWORK_ISOLATED
 from tests.support.proxyproc import ProxyProcess, trusting
+from tests.support.receivers import Receiver, start_receiver
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +51,7 @@ defaults:
 """
 
 
-def _sha256(pem_path: Any) -> str:
+def _sha256(pem_path: Path) -> str:
     cert = x509.load_pem_x509_certificate(pem_path.read_bytes())
     return ":".join(f"{b:02X}" for b in cert.fingerprint(hashes.SHA256()))
 
@@ -157,3 +169,46 @@ def test_never_counted_against_a_destinations_limits(start_proxy: ProxyLauncher)
     assert [a.status_code for a in answers] == [200] * 6
     events = proxy.wait_count(lambda e: e.get("host") == "hookwall.invalid", 6)
     assert all(e["queue_ms"] is None for e in events)
+
+
+# -- a transparent listener: the sender has no proxy settings; the kernel redirects it ---------
+
+
+@pytest.fixture
+def dialled() -> Iterator[Receiver]:
+    """Where the redirected sender dials hookwall.invalid (``--resolve``): it sees nothing."""
+    server = start_receiver("127.0.0.1")
+    yield server
+    server.stop()
+
+
+@pytest.mark.skipif(
+    not NETWORK_ISOLATED or not shutil.which("iptables") or not shutil.which("setpriv"),
+    reason="needs root in the test network namespace, iptables and setpriv",
+)
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_whoami_on_a_transparent_listener(
+    start_proxy: ProxyLauncher, dns_server: TestDnsServer, dialled: Receiver, scheme: str
+) -> None:
+    _bait(dns_server)
+    proxy = start_proxy(None, args=["--listen", "transparent@127.0.0.1:0"])
+    url = f"{scheme}://hookwall.invalid:{dialled.port}/whoami"
+    resolve = f"hookwall.invalid:{dialled.port}:127.0.0.1"
+    with tempfile.TemporaryDirectory(prefix="hookwall-sender-") as directory:
+        ca = Path(directory) / "ca.pem"  # a copy the sender's user may read
+        shutil.copyfile(proxy.ca_cert, ca)
+        Path(directory).chmod(0o755)
+        ca.chmod(0o644)
+        with redirected(SENDER_UID, transparent_port(proxy)):
+            answer = curl_as_sender(url, "--resolve", resolve, ca=ca)
+    assert answer["status"] == 200, answer
+    doc = json.loads(answer["body"])
+    assert (doc["mode"], doc["tls"], doc["through_hookwall"]) == (
+        "transparent",
+        scheme == "https",
+        True,
+    )
+    assert dialled.connections == 0  # the address dialled never saw a connection
+    assert dns_server.queries["hookwall.invalid"] == 0
+    event = proxy.exchange(doc["request_id"])
+    assert (event["decision"], event["status"], event["peer_ip"]) == ("allow", 200, None)

@@ -13,8 +13,9 @@ marked ``state.self_answered``: the name is never judged, resolved or connected 
   inside), intercepted with a certificate from hookwall's CA; the requests inside are answered
   like plain ones, with ``tls`` true. With ``connection_strategy: lazy`` mitmproxy connects
   upstream only for a request it forwards, and none is forwarded.
-- A transparent listener sees the original destination's address, not the name: there the
-  ``Host`` header (the TLS SNI's name, inside TLS) says hookwall.invalid.
+- A transparent listener sees the address the sender dialled, not the name: a plain request
+  names hookwall.invalid in its ``Host`` header; a TLS connection's SNI becomes the CONNECT
+  ``TransparentTls`` makes for it, answered as above. The address dialled is never connected.
 
 Each answer ends its exchange like a receiver's answer: one exchange event (``decision:
 allow``, ``reason: null``, the status hookwall answered), no ``X-Hookwall-Reason``.
@@ -26,6 +27,7 @@ import logging
 
 from mitmproxy import certs, http
 from mitmproxy.addons import tlsconfig
+from mitmproxy.net.http import url
 
 from hookwall.deliveries.event import peer
 from hookwall.destinations.decide import Decision
@@ -101,9 +103,15 @@ class SelfAnswer:
             return tunnel.decision.host == NAME and tunnel.decision.pinned_ip is None
         if is_hookwall_name(flow.request.host):
             return True
-        # A transparent listener's request names the original destination's address.
-        mode = flow.client_conn.proxy_mode.type_name
-        return mode != "regular" and is_hookwall_name(flow.request.host_header or "")
+        # A transparent listener's request has the dialled address as its host: the name is
+        # the Host header's (host[:port]).
+        if flow.client_conn.proxy_mode.type_name == "regular" or not flow.request.host_header:
+            return False
+        try:
+            name = url.parse_authority(flow.request.host_header, check=True)[0]
+        except ValueError:
+            return False  # not a host[:port]: the guard refuses it
+        return is_hookwall_name(name)
 
     def _asker(self, flow: http.HTTPFlow, state: FlowState) -> Asker:
         policy = state.policy or self.runtime.policy

@@ -104,7 +104,7 @@ def test_other_destinations_are_left_to_the_guard(chain: Chain) -> None:
 def test_a_transparent_listener_reads_the_name_from_host(chain: Chain) -> None:
     flow = request_to("192.0.2.7", method="GET", path="/whoami", body=b"")
     flow.client_conn.proxy_mode = ProxyMode.parse("transparent")
-    flow.request.headers["Host"] = "hookwall.invalid"
+    flow.request.headers["Host"] = "hookwall.invalid:8080"
     run_hooks(chain.addons, HttpRequestHeadersHook(flow))
     assert whoami(flow)["mode"] == "transparent"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
+import socket
 import ssl
 import tempfile
 from collections.abc import Iterator
@@ -212,3 +213,46 @@ def test_whoami_on_a_transparent_listener(
     assert dns_server.queries["hookwall.invalid"] == 0
     event = proxy.exchange(doc["request_id"])
     assert (event["decision"], event["status"], event["peer_ip"]) == ("allow", 200, None)
+
+
+BOUNDED = """\
+version: 1
+unsafe: true
+defaults:
+  network: {allow: [127.0.0.2/32], ports: ["1-65535"]}
+  max_request_body: 1KiB
+  timeouts: {body: 300ms}
+destinations:
+  - hosts: [big.hooks.test]
+    max_request_body: 1MiB
+"""
+
+
+def _raw(proxy: ProxyProcess, data: bytes) -> bytes:
+    """Send ``data`` on a connection of its own; everything the proxy sends until it closes."""
+    with socket.create_connection((proxy.host, proxy.port), timeout=10) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_trickled_body_is_cut_by_the_defaults_body_timeout(start_proxy: ProxyLauncher) -> None:
+    """No destination is judged for hookwall.invalid: the defaults' timeouts.body bounds it."""
+    proxy = start_proxy(BOUNDED)
+    head = b"POST http://hookwall.invalid/whoami HTTP/1.1\r\nHost: hookwall.invalid\r\n"
+    answer = _raw(proxy, head + b"Content-Length: 10\r\n\r\nx")  # 1 byte of 10, then nothing
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"request-timeout" in answer
+
+
+def test_a_body_larger_than_the_defaults_cap_is_refused(start_proxy: ProxyLauncher) -> None:
+    """A destination may take 1 MiB (so mitmproxy reads it); hookwall.invalid, the defaults'."""
+    proxy = start_proxy(BOUNDED)
+    with _client(proxy) as client:
+        refused = client.post("http://hookwall.invalid/whoami", content=b"x" * 2048)
+        small = client.post("http://hookwall.invalid/whoami", content=b"x" * 10)
+    assert refused.status_code == 413
+    assert refused.headers["X-Hookwall-Reason"] == "request-too-large"
+    assert small.status_code == 405  # within the cap: the answer to a POST

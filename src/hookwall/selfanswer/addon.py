@@ -6,8 +6,10 @@ what ``hookwall doctor`` needs to see), and before the DestinationGuard, which s
 marked ``state.self_answered``: the name is never judged, resolved or connected to.
 
 - Plain HTTP (``GET http://hookwall.invalid/whoami``): answered in ``requestheaders``; no
-  destination is decided, so no body cap, slot, signature or deadline of any destination
-  applies (they all read ``state.decision``), and nothing counts against any destination.
+  destination is decided, so no slot, signature or deadline of any destination applies (they
+  all read ``state.decision``), and nothing counts against any destination. A request body
+  (there is no use for one) is bounded by the defaults' ``max_request_body`` and
+  ``timeouts.body``, here.
 - CONNECT ``hookwall.invalid:PORT``: the tunnel is opened with a ``TunnelState`` of its own
   (its sender is the CONNECT's, as for every tunnel: AccessControl reads it for the requests
   inside), intercepted with a certificate from hookwall's CA; the requests inside are answered
@@ -23,21 +25,35 @@ allow``, ``reason: null``, the status hookwall answered), no ``X-Hookwall-Reason
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from mitmproxy import certs, http
 from mitmproxy.addons import tlsconfig
 from mitmproxy.net.http import url
 
+from hookwall.bounds.bodies import content_length, expected_size, request_too_large
+from hookwall.core.denials import Denial, Reason
 from hookwall.deliveries.event import peer
 from hookwall.destinations.decide import Decision
+from hookwall.flow.exchange import exchange_of
+from hookwall.flow.respond import deny, refuse_and_close
 from hookwall.flow.runtime import Runtime
-from hookwall.flow.state import FlowState, TunnelState, start_state
+from hookwall.flow.state import FlowState, TunnelState, start_state, state_of
 from hookwall.selfanswer.answer import NAME, Asker, OwnCA, answer, fingerprint, is_hookwall_name
 
 logger = logging.getLogger(__name__)
 
 _TUNNEL_MESSAGE = f"{NAME}: answered by hookwall itself, never resolved or connected to"
+
+
+def _too_slow(flow: http.HTTPFlow, seconds: float) -> None:
+    """The body of a request to hookwall.invalid did not arrive in time: 408, then close."""
+    state = state_of(flow)
+    if state is None or flow.request.timestamp_end is not None or not flow.live:
+        return
+    message = f"the request body did not arrive complete within {seconds:g}s"
+    refuse_and_close(flow, state, Denial(Reason.REQUEST_TIMEOUT, message))
 
 
 class SelfAnswer:
@@ -85,6 +101,8 @@ class SelfAnswer:
             # The CONNECT was judged under a policy since reloaded: this answer still tells
             # its verdict, and the sender's next request opens a tunnel judged afresh.
             state.close_after("policy-reloaded")
+        if not self._bound_body(flow, state):
+            return
         try:
             asker = self._asker(flow, state)
             reply = answer(flow.request.method, flow.request.path, asker, self._own_ca())
@@ -95,6 +113,23 @@ class SelfAnswer:
         if flow.request.method.upper() == "HEAD":
             response.raw_content = b""  # the GET's headers (Content-Length too), no body
         flow.response = response
+
+    def _bound_body(self, flow: http.HTTPFlow, state: FlowState) -> bool:
+        """No destination's body caps apply here (none was judged), so the defaults' do:
+        a body declared too large is refused (413), one that trickles is cut after
+        ``timeouts.body`` (408, and the connection closes). False: refused."""
+        defaults = (state.policy or self.runtime.policy).defaults
+        request = exchange_of(flow, state)
+        declared = content_length(request.header("content-length"))
+        cap = defaults.max_request_body
+        if declared is not None and declared > cap:
+            deny(flow, state, request_too_large(declared, cap))
+            return False
+        if expected_size(request, cap) > 0:
+            seconds = defaults.timeouts.body
+            timer = asyncio.get_running_loop().call_later(seconds, _too_slow, flow, seconds)
+            state.holds.add("deadline: request body", timer.cancel)
+        return True
 
     @staticmethod
     def _for_hookwall(flow: http.HTTPFlow, state: FlowState) -> bool:

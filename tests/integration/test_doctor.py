@@ -206,10 +206,26 @@ def test_proxy_overrides_the_environment(open_proxy: ProxyProcess, closed_port: 
     assert "answered by hookwall" in result.stdout
 
 
-@pytest.mark.parametrize("args", [["--timeout", "0"], ["--timeout", "x"], ["--bogus"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--timeout", "0"],
+        ["--timeout", "x"],
+        ["--bogus"],
+        ["--proxy", "socks5://127.0.0.1:1080"],
+        ["--proxy", "http://"],
+        ["--destination", "ftp://example.com/"],
+    ],
+)
 def test_usage_errors_exit_2(args: list[str]) -> None:
     result = doctor(doctor_env(None, None), *args)
     assert result.returncode == 2, result.stdout + result.stderr
+
+
+def test_a_usage_error_never_prints_the_token() -> None:
+    result = doctor(doctor_env(None, None), "--proxy", f"socks5://billing:{TOKEN}@127.0.0.1:1")
+    assert result.returncode == 2 and "billing:****@" in result.stderr
+    assert TOKEN not in result.stdout + result.stderr
 
 
 def test_help_teaches() -> None:

@@ -12,9 +12,10 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from hookwall.cli.command import Subcommands, add_command
-from hookwall.cli.doctorchecks import Finding, Report, diagnose
+from hookwall.cli.doctorchecks import Finding, Report, diagnose, parse_proxy_url
 from hookwall.cli.doctorprobe import NetworkProbes
 from hookwall.cli.terminal import BOLD, DIM, GREEN, RED, RESET, YELLOW, clean, safe, use_colour
 
@@ -58,11 +59,13 @@ def register(commands: Subcommands) -> None:
     doctor.add_argument(
         "--proxy",
         metavar="URL",
+        type=_proxy,
         help="probe this proxy (http://[NAME:TOKEN@]HOST:PORT) instead of the environment's",
     )
     doctor.add_argument(
         "--destination",
         metavar="URL",
+        type=_destination,
         action="append",
         default=[],
         help="a receiver this sender delivers to: is it exempted by NO_PROXY? (repeatable)",
@@ -78,6 +81,25 @@ def register(commands: Subcommands) -> None:
     doctor.add_argument(
         "--color", choices=("auto", "always", "never"), default="auto", help=argparse.SUPPRESS
     )
+
+
+def _proxy(text: str) -> str:
+    """A proxy URL doctor can send to (an https:// one is tried, and reported, as http://)."""
+    found = parse_proxy_url("--proxy", text)
+    if found.error is not None:
+        raise argparse.ArgumentTypeError(f"{found.masked}: {found.error}")
+    return text
+
+
+def _destination(text: str) -> str:
+    parts = urlsplit(text if "://" in text else f"https://{text}")
+    try:
+        parts.port  # noqa: B018 (raises for a port that is not a number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad port in {text!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"expected an http(s):// URL, got {text!r}")
+    return text
 
 
 def _seconds(text: str) -> float:

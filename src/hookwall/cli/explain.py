@@ -14,6 +14,7 @@ from hookwall.cli.policyargs import add_policy_args, policy_of, resolver_for
 
 if TYPE_CHECKING:
     from hookwall.destinations.decide import Decision
+    from hookwall.policy import Settings
 
 
 def register(commands: Subcommands) -> None:
@@ -40,6 +41,7 @@ def register(commands: Subcommands) -> None:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from hookwall.destinations.decide import decide
+    from hookwall.destinations.refusals import answered_at
 
     parts = urlsplit(args.url if "://" in args.url else f"http://{args.url}")
     scheme = parts.scheme.lower()
@@ -71,6 +73,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
         "port": decision.port,
         "rule": decision.rule,
         "tls": decision.settings.tls if decision.settings else None,
+        "connect_refusals": _connect_refusals(decision.settings),
+        # where an HTTPS client (a CONNECT) gets this refusal; None when it is not refused
+        "refused_at": (
+            None
+            if decision.allowed or scheme != "https"
+            else answered_at(decision, policy.defaults)
+        ),
         "dns": decision.dns_source or None,
         "answers": [
             {"address": str(a.address), "allowed": a.allowed, "why": a.why}
@@ -89,6 +98,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0 if decision.allowed else 1
 
 
+def _connect_refusals(settings: Settings | None) -> str | None:
+    """Where an intercepted destination's refused CONNECTs are answered (None: passthrough,
+    always on the CONNECT, or no settings)."""
+    if settings is None or settings.tls != "intercept":
+        return None
+    return settings.connect_refusals
+
+
 def _needs_credentials(host: str, port: int) -> Decision:
     """What the proxy answers a request without credentials when senders are defined."""
     from hookwall.core.denials import Reason
@@ -105,7 +122,7 @@ def _explain_text(r: dict[str, Any]) -> str:
     lines = [
         *([f"sender       {r['sender']}"] if r.get("sender") else []),
         f"destination  {r['host']}:{r['port']}",
-        f"rule         {r['rule'] or '(defaults)'}" + (f"   tls: {r['tls']}" if r["tls"] else ""),
+        f"rule         {r['rule'] or '(defaults)'}" + _tls_text(r),
     ]
     if r["dns"]:
         lines.append(f"addresses    ({r['dns']})")
@@ -115,4 +132,18 @@ def _explain_text(r: dict[str, Any]) -> str:
     ]
     verdict = "ALLOW" if r["decision"] == "allow" else f"DENY ({r['reason']})"
     lines.append(f"decision     {verdict}: {r['message']}")
+    if r.get("refused_at") == "inside-tls":
+        lines.append(
+            "answered     inside TLS: the CONNECT is accepted and the first request in the "
+            "tunnel gets this refusal (hookwall's CA must be trusted)"
+        )
+    elif r.get("refused_at") == "on-connect":
+        lines.append("answered     on the CONNECT (most HTTPS clients show only the status)")
     return "\n".join(lines)
+
+
+def _tls_text(r: dict[str, Any]) -> str:
+    if not r["tls"]:
+        return ""
+    refusals = f", connect_refusals: {r['connect_refusals']}" if r["connect_refusals"] else ""
+    return f"   tls: {r['tls']}{refusals}"

@@ -1,5 +1,6 @@
 """Where a destination may connect: the ``dns`` section, and in ``defaults`` and destinations
-the ``network`` tables (``deny``, ``allow``, ``ports``), ``tls``, ``hosts`` and ``ca_bundle``.
+the ``network`` tables (``deny``, ``allow``, ``ports``), ``tls``, ``connect_refusals``, ``hosts``
+and ``ca_bundle``.
 
 Values are frozen and validated at load, so a bad CIDR or port is a load error with file and
 line (``parse_server`` also reads the command line's DNS servers). Allow rows are recorded
@@ -34,7 +35,9 @@ from hookwall.destinations.match import canonical_pattern
 __all__ = [
     "BUILTIN_DENY_SETS",
     "BUILTIN_PORTS",
+    "CONNECT_REFUSALS",
     "TLS_MODES",
+    "ConnectRefusals",
     "DnsSettings",
     "NamedSets",
     "NetworkReader",
@@ -42,6 +45,7 @@ __all__ = [
     "PortSet",
     "TlsMode",
     "check_ca_bundle",
+    "check_connect_refusals",
     "check_dns",
     "check_hosts",
     "parse_server",
@@ -49,6 +53,12 @@ __all__ = [
 
 TlsMode = Literal["intercept", "passthrough"]
 TLS_MODES: tuple[TlsMode, ...] = ("intercept", "passthrough")
+# Where a CONNECT the destination decision refuses is answered: inside the TLS session, as the
+# response to the first request there (what every HTTPS client reads), or on the CONNECT
+# itself (what most clients only report as "tunnel failed: 403"). Passthrough destinations
+# have no certificate of hookwall's to answer with: theirs is always on the CONNECT.
+ConnectRefusals = Literal["inside-tls", "on-connect"]
+CONNECT_REFUSALS: tuple[ConnectRefusals, ...] = ("inside-tls", "on-connect")
 # The deny sets every policy starts from; dropping them needs 'unsafe: true'.
 BUILTIN_DENY_SETS: tuple[str, ...] = ("special-purpose",)
 
@@ -389,3 +399,27 @@ def check_ca_bundle(checker: Checker, node: YNode) -> str | None:
     if isinstance(node, YScalar) and node.value is None:
         return None
     return checker.existing_file(node, "defaults.ca_bundle", "a path to a PEM file")
+
+
+# -- where refused CONNECTs are answered --------------------------------------------------
+
+
+def check_connect_refusals(checker: Checker, node: YNode, path: str) -> ConnectRefusals | None:
+    """``connect_refusals``: one of ``CONNECT_REFUSALS``, or an issue that says what each means."""
+    if isinstance(node, YScalar) and node.value in CONNECT_REFUSALS:
+        value: ConnectRefusals = node.value
+        return value
+    close = (
+        difflib.get_close_matches(node.value, CONNECT_REFUSALS, n=1, cutoff=0.5)
+        if isinstance(node, YScalar) and isinstance(node.value, str)
+        else []
+    )
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    checker.expected(
+        node,
+        path,
+        "one of inside-tls, on-connect",
+        f"{hint}write inside-tls (a refused destination is answered inside the TLS session, "
+        "where every HTTPS client reads it) or on-connect (refused on the CONNECT itself)",
+    )
+    return None

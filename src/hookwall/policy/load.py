@@ -122,6 +122,7 @@ def _defaults_settings(spec: DefaultsSpec | None, sets: NamedSets) -> Settings:
         action="allow",
         network=network,
         tls=spec.tls or "intercept",
+        connect_refusals=spec.connect_refusals or "inside-tls",
         upgrade=bool(spec.upgrade),
         limits=merge_limits(Limits(), flood.limits),
         timeouts=apply(Timeouts(), flood.timeouts),

@@ -16,7 +16,13 @@ from hookwall.config.overrides import Override, apply
 from hookwall.deliveries.settings import DestinationLogging, LoggingSettings
 from hookwall.destinations.addresses import Prefix
 from hookwall.destinations.match import HostMatcher
-from hookwall.destinations.settings import DnsSettings, NetworkSettings, PortSet, TlsMode
+from hookwall.destinations.settings import (
+    ConnectRefusals,
+    DnsSettings,
+    NetworkSettings,
+    PortSet,
+    TlsMode,
+)
 from hookwall.limits.settings import Limits, merge_limits
 from hookwall.limits.shared_settings import SharedLimits
 from hookwall.policy.selection import PatternRules
@@ -36,7 +42,7 @@ class Rule:
     """One destination entry as written: ``None`` overrides mean "use the defaults".
 
     ``hosts`` are canonical patterns; ``deny``/``allow`` are appended to the defaults'
-    lists, ``ports``/``tls``/``upgrade`` replace the defaults when set.
+    lists, ``ports``/``tls``/``connect_refusals``/``upgrade`` replace the defaults when set.
     """
 
     name: str
@@ -47,6 +53,7 @@ class Rule:
     allow: tuple[Prefix, ...] = ()
     ports: PortSet | None = None
     tls: TlsMode | None = None
+    connect_refusals: ConnectRefusals | None = None
     upgrade: bool | None = None
     signing: SigningSettings | None = None
     senders: tuple[str, ...] = ()  # scoped to these senders; () = every sender
@@ -70,6 +77,8 @@ class Settings:
     tls: TlsMode
     upgrade: bool
     signing: SigningSettings | None = None
+    # where a CONNECT refused by the destination decision is answered (intercepted tls only)
+    connect_refusals: ConnectRefusals = "inside-tls"
     limits: Limits = field(default_factory=Limits)
     timeouts: Timeouts = field(default_factory=Timeouts)
     max_request_body: int = DEFAULT_MAX_BODY
@@ -96,6 +105,9 @@ def merge_rule(defaults: Settings, rule: Rule) -> Settings:
         action=rule.action,
         network=network,
         tls=defaults.tls if rule.tls is None else rule.tls,
+        connect_refusals=(
+            defaults.connect_refusals if rule.connect_refusals is None else rule.connect_refusals
+        ),
         upgrade=defaults.upgrade if rule.upgrade is None else rule.upgrade,
         signing=rule.signing,
         limits=merge_limits(defaults.limits, rule.limits),

@@ -1,10 +1,10 @@
 """The ``defaults`` section and the entries of ``destinations``: each key to its concern.
 
-A destination entry is a composition: its hosts, network and tls are the destinations
-concern's, ``signing`` is signing's, ``senders`` is access's, ``limits`` limits', and so on;
-each value is parsed by that concern's ``settings`` and assembled here into a ``Rule``. Only
-what belongs to the entry itself (``name``, ``action``, ``enforce``) and the hints for keys
-written in the wrong place are read here.
+A destination entry is a composition: its hosts, network, tls and connect_refusals are the
+destinations concern's, ``signing`` is signing's, ``senders`` is access's, ``limits``
+limits', and so on; each value is parsed by that concern's ``settings`` and assembled here
+into a ``Rule``. Only what belongs to the entry itself (``name``, ``action``, ``enforce``)
+and the hints for keys written in the wrong place are read here.
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from hookwall.config.yamlnodes import YEntry, YMap, YNode, YScalar
 from hookwall.deliveries.settings import check_rule_logging
 from hookwall.destinations.settings import (
     TLS_MODES,
+    ConnectRefusals,
     NetworkReader,
     TlsMode,
     check_ca_bundle,
+    check_connect_refusals,
     check_hosts,
 )
 from hookwall.limits.settings import check_limits
@@ -41,10 +43,10 @@ _FLOOD_KEYS = (
     "redirects",
     "retries",
 )
-_DEFAULTS_KEYS = ("network", "tls", "upgrade", "ca_bundle", *_FLOOD_KEYS)
+_DEFAULTS_KEYS = ("network", "tls", "connect_refusals", "upgrade", "ca_bundle", *_FLOOD_KEYS)
 _RULE_KEYS = (
-    "hosts", "name", "action", "network", "tls", "upgrade", "signing", "logging", *_FLOOD_KEYS,
-    "senders", "enforce",
+    "hosts", "name", "action", "network", "tls", "connect_refusals", "upgrade", "signing",
+    "logging", *_FLOOD_KEYS, "senders", "enforce",
 )  # fmt: skip
 _ACTIONS: tuple[Action, ...] = ("allow", "deny")
 
@@ -92,6 +94,7 @@ class RulesReader:
             deny, allow, ports = self.network.network(entries["network"].value, "defaults.network")
             spec.deny, spec.allow, spec.ports = deny, allow, ports
         spec.tls = _read(entries, "defaults", "tls", self._choice(TLS_MODES))
+        spec.connect_refusals = self._connect_refusals(entries, "defaults", spec.tls)
         spec.upgrade = _read(entries, "defaults", "upgrade", checker.boolean)
         if "ca_bundle" in entries:
             spec.ca_bundle = check_ca_bundle(checker, entries["ca_bundle"].value)
@@ -137,6 +140,7 @@ class RulesReader:
             where = subpath(path, "network")
             deny, allow, ports = self.network.network(entries["network"].value, where)
         tls: TlsMode | None = _read(entries, path, "tls", self._choice(TLS_MODES))
+        connect_refusals = self._connect_refusals(entries, path, tls)
         upgrade = _read(entries, path, "upgrade", checker.boolean)
         signing = _read(entries, path, "signing", partial(check_signing, checker))
         scope: tuple[str, ...] = ()
@@ -158,6 +162,7 @@ class RulesReader:
                 allow=allow or (),
                 ports=ports,
                 tls=tls,
+                connect_refusals=connect_refusals,
                 upgrade=upgrade,
                 signing=signing,
                 senders=scope,
@@ -172,6 +177,26 @@ class RulesReader:
             )
         )
         spec.hosts.extend(HostSpec(p, loc, hpath, name, scope) for p, loc, hpath in hosts)
+
+    def _connect_refusals(
+        self, entries: dict[str, YEntry], path: str, tls: TlsMode | None
+    ) -> ConnectRefusals | None:
+        """``connect_refusals`` as written. Asking for ``inside-tls`` where the same mapping
+        says ``tls: passthrough`` is refused: hookwall has no certificate of its own there to
+        answer with (merged from the defaults, passthrough simply wins)."""
+        read = partial(check_connect_refusals, self.checker)
+        value: ConnectRefusals | None = _read(entries, path, "connect_refusals", read)
+        if value == "inside-tls" and tls == "passthrough":
+            where = subpath(path, "connect_refusals")
+            self.checker.issue(
+                entries["connect_refusals"].value.location,
+                f"{where}: inside-tls needs tls: intercept, but this entry says tls: "
+                "passthrough (hookwall never holds a certificate for a passthrough destination, "
+                "so its refusals are always answered on the CONNECT); remove connect_refusals "
+                "or use tls: intercept",
+            )
+            return None
+        return value
 
     def _name(self, entries: dict[str, YEntry], path: str) -> str | None:
         """The ``name`` as written; an empty one is an issue (and the default is used)."""

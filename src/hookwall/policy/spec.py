@@ -15,7 +15,7 @@ from hookwall.config.errors import Location
 from hookwall.config.overrides import Override
 from hookwall.deliveries.settings import LoggingSettings
 from hookwall.destinations.addresses import Prefix
-from hookwall.destinations.settings import DnsSettings, PortSet, TlsMode
+from hookwall.destinations.settings import ConnectRefusals, DnsSettings, PortSet, TlsMode
 from hookwall.limits.shared_settings import SharedLimits
 from hookwall.policy.model import Rule
 
@@ -43,6 +43,7 @@ class DefaultsSpec:
     allow: tuple[Prefix, ...] | None = None
     ports: PortSet | None = None
     tls: TlsMode | None = None
+    connect_refusals: ConnectRefusals | None = None
     upgrade: bool | None = None
     ca_bundle: str | None = None
     flood: FloodSpec = field(default_factory=FloodSpec)

@@ -35,7 +35,7 @@ def _prefixes(prefixes: tuple[Prefix, ...]) -> str:
 def _settings(settings: Settings, *, deny: bool) -> str:
     network = settings.network
     fields = [
-        f"tls {settings.tls}",
+        _tls(settings),
         f"upgrade {'on' if settings.upgrade else 'off'}",
         f"ports {network.ports}",
     ]
@@ -86,14 +86,22 @@ def _settings(settings: Settings, *, deny: bool) -> str:
     return "; ".join(fields)
 
 
+def _tls(settings: Settings) -> str:
+    """The tls mode, and where a refused CONNECT is answered (a passthrough destination has
+    no certificate of hookwall's: always on the CONNECT, so nothing more to say)."""
+    if settings.tls == "passthrough":
+        return "tls passthrough"
+    return f"tls {settings.tls}, connect_refusals {settings.connect_refusals}"
+
+
 def _rule_line(rule: Rule, settings: Settings) -> str:
     head = f"  {rule.name}: {rule.action} {', '.join(rule.hosts)}"
     if rule.senders:
         head += f" for senders {', '.join(rule.senders)}"
     if not rule.enforce:
         head += " (report-only)"
-    if rule.action == "deny":
-        return f"{head}  [{rule.location}]"
+    if rule.action == "deny":  # how a CONNECT to it is refused is all that applies
+        return f"{head}; {_tls(settings)}  [{rule.location}]"
     details = _settings(settings, deny=bool(rule.deny))
     return f"{head}; {details}  [{rule.location}]"
 

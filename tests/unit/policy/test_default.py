@@ -126,8 +126,9 @@ def test_summary_mentions_files_defaults_and_every_rule(full: Policy) -> None:
     assert lines[4].startswith("the delivery store keeps")
     assert lines[5] == f"extra upstream CAs: {(GOOD / 'extra-ca.pem').absolute()}"
     assert lines[6].startswith(
-        "defaults: allow; tls intercept; upgrade off; ports 80, 443, 8000-8999; "
-        "deny special-purpose, 198.51.100.0/24; allow 192.0.3.0/28; limits 8 in flight"
+        "defaults: allow; tls intercept, connect_refusals inside-tls; upgrade off; "
+        "ports 80, 443, 8000-8999; deny special-purpose, 198.51.100.0/24; allow 192.0.3.0/28; "
+        "limits 8 in flight"
     )
     assert lines[7].startswith("4 destinations (the most specific host pattern wins")
     rule_lines = lines[8:12]
@@ -143,7 +144,10 @@ def test_summary_mentions_files_defaults_and_every_rule(full: Policy) -> None:
     )
     assert rule_lines[0].endswith(f"  [{GOOD / 'full.yaml'}:17:5]")
     assert "ports 8443; allow 192.0.3.0/28, 10.1.0.0/16" in rule_lines[1]
-    assert rule_lines[2] == f"  *.evil.example: deny *.evil.example  [{GOOD / 'full.yaml'}:22:5]"
+    assert rule_lines[2] == (
+        "  *.evil.example: deny *.evil.example; tls intercept, connect_refusals inside-tls  "
+        f"[{GOOD / 'full.yaml'}:22:5]"
+    )
     assert "upgrade on" in rule_lines[3]
     assert "deny special-purpose, 198.51.100.0/24, 203.0.113.0/24" in rule_lines[3]
 

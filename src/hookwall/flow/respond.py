@@ -46,6 +46,17 @@ def deny_when_failed(flow: http.HTTPFlow, state: FlowState, denial: Denial) -> N
     errorpages.expect_error_response(flow.client_conn, state.request_id, denial)
 
 
+def refuse_inside_tls(flow: http.HTTPFlow, state: FlowState, denial: Denial) -> None:
+    """A refused CONNECT whose refusal is answered inside the TLS session: the CONNECT keeps
+    its verdict (every addon reads it as refused: no slot, no clock, no receiver connection),
+    but gets no answer of ours, so mitmproxy accepts it (200) and the requests inside are
+    answered with ``denial`` (``deny``)."""
+    fail(state, denial)
+    if flow.response is not None and flow.response is state.own_response:
+        flow.response = None
+    state.own_response = None
+
+
 def refuse_and_close(flow: http.HTTPFlow, state: FlowState, denial: Denial) -> bool:
     """Answer now, outside any hook (a deadline), and close the sender's connection; the answer
     is written on plain HTTP only (inside TLS the connection just closes). False if gone."""

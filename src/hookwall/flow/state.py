@@ -30,9 +30,10 @@ from hookwall.policy import Policy
 METADATA_KEY = "hookwall"
 
 # Why the sender's connection closes after an exchange (``FlowState.close_after``):
-# it asked to (HopHeaders), it has no valid credentials (AccessControl), or its tunnel
-# cannot go on under a reloaded policy (DestinationGuard).
-CloseWhy = Literal["sender-asked", "no-credentials", "policy-reloaded"]
+# it asked to (HopHeaders), it has no valid credentials (AccessControl), its tunnel
+# cannot go on under a reloaded policy, or its tunnel's destination was refused and the
+# refusal has been answered inside it (DestinationGuard).
+CloseWhy = Literal["sender-asked", "no-credentials", "policy-reloaded", "destination-refused"]
 
 
 def new_request_id() -> str:
@@ -153,12 +154,15 @@ class TunnelState:
     request_id: str
     sender: str | None = None  # verified on the CONNECT: holds for every request inside
     would_deny: tuple[tuple[Reason, str], ...] = ()  # report-only access verdicts of the CONNECT
+    # The CONNECT's destination was refused, and the refusal is answered inside the TLS session
+    # (``connect_refusals: inside-tls``): every request inside gets it, nothing goes upstream.
+    refusal: Denial | None = None
 
     @property
     def passthrough(self) -> bool:
         """Its bytes are tunnelled untouched (``tls: passthrough``): no request is ever seen."""
         settings = self.decision.settings
-        return settings is not None and settings.tls == "passthrough"
+        return self.refusal is None and settings is not None and settings.tls == "passthrough"
 
     def follow(self, decision: Decision, policy: Policy) -> None:
         """The tunnel goes on under a reloaded policy (DestinationGuard for an intercepted one,
@@ -168,10 +172,14 @@ class TunnelState:
 
 
 def start_state(flow: http.HTTPFlow, policy: Policy, tunnel: TunnelState | None) -> FlowState:
-    """The flow's state, created on first use with the policy snapshot it will keep."""
+    """The flow's state, created on first use with the policy snapshot it will keep. A request
+    inside a refused tunnel is answered with the CONNECT's refusal: it keeps its request id."""
     state = state_of(flow)
     if state is None:
-        state = FlowState(policy=tunnel.policy if tunnel else policy, tunnel=tunnel)
+        if tunnel is not None and tunnel.refusal is not None:
+            state = FlowState(policy=tunnel.policy, tunnel=tunnel, request_id=tunnel.request_id)
+        else:
+            state = FlowState(policy=tunnel.policy if tunnel else policy, tunnel=tunnel)
         attach_state(flow, state)
     return state
 

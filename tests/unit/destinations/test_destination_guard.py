@@ -66,6 +66,9 @@ destinations:
     network: {ports: [80]}
   - hosts: [slow.ga.test]
     timeouts: {connect: 7s}
+  - hosts: [closed.ga.test]
+    action: deny
+    connect_refusals: on-connect
 """
 # After a reload: ok.ga.test is refused, tunnel.ga.test still allowed.
 RELOADED = """\
@@ -264,12 +267,13 @@ def test_a_passthrough_tunnels_tls_is_left_untouched(
     assert hello.ignore_connection is passthrough
 
 
-def test_a_refused_connect_opens_no_tunnel(guard: DestinationGuard) -> None:
-    tunnel = connect_to("loop.ga.test", 443)
+def test_a_connect_refused_on_the_connect_opens_no_tunnel(guard: DestinationGuard) -> None:
+    """(connect_refusals: on-connect; refusals inside TLS are test_refusals.py's.)"""
+    tunnel = connect_to("closed.ga.test", 443)
     judged(guard, HttpConnectHook(tunnel))
-    assert_refused(tunnel, 403, "address-blocked")
+    assert_refused(tunnel, 403, "host-denied")
     assert tunnel.client_conn.id not in guard.tunnels
-    assert tunnel.request.host == "loop.ga.test"
+    assert tunnel.request.host == "closed.ga.test"
 
 
 def test_a_tunnel_is_forgotten_with_its_connection(guard: DestinationGuard) -> None:

@@ -2,7 +2,16 @@
 
 The event is what operators query when a webhook went missing, so every path that ends an
 exchange (response, error, refused CONNECT, failed TLS, passthrough tunnel, a request head
-refused before it became a flow) ends here. The event itself (``deliveries/event.py``) is
+refused before it became a flow) ends here.
+
+A CONNECT refused inside TLS (``connect_refusals: inside-tls``, ``destinations/refusals.py``)
+is one event too, whatever happens in its tunnel: the first request inside that is answered
+with the refusal is the event (its method and URL, the status the sender got, the CONNECT's
+request id and reason); the requests after it on that connection (pipelined) are answered
+too but not logged again. When no request is answered with it (the sender refused hookwall's
+certificate, sent nothing, or sent a head refused before it was read), the event is the
+CONNECT's, logged when the connection ends, with no status and an error that says why the
+sender never read the refusal. The event itself (``deliveries/event.py``) is
 built from the flow's state by the small functions below, then redacted once: the log line,
 the delivery store's row and the metrics all get that same mapping.
 """
@@ -12,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from mitmproxy import connection, http, tls
@@ -50,6 +60,36 @@ _TLS_HINT = (
     "the sender did not accept hookwall's certificate; install the CA printed by "
     "`hookwall ca --path` in the sender's trust store, or use the upgrade option"
 )
+_NO_REQUEST = (
+    "not read by the sender: it sent no request inside the tunnel before the connection ended"
+)
+
+
+@dataclass(slots=True)
+class _RefusedTunnel:
+    """A CONNECT refused inside TLS, until its one event is logged."""
+
+    connect: http.HTTPFlow
+    refusal: Denial
+    logged: bool = False
+    unseen: str = _NO_REQUEST  # why the sender never read the refusal, if it never did
+
+    def is_the_event(self, state: FlowState) -> bool:
+        """Whether this request inside is the refused delivery's event: the first one answered
+        with the refusal. Any other answer inside (mitmproxy's own, for a request it could not
+        read) is why the sender did not read the refusal, not an event."""
+        if self.logged:
+            return False
+        denial = state.denial
+        if denial != self.refusal:
+            what = f"{denial.status} {denial.reason.value}" if denial else "no answer"
+            self.unseen = (
+                f"not read by the sender: its request inside the tunnel got {what} instead "
+                f"(request id {state.request_id})"
+            )
+            return False
+        self.logged = True
+        return True
 
 
 class ExchangeLog:
@@ -65,6 +105,8 @@ class ExchangeLog:
         self.log = logs.get_logger()
         self.sink = sink
         self.observer = observer
+        # client connection id -> its CONNECT refused inside TLS, until the event is logged
+        self._refused: dict[str, _RefusedTunnel] = {}
 
     # -- normal ends ---------------------------------------------------------------------------
     def response(self, flow: http.HTTPFlow) -> None:
@@ -104,6 +146,21 @@ class ExchangeLog:
         if tunnel is not None and tunnel.passthrough:
             holds = self.connection_holds(flow.client_conn.id)
             holds.add("tunnel event", lambda: self._tunnel_ended(flow))
+        elif tunnel is not None and tunnel.refusal is not None:
+            self._refused_tunnel(flow, tunnel.refusal)
+
+    def _refused_tunnel(self, flow: http.HTTPFlow, refusal: Denial) -> None:
+        """A CONNECT refused inside TLS: its event is the first request answered inside, or,
+        if there is none, the CONNECT's own once the connection ends."""
+        client_id = flow.client_conn.id
+        self._refused[client_id] = _RefusedTunnel(flow, refusal)
+        holds = self.connection_holds(client_id)
+        holds.add("refused tunnel event", lambda: self._refused_tunnel_ended(client_id))
+
+    def _refused_tunnel_ended(self, client_id: str) -> None:
+        refused = self._refused.pop(client_id, None)
+        if refused is not None and not refused.logged:
+            self._emit(refused.connect, unseen=refused.unseen)
 
     def _tunnel_ended(self, flow: http.HTTPFlow) -> None:
         state = self._state(flow)
@@ -121,6 +178,15 @@ class ExchangeLog:
         """
         if conns.was_refused(data.context.client):
             return  # its refusal was the event (a redirected connection refused before TLS)
+        refused = self._refused.get(data.context.client.id)
+        if refused is not None:  # the refusal is the event, logged when the connection ends
+            detail = f" ({data.conn.error})" if data.conn.error else ""
+            refused.unseen = (
+                "not read by the sender: it did not accept hookwall's certificate for this "
+                "name; install the CA printed by `hookwall ca --path` in the sender's trust "
+                f"store, or set connect_refusals: on-connect for this destination{detail}"
+            )
+            return
         tunnel = self.tunnels.get(data.context.client.id)
         decision = tunnel.decision if tunnel else None
         event = ExchangeEvent(
@@ -141,6 +207,16 @@ class ExchangeLog:
 
     def head_refused(self, refusal: HeadRefusal) -> None:
         """A sender's head refused before it became a flow (``http1guard``): its one event."""
+        refused = self._refused.get(refusal.client_id)
+        if refused is not None:  # inside a refused tunnel: the tunnel's refusal is the event
+            if not refused.logged:
+                denial = refusal.denial
+                refused.unseen = (
+                    "not read by the sender: its request inside the tunnel was refused before "
+                    f"it was read ({denial.status} {denial.reason.value}, request id "
+                    f"{refusal.request_id})"
+                )
+            return
         tunnel = self.tunnels.get(refusal.client_id)
         decision = tunnel.decision if tunnel else None
         method, target = request_line_parts(refusal.start_line)
@@ -173,14 +249,29 @@ class ExchangeLog:
             attach_state(flow, state)
         return state
 
-    def _emit(self, flow: http.HTTPFlow, tls: Literal["passthrough"] | None = None) -> None:
+    def _emit(
+        self,
+        flow: http.HTTPFlow,
+        tls: Literal["passthrough"] | None = None,
+        *,
+        unseen: str | None = None,
+    ) -> None:
+        """Log the flow's event once. ``unseen``: a refused tunnel's CONNECT whose refusal the
+        sender never read (no status: it got none; the error says why)."""
         state = self._state(flow)
         if state.logged:
+            return
+        refused = self._refused.get(flow.client_conn.id)
+        if refused is not None and flow is not refused.connect and not refused.is_the_event(state):
+            state.logged = True  # inside a refused tunnel: answered, but its event is logged once
             return
         state.logged = True
         event = exchange_event(flow, state)
         if tls is not None:
             event.tls = tls
+        if unseen is not None:
+            event.status = None
+            event.error = f"{event.error} ({unseen})" if event.error else unseen
         self._publish(flow, event, state.policy, state.limit_key)
 
     def _publish(

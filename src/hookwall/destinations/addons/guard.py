@@ -2,7 +2,8 @@
 
 - CONNECT: decided in ``http_connect``; ``request.host`` becomes the checked IP so mitmproxy
   connects there (no OS resolution, no rebinding window). Requests inside the tunnel must name
-  the same host.
+  the same host. A refused CONNECT to an intercepted destination is accepted, and answered
+  inside TLS (``destinations/refusals.py``).
 - Plain HTTP: decided in ``requestheaders``; ``request.host`` becomes the IP and the ``Host``
   header keeps the name. Upstream keep-alive keeps working because the pool key is the IP.
 - TLS to the receiver always carries the checked name as SNI and is verified against it.
@@ -29,8 +30,9 @@ from hookwall.core.headers import UPGRADE
 from hookwall.destinations import decide as guard
 from hookwall.destinations.addresses import IPAddress
 from hookwall.destinations.hostname import InvalidHost, canonicalize_host
+from hookwall.destinations.refusals import answered_at
 from hookwall.destinations.tunnelcheck import pinned_after_reload, sender_after_reload, tokens_kept
-from hookwall.flow.respond import deny
+from hookwall.flow.respond import deny, refuse_inside_tls
 from hookwall.flow.runtime import Runtime
 from hookwall.flow.state import FlowState, TunnelState, start_state
 from hookwall.flow.transparent import is_transparent, original_destination
@@ -68,6 +70,8 @@ class DestinationGuard:
                     sender=state.sender,
                     would_deny=tuple(state.would_deny),
                 )
+            else:
+                self._refuse_inside_tls(flow, state, decision)
         except Exception as exc:
             self._fail(flow, state, exc)
 
@@ -98,6 +102,40 @@ class DestinationGuard:
             return tunnel.decision.host
         return self._sni.get((client_id, ip, address[1]))
 
+    # -- refusals answered inside TLS (destinations/refusals.py) -------------------------------
+    def _refuse_inside_tls(self, flow: http.HTTPFlow, state: FlowState, d: guard.Decision) -> None:
+        """A refused CONNECT to an intercepted destination is accepted instead: hookwall speaks
+        TLS for the name with its own certificate, and every request inside is answered with
+        this refusal (``_answer_refused_tunnel``). The CONNECT keeps its verdict; no address is
+        approved, so nothing can be connected upstream. (A connection on a transparent
+        listener keeps being refused before its handshake.)"""
+        if state.denial is None or is_transparent(flow.client_conn):
+            return
+        if answered_at(d, (state.policy or self.runtime.policy).defaults) != "inside-tls":
+            return
+        refuse_inside_tls(flow, state, state.denial)
+        self.tunnels[flow.client_conn.id] = TunnelState(
+            d,
+            state.policy,
+            state.request_id,
+            sender=state.sender,
+            would_deny=tuple(state.would_deny),
+            refusal=state.denial,
+        )
+
+    @staticmethod
+    def _answer_refused_tunnel(flow: http.HTTPFlow, state: FlowState, t: TunnelState) -> None:
+        """A request inside a refused tunnel: the CONNECT's refusal, with the CONNECT's request
+        id, whatever it names (its Host is not judged: nothing goes anywhere), under the policy
+        the CONNECT was judged by (a reload since does not reopen it: the sender's next CONNECT
+        is judged afresh). Then the connection closes."""
+        assert t.refusal is not None
+        state.decision = t.decision
+        name = t.decision.host
+        state.original_url = _url(flow.request.scheme, name, t.decision.port, flow.request.path)
+        state.close_after("destination-refused")
+        deny(flow, state, t.refusal)
+
     # -- plain HTTP and requests inside tunnels ---------------------------------------------
     async def requestheaders(self, flow: http.HTTPFlow) -> None:
         tunnel = self.tunnels.get(flow.client_conn.id)
@@ -105,6 +143,9 @@ class DestinationGuard:
         if state.denial is not None or state.self_answered:  # refused, or hookwall.invalid
             return
         try:
+            if tunnel is not None and tunnel.refusal is not None:
+                self._answer_refused_tunnel(flow, state, tunnel)
+                return
             if tunnel is not None and tunnel.policy not in (None, self.runtime.policy):
                 await self._follow_reload(flow, state, tunnel)
                 if state.denial is not None:

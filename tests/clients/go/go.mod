@@ -1,0 +1,3 @@
+module hookwall.test/clients/post
+
+go 1.19

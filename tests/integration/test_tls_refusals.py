@@ -29,6 +29,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from hookwall.cli.main import main
+from tests.support.dnsserver import TestDnsServer
 from tests.support.hostile import closes_within, connect, read_all, read_response, status_of
 from tests.support.launcher import ProxyLauncher
 from tests.support.paths import REPO
@@ -443,6 +445,53 @@ def test_a_reload_in_between_does_not_reopen_a_refused_tunnel(
     assert status_of(answer) == 403 and b"X-Hookwall-Reason: address-blocked" in answer
     one_event(proc, mark)
     assert forbidden.connections == before
+
+
+# -- hookwall explain says where -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "tls", "connect_refusals", "refused_at"),
+    [
+        ("https://127.0.0.1:9443/", "intercept", "inside-tls", "inside-tls"),
+        ("https://closed.tls.test/", "intercept", "on-connect", "on-connect"),
+        ("https://passthrough.tls.test/", "passthrough", None, "on-connect"),
+        ("http://127.0.0.1:9443/", "intercept", "inside-tls", None),  # no CONNECT at all
+        ("https://hooks.test/", "intercept", "inside-tls", None),  # allowed
+    ],
+)
+def test_explain_says_where_a_refusal_is_answered(
+    tmp_path: Path,
+    dns_server: TestDnsServer,
+    receiver_ca_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    url: str,
+    tls: str,
+    connect_refusals: str | None,
+    refused_at: str | None,
+) -> None:
+    for name, address in NAMES.items():
+        dns_server.add(name, *([address] if isinstance(address, str) else address))
+    path = tmp_path / "policy.yaml"
+    path.write_text(policy().replace("{ca}", str(receiver_ca_file)))
+    args = ["explain", url, "--policy", str(path), "--dns-server", dns_server.spec]
+    main([*args, "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert (report["tls"], report["connect_refusals"], report["refused_at"]) == (
+        tls,
+        connect_refusals,
+        refused_at,
+    )
+    main(args)
+    text = capsys.readouterr().out
+    if connect_refusals:
+        assert f"tls: {tls}, connect_refusals: {connect_refusals}" in text
+    if refused_at == "inside-tls":
+        assert "answered     inside TLS" in text
+    elif refused_at == "on-connect":
+        assert "answered     on the CONNECT" in text
+    else:
+        assert "answered" not in text
 
 
 def test_the_node_client_is_pinned_by_its_lock_file() -> None:

@@ -21,6 +21,7 @@ import pytest
 import structlog
 from mitmproxy import http
 from mitmproxy.proxy.layers.tls import TlsFailedClientHook
+from mitmproxy.proxy.mode_specs import ProxyMode
 from mitmproxy.proxy.server_hooks import (
     ClientConnectedHook,
     ClientDisconnectedHook,
@@ -471,6 +472,19 @@ def test_access_refusals_are_answered_on_the_connect(
     assert_refused(tunnel, status, why)
     assert event["method"] == "CONNECT"
     bench.settled()
+
+
+def test_a_transparent_listeners_connection_is_refused_before_its_handshake(
+    bench: Bench,
+) -> None:
+    """Its CONNECT is the one TransparentTls makes from the ClientHello: refused as before
+    (its connection closes before any handshake), not answered inside TLS."""
+    tunnel = connect_to("loop.rf.test", 443)
+    tunnel.client_conn.proxy_mode = ProxyMode.parse("transparent")
+    tunnel.client_conn.sockname = ("127.0.0.1", 443)  # what the sender dialled
+    bench.run(ClientConnectedHook(tunnel.client_conn), HttpConnectHook(tunnel))
+    assert_refused(tunnel, 403, "address-blocked")
+    assert tunnel.client_conn.id not in bench.guard.tunnels
 
 
 def test_an_allowed_connect_is_untouched(bench: Bench) -> None:

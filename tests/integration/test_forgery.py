@@ -25,6 +25,7 @@ import requests
 import trustme
 
 from tests.support.adversary import FORGED_LOCATION, FORGED_REQUEST_ID, Adversary
+from tests.support.hostile import through_tunnel
 from tests.support.launcher import ProxyLauncher
 from tests.support.proxyproc import ProxyProcess, trusting
 from tests.support.receivers import Receiver, start_receiver, tls_server_context
@@ -351,14 +352,11 @@ def test_no_listener_of_hookwall_is_a_destination(
 @pytest.mark.parametrize("listener", ["admin", "internal"])
 def test_nor_through_a_tunnel(proxy: ProxyProcess, listener: str) -> None:
     _, port = own_listeners(proxy)[listener]
-    with socket.create_connection((proxy.host, proxy.port), timeout=10) as sock:
-        sock.sendall(
-            f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
-        )
-        raw = b""
-        while b"\r\n\r\n" not in raw and (chunk := sock.recv(65536)):
-            raw += chunk
-    head = raw.decode("latin-1")
+    authority = f"127.0.0.1:{port}"
+    request = f"GET /metrics HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode()
+    connected, answer = through_tunnel(proxy, authority, request)
+    assert connected.startswith(b"HTTP/1.1 200"), connected  # refused inside TLS
+    head = answer.decode("latin-1")
     assert head.startswith("HTTP/1.1 403"), head
     assert "x-hookwall-reason: address-blocked" in head.lower()
 

@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from tests.support.dnsserver import TestDnsServer
-from tests.support.hostile import head_and_body
+from tests.support.hostile import head_and_body, through_tunnel
 from tests.support.launcher import ProxyLauncher
 from tests.support.netns import TEST_IPV6, needs_isolation
 from tests.support.proxyproc import ProxyProcess, trusting
@@ -243,36 +243,28 @@ def test_loopback_in_any_spelling_is_refused_before_connecting(
 # (httpx writes IPv6 CONNECT targets without brackets, which mitmproxy rejects as malformed;
 # the raw-socket test below covers bracketed IPv6.)
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "foo.lvh.test", "2130706433"])
-def test_connect_to_loopback_is_refused_on_the_connect(
+def test_connect_to_loopback_is_refused_inside_tls(
     proxy: ProxyProcess, tls_twins: Twins, host: str
 ) -> None:
+    """The CONNECT is accepted and the request inside answered with the refusal
+    (connect_refusals: inside-tls, tests/integration/test_tls_refusals.py)."""
     _, forbidden = tls_twins
-    with (
-        httpx.Client(proxy=proxy.url, verify=trusting(proxy.ca_cert), timeout=10) as client,
-        pytest.raises(httpx.ProxyError) as info,
-    ):
-        client.post(f"https://{host}:{forbidden.port}/")
-    assert "403" in str(info.value)
-    event = proxy.exchange(method="CONNECT", reason="address-blocked", port=forbidden.port, start=0)
-    assert event["decision"] == "deny"
+    with httpx.Client(proxy=proxy.url, verify=trusting(proxy.ca_cert), timeout=10) as client:
+        r = client.post(f"https://{host}:{forbidden.port}/")
+    body = assert_denied(r, "address-blocked")
+    event = proxy.exchange(body["request_id"], reason="address-blocked", port=forbidden.port)
+    assert event["decision"] == "deny" and event["peer_ip"] is None
     assert forbidden.connections == 0
 
 
 def test_connect_denial_carries_reason_and_json(proxy: ProxyProcess, tls_twins: Twins) -> None:
-    import socket
-
     _, forbidden = tls_twins
-    with socket.create_connection((proxy.host, proxy.port), timeout=10) as sock:
-        sock.sendall(
-            f"CONNECT localhost:{forbidden.port} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
-        )
-        data = b""
-        while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
+    authority = f"localhost:{forbidden.port}"
+    connected, answer = through_tunnel(
+        proxy, authority, f"GET / HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode()
+    )
+    assert connected.startswith(b"HTTP/1.1 200"), connected
+    head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 403")
     assert b"X-Hookwall-Reason: address-blocked" in head
     assert json.loads(body)["error"] == "address-blocked"
@@ -404,7 +396,11 @@ def test_internal_addresses_are_refused(proxy: ProxyProcess, url: str) -> None:
 @needs_isolation
 @pytest.mark.parametrize("target", ["[::ffff:10.0.0.1]:443", "169.254.169.254:443", "10.0.0.1:443"])
 def test_internal_connect_targets_are_refused(proxy: ProxyProcess, target: str) -> None:
-    head, body = head_and_body(proxy, f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n")
+    connected, answer = through_tunnel(
+        proxy, target, f"GET / HTTP/1.1\r\nHost: {target}\r\n\r\n".encode()
+    )
+    assert connected.startswith(b"HTTP/1.1 200"), connected  # refused inside TLS
+    head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 403")
     assert json.loads(body)["error"] == "address-blocked"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import ssl
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -86,6 +87,22 @@ def head_and_body(
         sock.sendall(request.encode())
         head, _, body = read_response(sock).partition(b"\r\n\r\n")
     return head, body
+
+
+def through_tunnel(proxy: ProxyProcess, authority: str, request: bytes) -> tuple[bytes, bytes]:
+    """``CONNECT authority``, then, if it is accepted, ``request`` inside TLS trusting
+    hookwall's CA (a refused destination is answered there): the CONNECT's answer, and the
+    answer inside (b"" when the CONNECT was refused)."""
+    host = authority.rpartition(":")[0].strip("[]")
+    with connect(proxy) as sock:
+        sock.sendall(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode())
+        head = read_response(sock)
+        if not head.startswith(b"HTTP/1.1 200"):
+            return head, b""
+        context = ssl.create_default_context(cafile=str(proxy.ca_cert))
+        with context.wrap_socket(sock, server_hostname=host) as inner:
+            inner.sendall(request)
+            return head, read_response(inner)
 
 
 def assert_no_slot_held(proxy: ProxyProcess) -> None:

@@ -450,7 +450,7 @@ def test_send_test_to_a_refused_url(
     assert doc["request_id"].startswith("req_") and "loopback" in doc["message"]
     assert doc["signed"] is False
     assert forbidden.connections == before
-    # https: refused on the CONNECT itself, and still explained.
+    # https: refused inside TLS (the CONNECT is accepted), and still explained.
     code, out, _ = cli(
         capsys, "send-test", "https://localhost/", "--proxy", proxy.url, "--data-dir", str(data)
     )

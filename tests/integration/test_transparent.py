@@ -196,19 +196,36 @@ def test_https_is_intercepted_and_connected_to_the_checked_address(
 def test_https_dialled_to_a_blocked_address_never_reaches_it(
     proxy: ProxyProcess, tls_twins: tuple[Receiver, Receiver], readable: Callable[[Path], Path]
 ) -> None:
-    """SNI names the allowed receiver; the address dialled is its forbidden twin."""
+    """SNI names the allowed receiver; the address dialled is its forbidden twin. The sender
+    trusts hookwall's CA, so it reads the refusal inside TLS, as an explicit client would."""
     _, forbidden = tls_twins
     start = len(proxy.events)
     url = f"https://hooks.test:{forbidden.port}/"
     answer = curl_as_sender(
         url, "--resolve", f"hooks.test:{forbidden.port}:127.0.0.1", ca=readable(proxy.ca_cert)
     )
-    assert answer["status"] in (0, 403)
+    assert answer["status"] == 403, answer
+    assert answer["headers"]["x-hookwall-reason"] == "address-blocked"
     assert forbidden.connections == 0
     proxy.wait_count(lambda e: e.get("event") == "exchange", 1, start=start)
     events = exchange_events(proxy, start)
-    assert len(events) == 1, events
-    assert events[0]["reason"] == "address-blocked" and events[0]["method"] == "CONNECT"
+    assert len(events) == 1, events  # the refused connection's one event: the request answered
+    assert events[0]["reason"] == "address-blocked" and events[0]["method"] == "GET"
+    assert events[0]["request_id"] == answer["headers"]["x-hookwall-request-id"]
+
+
+def test_https_to_a_blocked_address_without_trusting_the_ca_is_one_event(
+    proxy: ProxyProcess, tls_twins: tuple[Receiver, Receiver]
+) -> None:
+    """The sender refuses hookwall's certificate: it reads nothing, and is logged once."""
+    _, forbidden = tls_twins
+    start = len(proxy.events)
+    url = f"https://hooks.test:{forbidden.port}/"
+    answer = curl_as_sender(url, "--resolve", f"hooks.test:{forbidden.port}:127.0.0.1")
+    assert answer["status"] == 0 and forbidden.connections == 0
+    proxy.wait_count(lambda e: e.get("event") == "exchange", 1, start=start)
+    events = exchange_events(proxy, start)
+    assert [(e["method"], e["reason"]) for e in events] == [("CONNECT", "address-blocked")]
 
 
 def test_https_passthrough_goes_to_the_pinned_address_untouched(

@@ -107,9 +107,10 @@ class DestinationGuard:
         """A refused CONNECT to an intercepted destination is accepted instead: hookwall speaks
         TLS for the name with its own certificate, and every request inside is answered with
         this refusal (``_answer_refused_tunnel``). The CONNECT keeps its verdict; no address is
-        approved, so nothing can be connected upstream. (A connection on a transparent
-        listener keeps being refused before its handshake.)"""
-        if state.denial is None or is_transparent(flow.client_conn):
+        approved, so nothing can be connected upstream. A transparent listener's TLS connection
+        is refused the same way (``TransparentTls`` judged it as this CONNECT): its sender
+        sent no CONNECT that could carry a refusal at all."""
+        if state.denial is None:
             return
         if answered_at(d, (state.policy or self.runtime.policy).defaults) != "inside-tls":
             return

@@ -10,8 +10,10 @@ the exchange begun and logged like any CONNECT. Then:
 
 - allowed: the connection goes to the pinned IP, never to the address dialled; intercepted or
   passed through by SNI as the rule says (the guard's own ``tls_clienthello``, after this);
-- refused: the exchange ends as a refused CONNECT (its one event) and the connection closes
-  before any handshake: nothing was connected upstream.
+- refused: as a refused CONNECT is: answered inside TLS with hookwall's certificate for the
+  name (``connect_refusals: inside-tls``, the guard keeps the refusal with the tunnel), or,
+  for ``on-connect`` and passthrough rules, ended as a refused CONNECT (its one event) and
+  closed before any handshake. Either way nothing was connected upstream.
 
 Fails closed: an error here closes the connection.
 """

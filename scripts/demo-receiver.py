@@ -2,7 +2,7 @@
 """A tiny webhook receiver for the README walkthrough: prints each webhook and checks its
 Standard Webhooks signature (stdlib only, the algorithm of docs/verifying.md).
 
-    DEMO_WHSEC=whsec_... python3 scripts/demo-receiver.py --listen 127.0.0.2:9000
+    DEMO_WHSEC=whsec_... python3 scripts/demo-receiver.py --listen 127.0.0.2:9001
 """
 
 from __future__ import annotations
@@ -56,11 +56,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--listen", default="127.0.0.2:9000", help="HOST:PORT")
+    parser.add_argument("--listen", default="127.0.0.2:9001", help="HOST:PORT")
     args = parser.parse_args()
     host, _, port = args.listen.rpartition(":")
-    print(f"receiver listening on {host}:{port}", flush=True)
-    http.server.ThreadingHTTPServer((host, int(port)), Handler).serve_forever()
+    server = http.server.ThreadingHTTPServer((host, int(port)), Handler)
+    print(f"receiver listening on {host}:{port}", flush=True)  # once it really listens
+    server.serve_forever()
 
 
 if __name__ == "__main__":

@@ -474,17 +474,17 @@ def test_access_refusals_are_answered_on_the_connect(
     bench.settled()
 
 
-def test_a_transparent_listeners_connection_is_refused_before_its_handshake(
-    bench: Bench,
-) -> None:
-    """Its CONNECT is the one TransparentTls makes from the ClientHello: refused as before
-    (its connection closes before any handshake), not answered inside TLS."""
+def test_a_transparent_listeners_connection_is_refused_inside_tls_too(bench: Bench) -> None:
+    """Its CONNECT is the one TransparentTls makes from the ClientHello: accepted, and the
+    request inside answered with the refusal, as for an explicit sender."""
     tunnel = connect_to("loop.rf.test", 443)
     tunnel.client_conn.proxy_mode = ProxyMode.parse("transparent")
     tunnel.client_conn.sockname = ("127.0.0.1", 443)  # what the sender dialled
-    bench.run(ClientConnectedHook(tunnel.client_conn), HttpConnectHook(tunnel))
-    assert_refused(tunnel, 403, "address-blocked")
-    assert tunnel.client_conn.id not in bench.guard.tunnels
+    request = inside(tunnel, "loop.rf.test")
+    bench.run(*opened(tunnel), *answered(request))
+    assert bench.guard.tunnels[tunnel.client_conn.id].refusal is not None
+    assert request.response is not None and request.response.status_code == 403
+    assert request.response.headers["X-Hookwall-Reason"] == "address-blocked"
 
 
 def test_an_allowed_connect_is_untouched(bench: Bench) -> None:

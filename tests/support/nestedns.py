@@ -22,7 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
@@ -175,11 +175,22 @@ class NestedNetns:
         return ["nsenter", f"--net={self.path}", "--", *argv]
 
     def run(
-        self, argv: Sequence[str], *, input: str | None = None, check: bool = True
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``argv`` inside; with ``check``, a failure raises with its stderr."""
+        """Run ``argv`` inside (in ``env``, or this process's environment); with ``check``,
+        a failure raises with its stderr."""
         result = subprocess.run(
-            self.command(argv), input=input, capture_output=True, text=True, timeout=TIMEOUT
+            self.command(argv),
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            env=env,
         )
         if check and result.returncode != 0:
             raise AssertionError(

@@ -336,3 +336,37 @@ def test_redirect_init_image_is_the_hookwall_image_with_iptables() -> None:
     assert not [rest for instr, rest in instructions if instr in {"COPY", "ADD"}]
     ignore = (DEPLOY / "Dockerfile.redirect-init.dockerignore").read_text().split()
     assert [line for line in ignore if not line.startswith("#")][-1] == "*"
+
+
+# -- deploy/README.md ----------------------------------------------------------------------
+
+
+def readme_commands() -> list[str]:
+    """Every `hookwall redirect-rules ...` line in deploy/README.md's code blocks."""
+    lines = (DEPLOY / "README.md").read_text().splitlines()
+    found = []
+    inside = False
+    for line in lines:
+        if line.strip().startswith("```"):
+            inside = not inside
+        elif inside and line.strip().startswith("hookwall redirect-rules"):
+            found.append(line.strip())
+    return found
+
+
+def test_readme_quotes_the_init_script_as_it_is() -> None:
+    quoted = [line for line in readme_commands() if "--exempt-uid 1337 --port 8081" in line]
+    manifest = [line for line in script_lines() if line.startswith("hookwall redirect-rules")]
+    assert quoted == manifest
+
+
+@pytest.mark.parametrize("line", readme_commands())
+def test_every_redirect_rules_command_in_the_readme_is_accepted(line: str) -> None:
+    command = line.split("|")[0].split("#")[0]
+    code, text = redirect_rules(shlex.split(command)[2:])
+    assert code == 0 and text, line
+    tool = line.split("|")[1].split("#")[0].split()[0]
+    fmt = option(shlex.split(command), "--format")
+    assert tool == {"iptables": "iptables-restore", "ip6tables": "ip6tables-restore"}.get(
+        str(fmt), "nft"
+    ), line

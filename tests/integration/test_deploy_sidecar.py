@@ -7,6 +7,8 @@ script run for real in a network namespace of its own.
   ``hookwall redirect-rules ARGS | TOOL`` line is parsed from the manifest and given to the
   command, for both address families, with the tool that reads that format; its uid and port
   are the hookwall container's.
+- The hookwall container's arguments start hookwall with the ConfigMap's policy (its
+  --sender is a sender of that policy), and its exec probes pass.
 - The pod's order, users and capabilities: rules first (root, NET_ADMIN and NET_RAW only),
   then hookwall (a native sidecar, uid 1337, none), then the app (none, no proxy settings).
 - Only the hookwall container sees the CA key and the signing secret; the app gets the CA
@@ -19,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import io
 import ipaddress
+import json
 import os
 import shlex
 import subprocess
@@ -171,6 +174,65 @@ def test_a_failing_redirect_rules_fails_the_script(tmp_path: Path) -> None:
     env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"}
     result = subprocess.run(["/bin/bash", "-c", script], env=env, capture_output=True, timeout=30)
     assert result.returncode == 2
+
+
+def replaced(argv: list[str], values: dict[str, str]) -> list[str]:
+    """``argv`` with the value of each ``--flag`` in ``values`` replaced."""
+    out = list(argv)
+    for index, arg in enumerate(out[:-1]):
+        if arg in values:
+            out[index + 1] = values[arg]
+    return out
+
+
+@pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
+def test_the_sidecars_command_starts_and_its_probes_pass(tmp_path: Path) -> None:
+    """The hookwall container's arguments as they are (the mounted paths swapped for local
+    ones), with the ConfigMap's policy, in a namespace of its own, where the manifest's
+    ports are free: hookwall starts on the transparent listener, and each exec probe passes."""
+    policy = tmp_path / "policy"
+    policy.mkdir()
+    for name, text in k8s_object("ConfigMap", "hookwall-sidecar-policy")["data"].items():
+        (policy / name).write_text(text)
+    hookwall = init_container("hookwall")
+    secrets = {e["name"]: placeholder_secret(e["name"]) for e in hookwall["env"]}
+    env = {**os.environ, **secrets}
+    command = [sys.executable, "-m", "hookwall"]
+    ca_dir = tmp_path / "ca"
+    made = subprocess.run([*command, "ca", "--data-dir", str(ca_dir)], capture_output=True)
+    assert made.returncode == 0, made.stderr
+    args = replaced(
+        sidecar_command()[1:],
+        {
+            "--policy": str(policy),
+            "--data-dir": str(tmp_path / "data"),
+            "--ca": str(ca_dir / "mitmproxy-ca.pem"),
+        },
+    )
+    with NestedNetns() as ns:  # 127.0.0.1 only: no DNS server either, and none is asked
+        proc = ns.popen(
+            [*command, *args, "--dns-server", "127.0.0.1"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert proc.stdout is not None
+            started: dict[str, Any] = {}
+            for line in proc.stdout:
+                event = json.loads(line) if line.startswith("{") else {}
+                if event.get("event") == "proxy_started":
+                    started = event
+                    break
+            assert started, f"hookwall did not start: {proc.communicate(timeout=30)[1]}"
+            listen = option(args, "--listen")
+            assert {"mode": "transparent", "listen": listen} in started["listeners"]
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                exec_argv = hookwall[probe]["exec"]["command"]
+                ns.run([sys.executable, *exec_argv[1:]])  # the image's python is this one
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=30)
 
 
 # -- the pod ---------------------------------------------------------------------------------

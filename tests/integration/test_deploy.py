@@ -114,11 +114,11 @@ def port_of(hostport: str | None) -> int:
     return int(hostport.rsplit(":", 1)[1])
 
 
-def dockerfile_instructions() -> list[tuple[str, str]]:
+def dockerfile_instructions(path: Path = DOCKERFILE) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
     out: list[tuple[str, str]] = []
     pending = ""
-    for raw in DOCKERFILE.read_text().splitlines():
+    for raw in path.read_text().splitlines():
         line = raw.strip()
         if line.startswith("#") or (not line and not pending):
             continue
@@ -189,10 +189,19 @@ def unit_command() -> list[str]:
     return shlex.split(unit_settings()["ExecStart"][0])
 
 
+def sidecar_command() -> list[str]:
+    """The hookwall sidecar's command line in the sidecar recipe (kubernetes/sidecar/)."""
+    pod = k8s_object("Deployment", "billing-sender")["spec"]["template"]["spec"]
+    container = next(c for c in pod["initContainers"] if c["name"] == "hookwall")
+    entrypoint = container.get("command") or json.loads(dockerfile("ENTRYPOINT")[-1])
+    return [*entrypoint, *container["args"]]
+
+
 COMMANDS = {
     "Dockerfile": dockerfile_command,
     "docker-compose.yml": compose_command,
     "kubernetes/deployment.yaml": deployment_command,
+    "kubernetes/sidecar/deployment.yaml": sidecar_command,
     "hookwall.service": unit_command,
 }
 
@@ -609,6 +618,17 @@ def deployments() -> list[dict[str, Any]]:
     return [d for _, d in k8s_objects() if d["kind"] == "Deployment"]
 
 
+# The one container allowed root and capabilities: the sidecar recipe's init container that
+# installs the redirect rules (kubernetes/sidecar/), and only these two capabilities.
+REDIRECT_INIT_CAPABILITIES = {"drop": ["ALL"], "add": ["NET_ADMIN", "NET_RAW"]}
+
+
+def installs_redirect_rules(container: dict[str, Any]) -> bool:
+    """A one-shot init container whose script pipes `hookwall redirect-rules` into a tool."""
+    script = " ".join([*container.get("command", []), *container.get("args", [])])
+    return "hookwall redirect-rules" in script and container.get("restartPolicy") != "Always"
+
+
 @pytest.mark.parametrize("name", [d["metadata"]["name"] for d in deployments()])
 def test_pods_are_hardened(name: str) -> None:
     pod = k8s_object("Deployment", name)["spec"]["template"]["spec"]
@@ -617,16 +637,24 @@ def test_pods_are_hardened(name: str) -> None:
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod["securityContext"]["runAsUser"] != 0
     assert not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC")
-    for container in pod["containers"] + pod.get("initContainers", []):
+    init = pod.get("initContainers", [])
+    # What runs for the pod's life: its containers and native sidecars (restartPolicy Always).
+    long_running = pod["containers"] + [c for c in init if c.get("restartPolicy") == "Always"]
+    for container in pod["containers"] + init:
         sc = container["securityContext"]
-        assert sc["runAsNonRoot"] is True, container["name"]
+        if container in init and installs_redirect_rules(container):
+            assert sc["runAsUser"] == 0 and sc["runAsNonRoot"] is False, container["name"]
+            assert sc["capabilities"] == REDIRECT_INIT_CAPABILITIES, container["name"]
+        else:
+            assert sc["runAsNonRoot"] is True, container["name"]
+            assert sc["capabilities"] == {"drop": ["ALL"]}, container["name"]
         assert sc["readOnlyRootFilesystem"] is True, container["name"]
         assert sc["allowPrivilegeEscalation"] is False, container["name"]
-        assert sc["capabilities"] == {"drop": ["ALL"]}, container["name"]
         assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, container["name"]
         assert sc.get("privileged", False) is False, container["name"]
         assert {"requests", "limits"} <= set(container["resources"]), container["name"]
-        assert container.get("livenessProbe") and container.get("readinessProbe")
+        if container in long_running:
+            assert container.get("livenessProbe") and container.get("readinessProbe")
         assert "latest" not in container["image"] and ":" in container["image"]
 
 

@@ -13,7 +13,18 @@ import sys
 from collections.abc import Callable, Sequence
 
 from hookwall import __version__
-from hookwall.cli import ca, check, doctor, explain, keys, logs, replay, run, send_test
+from hookwall.cli import (
+    ca,
+    check,
+    doctor,
+    explain,
+    keys,
+    logs,
+    redirect_rules,
+    replay,
+    run,
+    send_test,
+)
 from hookwall.cli.command import Subcommands, handler_of
 from hookwall.policy import PolicyError
 
@@ -46,6 +57,7 @@ COMMANDS: tuple[Callable[[Subcommands], None], ...] = (
     replay.register,
     send_test.register,
     doctor.register,
+    redirect_rules.register,
 )
 
 

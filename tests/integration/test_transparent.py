@@ -2,7 +2,8 @@
 
 The sender is curl run as another user (``SENDER_UID``) in the test session's network
 namespace (only ``lo``), whose outbound TCP the kernel redirects to hookwall's transparent
-listener; hookwall itself runs as root, which is not redirected. Every refusal asserts that
+listener by the rules ``hookwall redirect-rules`` prints (applied with iptables-restore, as
+the README says); hookwall itself runs as root, the exempt user. Every refusal asserts that
 the address the sender dialled saw no connection at all.
 """
 
@@ -23,14 +24,17 @@ import pytest
 from tests.support.hostile import assert_settled
 from tests.support.launcher import ProxyLauncher
 from tests.support.netns import NETWORK_ISOLATED
-from tests.support.proxyproc import ProxyProcess
+from tests.support.proxyproc import HOOKWALL, ProxyProcess
 from tests.support.receivers import Receiver, start_receiver
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(
-        not NETWORK_ISOLATED or not shutil.which("iptables") or not shutil.which("setpriv"),
-        reason="needs root in the test network namespace, iptables and setpriv",
+        not NETWORK_ISOLATED
+        or not shutil.which("iptables")
+        or not shutil.which("iptables-restore")
+        or not shutil.which("setpriv"),
+        reason="needs root in the test network namespace, iptables(-restore) and setpriv",
     ),
 ]
 
@@ -62,6 +66,24 @@ def redirected(uid: int, port: int) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["iptables", "-t", "nat", "-D", "OUTPUT", *rule], check=True)
+
+
+@contextmanager
+def redirected_by_hookwall(uid: int, port: int) -> Iterator[None]:
+    """``hookwall redirect-rules --uid UID --exempt-uid 0 --port PORT`` applied, for the block."""
+
+    def restore(*args: str) -> None:
+        rules = subprocess.run(
+            [str(HOOKWALL), "redirect-rules", *args, "--format", "iptables"],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout  # fmt: skip
+        subprocess.run(["iptables-restore", "--noflush"], input=rules, text=True, check=True)
+
+    restore("--uid", str(uid), "--exempt-uid", "0", "--port", str(port))
+    try:
+        yield
+    finally:
+        restore("--remove")
 
 
 def transparent_port(proxy: ProxyProcess) -> int:
@@ -106,7 +128,7 @@ def curl_as_sender(*args: str, ca: Path | None = None) -> dict[str, Any]:
 def proxy(start_module_proxy: ProxyLauncher) -> Iterator[ProxyProcess]:
     """Both modes at once: the explicit listener and the transparent one."""
     proc = start_module_proxy(POLICY, names=NAMES, args=["--listen", "transparent@127.0.0.1:0"])
-    with redirected(SENDER_UID, transparent_port(proc)):
+    with redirected_by_hookwall(SENDER_UID, transparent_port(proc)):
         yield proc
 
 

@@ -144,6 +144,14 @@ def exchange_events(proxy: ProxyProcess, start: int) -> list[dict[str, Any]]:
     return [e for e in proxy.events[start:] if e.get("event") == "exchange"]
 
 
+def the_exchange(proxy: ProxyProcess, start: int) -> dict[str, Any]:
+    """The one exchange event logged since ``start`` (it may follow the answer)."""
+    proxy.wait_count(lambda e: e.get("event") == "exchange", 1, start=start)
+    events = exchange_events(proxy, start)
+    assert len(events) == 1, events
+    return events[0]
+
+
 def test_a_blocked_address_is_refused_and_never_reached(
     proxy: ProxyProcess, canary: Receiver
 ) -> None:
@@ -153,8 +161,7 @@ def test_a_blocked_address_is_refused_and_never_reached(
     assert answer["headers"]["x-hookwall-reason"] == "address-blocked"
     assert json.loads(answer["body"])["error"] == "address-blocked"
     assert canary.connections == 0 and canary.requests == []
-    proxy.wait_count(lambda e: e.get("event") == "exchange", 1, start=start)
-    (event,) = exchange_events(proxy, start)
+    event = the_exchange(proxy, start)
     assert event["reason"] == "address-blocked" and event["host"] == "127.0.0.1"
 
 
@@ -171,8 +178,7 @@ def test_an_allowed_receiver_gets_the_delivery(
     assert allowed.requests[-1].path == "/hook"
     assert allowed.requests[-1].headers["host"] == f"hooks.test:{allowed.port}"
     assert forbidden.connections == 0
-    proxy.wait_count(lambda e: e.get("event") == "exchange", 1, start=start)
-    (event,) = exchange_events(proxy, start)
+    event = the_exchange(proxy, start)
     assert event["decision"] == "allow" and event["host"] == "hooks.test"
 
 
@@ -229,11 +235,9 @@ def test_https_dialled_to_a_blocked_address_never_reaches_it(
     assert answer["status"] == 403, answer
     assert answer["headers"]["x-hookwall-reason"] == "address-blocked"
     assert forbidden.connections == 0
-    proxy.wait_count(lambda e: e.get("event") == "exchange", 1, start=start)
-    events = exchange_events(proxy, start)
-    assert len(events) == 1, events  # the refused connection's one event: the request answered
-    assert events[0]["reason"] == "address-blocked" and events[0]["method"] == "GET"
-    assert events[0]["request_id"] == answer["headers"]["x-hookwall-request-id"]
+    event = the_exchange(proxy, start)  # the refused connection's one: the request answered
+    assert event["reason"] == "address-blocked" and event["method"] == "GET"
+    assert event["request_id"] == answer["headers"]["x-hookwall-request-id"]
 
 
 def test_https_to_a_blocked_address_without_trusting_the_ca_is_one_event(
@@ -245,9 +249,8 @@ def test_https_to_a_blocked_address_without_trusting_the_ca_is_one_event(
     url = f"https://hooks.test:{forbidden.port}/"
     answer = curl_as_sender(url, "--resolve", f"hooks.test:{forbidden.port}:127.0.0.1")
     assert answer["status"] == 0 and forbidden.connections == 0
-    proxy.wait_count(lambda e: e.get("event") == "exchange", 1, start=start)
-    events = exchange_events(proxy, start)
-    assert [(e["method"], e["reason"]) for e in events] == [("CONNECT", "address-blocked")]
+    event = the_exchange(proxy, start)
+    assert (event["method"], event["reason"]) == ("CONNECT", "address-blocked")
 
 
 def test_https_passthrough_goes_to_the_pinned_address_untouched(
@@ -265,8 +268,7 @@ def test_https_passthrough_goes_to_the_pinned_address_untouched(
     assert answer["status"] == 200, answer
     assert allowed.requests[-1].path == "/through"
     assert forbidden.connections == 0
-    proxy.wait_count(lambda e: e.get("event") == "exchange", 1, start=start)
-    (event,) = exchange_events(proxy, start)
+    event = the_exchange(proxy, start)
     assert event["tls"] == "passthrough" and event["host"] == "passthrough.hooks.test"
 
 
@@ -327,8 +329,7 @@ def test_a_transparent_sender_is_known_without_credentials(
         url = f"http://hooks.test:{allowed.port}/who"
         answer = curl_as_sender(url, "--resolve", f"hooks.test:{allowed.port}:127.0.0.2")
     assert answer["status"] == 200, answer
-    proc.wait_count(lambda e: e.get("event") == "exchange", 1, start=start)
-    (event,) = exchange_events(proc, start)
+    event = the_exchange(proc, start)
     assert event["sender"] == sender
 
 
@@ -425,7 +426,6 @@ def test_tls_without_a_name_to_a_blocked_address_is_refused(
     answer = raw_as_sender("127.0.0.1", 3000, mode="tls-no-sni")
     assert "200 OK" not in answer
     assert canary.connections == 0
-    proxy.wait_count(lambda e: e.get("event") == "exchange", 1, start=start)
-    events = exchange_events(proxy, start)
-    assert [(e["host"], e["reason"]) for e in events] == [("127.0.0.1", "address-blocked")]
+    event = the_exchange(proxy, start)
+    assert (event["host"], event["reason"]) == ("127.0.0.1", "address-blocked")
     assert_settled(proxy, f"http://hooks.test:{allowed.port}/after")

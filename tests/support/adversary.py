@@ -111,6 +111,14 @@ class Adversary:
             self.paths.append(url.path)
             self.active += 1
             self.max_active = max(self.max_active, self.active)
+        counted = [True]  # until the request stops counting as active (once)
+
+        def done() -> None:
+            with self._lock:
+                if counted:
+                    counted.clear()
+                    self.active -= 1
+
         try:
             if url.path == "/flip-gate":
                 key = query.get("key", [""])[0]
@@ -158,12 +166,14 @@ class Adversary:
                 if "retry_after" in query:
                     extra = f"Retry-After: {query['retry_after'][0]}\r\n"
             body = b'{"ok": true}'
+            # No longer active once its answer is on the way: the proxy may send the next
+            # request as soon as it has read this one, before this thread runs on.
+            done()
             conn.sendall(
                 f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n{extra}\r\n".encode() + body
             )
         finally:
-            with self._lock:
-                self.active -= 1
+            done()
 
 
 def _ok_with(extra: bytes) -> bytes:

@@ -209,7 +209,12 @@ def sender_problem(default_sender: str | None, policy: Policy) -> str | None:
     """Why ``--sender NAME`` cannot be used with ``policy`` (at start and on every reload)."""
     if default_sender is None or default_sender in policy.senders:
         return None
-    defined = ", ".join(sorted(s.name for s in policy.senders)) or "none"
+    defined = ", ".join(sorted(s.name for s in policy.senders))
+    if not defined:
+        return (
+            f"--sender {default_sender}: the policy defines no senders; define "
+            f"{default_sender} under senders: (with its clients:), or leave --sender out"
+        )
     return (
         f"--sender {default_sender}: the policy defines no sender of that name (defined: "
         f"{defined}); add it under senders:, or start hookwall with one of those"

@@ -10,16 +10,18 @@ BENCH_ROWS ?= 1000000
 venv: $(STAMP)
 
 # The venv is rebuilt whenever the lock file or the project metadata changes.
+# Its messages go to stderr, so that `make run | jq` reads only hookwall's JSON lines.
 $(STAMP): requirements-dev.lock pyproject.toml
-	@PY_BIN=$$(scripts/find-python) || exit 1; \
+	@{ PY_BIN=$$(scripts/find-python) || exit 1; \
 	  echo "using $$PY_BIN ($$($$PY_BIN -V))"; \
-	  [ -x $(PY) ] || $$PY_BIN -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade --require-hashes --no-deps -r requirements-dev.lock
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	  [ -x $(PY) ] || $$PY_BIN -m venv $(VENV) || exit 1; \
+	  echo "installing the locked dependencies and hookwall into $(VENV)"; \
+	  $(PY) -m pip install --quiet --upgrade --require-hashes --no-deps -r requirements-dev.lock \
+	    && $(PY) -m pip install --quiet --no-deps --no-build-isolation -e .; } >&2
 	@touch $(STAMP)
 
 run: venv ## run the proxy on 127.0.0.1:8080 with the built-in default policy
-	$(VENV)/bin/hookwall run $(ARGS)
+	@$(VENV)/bin/hookwall run $(ARGS)
 
 test: venv ## the whole suite
 	$(PY) -m pytest $(ARGS)

@@ -131,3 +131,28 @@ def test_the_startup_error_check_still_reads_the_errors_logged_while_starting() 
     assert "await ec.shutdown_if_errored()" in inspect.getsource(master.Master)
     source = inspect.getsource(errorcheck)
     assert "async def shutdown_if_errored" in source and "has_errored" in source
+
+
+def test_transparent_mode_still_keeps_the_dialled_address_as_the_clients_sockname() -> None:
+    """flow/transparent.py reads what a redirected sender dialled from ``client.sockname``,
+    which mitmproxy sets from SO_ORIGINAL_DST for a transparent listener's connection."""
+    source = inspect.getsource(mode_servers.AsyncioServerInstance.handle_stream)
+    assert "original_dst = platform.original_addr(s)" in source
+    assert "handler.layer.context.client.sockname = original_dst" in source
+    assert "handler.layer.context.server.address = original_dst" in source
+
+
+def test_the_connect_hooks_transparent_tls_runs_still_take_the_flow() -> None:
+    """TransparentTls runs the chain's http_connect, http_connected and http_connect_error
+    handlers on the CONNECT it makes from a ClientHello: the hooks must still be those names,
+    taking the flow alone."""
+    from mitmproxy.proxy.layers.http import _hooks
+
+    flow = mitm_http.HTTPFlow(None, None)  # type: ignore[arg-type]  # only the arguments matter
+    for hook, name in (
+        (_hooks.HttpConnectHook, "http_connect"),
+        (_hooks.HttpConnectedHook, "http_connected"),
+        (_hooks.HttpConnectErrorHook, "http_connect_error"),
+    ):
+        assert hook.name == name
+        assert hook(flow).args() == [flow]

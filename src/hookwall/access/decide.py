@@ -183,10 +183,12 @@ def identify(
         address = ipaddress.ip_address(exchange.client or "")
     except ValueError:
         address = None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # an IPv4 client on a dual-stack listener
     best: tuple[int, Sender] | None = None
     if address is not None:
         for sender in table:
-            for prefix in (n.prefixlen for n in sender.clients if _holds(n, address)):
+            for prefix in (n.prefixlen for n in sender.clients if address in n):
                 if best is None or prefix > best[0]:
                     best = (prefix, sender)
     if best is None:
@@ -197,12 +199,6 @@ def identify(
         )
         return AccessResult(None, Denial(Reason.SENDER_DENIED, message))
     return AccessResult(best[1].name)
-
-
-def _holds(network: ipaddress.IPv4Network | ipaddress.IPv6Network, address: object) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address in network
 
 
 def sender_problem(default_sender: str | None, policy: Policy) -> str | None:

@@ -46,8 +46,8 @@ check: lint typecheck test
 lock: venv
 	$(PY) -m pip install --quiet uv
 	printf 'setuptools>=75\n' > .build-req.in
-	$(VENV)/bin/uv pip compile pyproject.toml .build-req.in --extra dev --generate-hashes --universal --python-version 3.12 --no-header -o requirements-dev.lock
-	$(VENV)/bin/uv pip compile pyproject.toml .build-req.in --generate-hashes --universal --python-version 3.12 --no-header -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml .build-req.in --extra dev --extra redis --extra uvloop --generate-hashes --universal --python-version 3.12 --no-header -o requirements-dev.lock
+	$(VENV)/bin/uv pip compile pyproject.toml .build-req.in --extra redis --extra uvloop --generate-hashes --universal --python-version 3.12 --no-header -o requirements.lock
 	rm -f .build-req.in
 
 clean:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from hookwall.cli.command import Subcommands, add_command
-from hookwall.cli.policyargs import add_policy_args, policy_of, resolver_for
+from hookwall.cli.policyargs import add_no_secrets_arg, add_policy_args, policy_of, resolver_for
 
 if TYPE_CHECKING:
     from hookwall.destinations.decide import Decision
@@ -36,6 +36,7 @@ def register(commands: Subcommands) -> None:
         help="judge as this sender of the policy's senders: (its scoped rules, its default); "
         "the proxy answers 407 to requests without credentials when senders are defined",
     )
+    add_no_secrets_arg(explain)
     explain.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -55,7 +56,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         return 2
     host = parts.hostname or ""
     # urlsplit lower-cases and drops brackets; the proxy sees the same host text.
-    policy = policy_of(args.policy)
+    policy = policy_of(args.policy, read_secrets=not args.no_secrets)
     if args.sender is not None and args.sender not in policy.senders:
         known = ", ".join(s.name for s in policy.senders) or "none (the policy has no senders:)"
         message = f"hookwall explain: unknown sender {args.sender!r}; senders: {known}"

@@ -40,9 +40,20 @@ def add_policy_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def policy_of(path: str | None) -> Policy:
+def add_no_secrets_arg(p: argparse.ArgumentParser) -> None:
+    """``--no-secrets`` for the commands that judge a policy without running it."""
+    p.add_argument(
+        "--no-secrets",
+        action="store_true",
+        help="check each env:NAME / file:PATH secret reference for its form without reading "
+        "it, for CI and pre-commit hooks where production secrets are absent (hookwall run "
+        "always reads them)",
+    )
+
+
+def policy_of(path: str | None, *, read_secrets: bool = True) -> Policy:
     """The ``--policy`` given, or the built-in one."""
-    return load_policy(path) if path else load_default_policy()
+    return load_policy(path, read_secrets=read_secrets) if path else load_default_policy()
 
 
 def resolver_for(policy: Policy, servers: Sequence[tuple[str, int]]) -> Resolver:

@@ -36,12 +36,15 @@ class Checker:
 
     ``base_dir`` is the file's directory: relative paths in a policy (``file:`` secrets,
     ``ca_bundle``) are resolved against it, not against the working directory.
+    ``read_secrets`` False (``hookwall check --no-secrets``): secret references are checked
+    for their shape only, and stand-ins replace the values (``config/secrets.py``).
     """
 
-    def __init__(self, file: str, issues: list[PolicyIssue]) -> None:
+    def __init__(self, file: str, issues: list[PolicyIssue], *, read_secrets: bool = True) -> None:
         self.file = file
         self.base_dir = Path(file).parent
         self.issues = issues
+        self.read_secrets = read_secrets
 
     def issue(self, location: Location, message: str) -> None:
         self.issues.append(PolicyIssue(location, message))

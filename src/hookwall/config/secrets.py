@@ -5,11 +5,18 @@ Shared by every section that needs secrets (``signing.secrets``, ``senders.*.cre
 unreadable file is a load error with file and line, not a failure at 3 a.m. No message built
 here ever contains a secret value: errors name the reference, never what it resolved to, and
 never echo a literal.
+
+A checker that does not read secrets (``hookwall check --no-secrets``, for CI and pre-commit,
+where production secrets are absent) checks each reference's shape and gets a random stand-in
+instead of its value: valid wherever a secret is, known to nobody, so a policy loaded this way
+authenticates no one and signs nothing a receiver would accept (``Policy.secrets_read`` says
+so, and ``hookwall run`` never loads one).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,13 +25,15 @@ from hookwall.config.checker import Checker
 from hookwall.config.errors import Location
 from hookwall.config.yamlnodes import YList, YMap, YNode, YScalar
 
-__all__ = ["LITERAL", "SecretRef", "check_references", "read_secret"]
+__all__ = ["LITERAL", "STAND_IN_PREFIX", "SecretRef", "check_references", "read_secret"]
 
 LITERAL = (
     "literal secrets are not allowed in a policy file; put the secret in an environment "
     "variable and write env:NAME, or in a file and write file:PATH"
 )
 _SECRET_KEYS = ("secret", "not_after")
+#: What a stand-in for an unread secret begins with (then 43 random URL-safe characters).
+STAND_IN_PREFIX = "unread-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +100,10 @@ def _instant(checker: Checker, node: YNode, path: str) -> datetime | None:
 
 
 def read_secret(checker: Checker, ref: SecretRef) -> str | None:
-    """The secret a reference points to (a file's text is stripped), or None after an issue."""
+    """The secret a reference points to (a file's text is stripped), or None after an issue;
+    a random stand-in when the checker does not read secrets."""
+    if not checker.read_secrets:
+        return STAND_IN_PREFIX + secrets.token_urlsafe(32)
     kind, _, name = ref.text.partition(":")
     if kind == "env":
         secret = os.environ.get(name)

@@ -44,6 +44,10 @@ class Runtime:
     # --sender NAME: the sender of every request on the listeners that carries no credentials.
     default_sender: str | None = None
 
+    def __post_init__(self) -> None:
+        if not self.policy.secrets_read:  # fail closed: stand-ins are no one's secrets
+            raise ValueError("a policy loaded without its secrets (--no-secrets) cannot be run")
+
     def on_internal_listener(self, client: connection.Client) -> bool:
         """Whether a client connection came to the internal listener. A transparent one never
         did, whatever it dialled: its ``sockname`` is the destination it was redirected from."""

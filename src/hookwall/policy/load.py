@@ -226,8 +226,12 @@ def _in_file_order(issues: list[PolicyIssue], files: list[Path]) -> list[PolicyI
     return sorted(issues, key=key)
 
 
-def load_policy(path: str | os.PathLike[str]) -> Policy:
-    """Load and validate a policy file or directory; PolicyError lists every problem."""
+def load_policy(path: str | os.PathLike[str], *, read_secrets: bool = True) -> Policy:
+    """Load and validate a policy file or directory; PolicyError lists every problem.
+
+    ``read_secrets=False`` checks secret references for their shape and puts random stand-ins
+    in place of the values (``hookwall check --no-secrets``): the policy says so in
+    ``secrets_read``, and no part of the proxy accepts it."""
     root = Path(path)
     issues: list[PolicyIssue] = []
     sets = NamedSets()
@@ -239,7 +243,7 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
             break  # the file that crossed MAX_POLICY_BYTES said so
         tree = load_yaml_file(file, str(file), issues, budget)
         if tree is not None:
-            specs.append(check_file(tree, str(file), issues, sets))
+            specs.append(check_file(tree, str(file), issues, sets, read_secrets=read_secrets))
 
     _one_section([s.defaults.location for s in specs if s.defaults], "defaults", issues)
     _one_section([s.dns[1] for s in specs if s.dns], "dns", issues)
@@ -275,4 +279,5 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
         senders=senders,
         senders_none=bool(stated_none),
         shared_limits=next((s.shared_limits[0] for s in specs if s.shared_limits), None),
+        secrets_read=read_secrets,
     )

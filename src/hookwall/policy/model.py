@@ -137,6 +137,8 @@ class Policy:
     logging: LoggingSettings = field(default_factory=LoggingSettings)  # the delivery store
     # Top-level limits: where flood-control state is shared (None: in each process).
     shared_limits: SharedLimits | None = None
+    # False: loaded by ``check --no-secrets``; its keys and tokens are random stand-ins.
+    secrets_read: bool = True
     _matcher: HostMatcher[PatternRules[Settings]] = field(init=False, repr=False, compare=False)
     # The largest body any destination accepts: mitmproxy's buffering ceiling.
     max_body: int = field(init=False, compare=False)

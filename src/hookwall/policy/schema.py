@@ -90,9 +90,12 @@ def _top_sections(checker: Checker, root: YMap, spec: FileSpec) -> None:
         spec.shared_limits = (shared, where) if shared is not None else None
 
 
-def check_file(root: YNode, file: str, issues: list[PolicyIssue], sets: NamedSets) -> FileSpec:
-    """Validate one parsed file; issues are appended, the spec is best-effort."""
-    checker = Checker(file, issues)
+def check_file(
+    root: YNode, file: str, issues: list[PolicyIssue], sets: NamedSets, *, read_secrets: bool = True
+) -> FileSpec:
+    """Validate one parsed file; issues are appended, the spec is best-effort. Secret values
+    are read unless ``read_secrets`` is False (then only their references are checked)."""
+    checker = Checker(file, issues, read_secrets=read_secrets)
     network = NetworkReader(checker, sets)
     spec = FileSpec(file, allow_rows=network.allow_rows)
     if not isinstance(root, YMap):

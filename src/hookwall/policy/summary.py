@@ -32,7 +32,7 @@ def _prefixes(prefixes: tuple[Prefix, ...]) -> str:
     return ", ".join(parts) or "none"
 
 
-def _settings(settings: Settings, *, deny: bool) -> str:
+def _settings(settings: Settings, *, deny: bool, key_ids: bool = True) -> str:
     network = settings.network
     fields = [
         _tls(settings),
@@ -79,7 +79,7 @@ def _settings(settings: Settings, *, deny: bool) -> str:
     if settings.signing is not None:
         signing = settings.signing
         keys = ", ".join(
-            f"{key.key_id} ({ref})"
+            f"{key.key_id} ({ref})" if key_ids else f"{ref} (not read)"
             for key, ref in zip(signing.keys, signing.references, strict=True)
         )
         fields.append(f"signing {signing.scheme.name} with {keys}")
@@ -94,7 +94,7 @@ def _tls(settings: Settings) -> str:
     return f"tls {settings.tls}, connect_refusals {settings.connect_refusals}"
 
 
-def _rule_line(rule: Rule, settings: Settings) -> str:
+def _rule_line(rule: Rule, settings: Settings, key_ids: bool) -> str:
     head = f"  {rule.name}: {rule.action} {', '.join(rule.hosts)}"
     if rule.senders:
         head += f" for senders {', '.join(rule.senders)}"
@@ -102,7 +102,7 @@ def _rule_line(rule: Rule, settings: Settings) -> str:
         head += " (report-only)"
     if rule.action == "deny":  # how a CONNECT to it is refused is all that applies
         return f"{head}; {_tls(settings)}  [{rule.location}]"
-    details = _settings(settings, deny=bool(rule.deny))
+    details = _settings(settings, deny=bool(rule.deny), key_ids=key_ids)
     return f"{head}; {details}  [{rule.location}]"
 
 
@@ -153,7 +153,13 @@ def summarize(policy: Policy) -> str:
     lines.extend(sender_lines(policy.senders))
     if policy.senders_none:
         lines.append("senders: none (stated): no credentials asked; hookwall run keeps to loopback")
-    lines.append(f"defaults: allow; {_settings(policy.defaults, deny=True)}")
+    if not policy.secrets_read:
+        lines.append(
+            "secrets: not read (--no-secrets): each reference was checked for its form; "
+            "hookwall run reads them all and fails on one that is missing or malformed"
+        )
+    key_ids = policy.secrets_read  # a stand-in's key id would be a random one
+    lines.append(f"defaults: allow; {_settings(policy.defaults, deny=True, key_ids=key_ids)}")
     if not policy.rules:
         lines.append("no destinations: every host gets the defaults")
         return "\n".join([*lines, *_reopening_lines(policy)])
@@ -162,7 +168,7 @@ def summarize(policy: Policy) -> str:
         "(the most specific host pattern wins; other hosts get the defaults):"
     )
     for rule in policy.rules:
-        lines.append(_rule_line(rule, merge_rule(policy.defaults, rule)))
+        lines.append(_rule_line(rule, merge_rule(policy.defaults, rule), key_ids))
     lines.extend(_reopening_lines(policy))
     return "\n".join(lines)
 

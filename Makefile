@@ -5,7 +5,7 @@ STAMP     := $(VENV)/.installed
 ARGS      ?=
 BENCH_ROWS ?= 1000000
 
-.PHONY: venv run test lint typecheck check lock clean bench
+.PHONY: venv run test lint typecheck check lock clean bench schema
 
 venv: $(STAMP)
 
@@ -31,6 +31,12 @@ bench: venv ## benchmark scripts (loopback only, a few minutes)
 	$(PY) -m bench.bench --json bench-results.json $(BENCH_ARGS)  # BENCH_ARGS=--quick: smoke run
 	$(PY) -m bench.workers  # hookwall run --workers 1 vs 2, side by side
 	$(PY) -m bench.store_queries --rows $(BENCH_ROWS)  # ~1.6 GB in a temp dir at 1M rows
+
+# The policy's JSON Schema, generated from the code that validates policies (a test keeps the
+# committed copy current; policies/hookwall.schema.json links to it).
+schema: venv
+	$(VENV)/bin/hookwall schema > src/hookwall/policies/hookwall.schema.json.new
+	mv src/hookwall/policies/hookwall.schema.json.new src/hookwall/policies/hookwall.schema.json
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -30,15 +30,19 @@ import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from hookwall.config.checker import Checker
 from hookwall.config.errors import Location, PolicyIssue
-from hookwall.config.secrets import check_references, read_secret
+from hookwall.config.secrets import check_references, read_secret, references
+from hookwall.config.shapes import CIDR, AnyOf, Const, Fields, Flag, ListOf, MapOf, OneOf, Text
 from hookwall.config.yamlnodes import YList, YMap, YNode, YScalar
 
 __all__ = [
     "MIN_TOKEN_LENGTH",
+    "RULE_SENDERS",
+    "SENDER",
+    "SENDERS",
     "Credential",
     "Sender",
     "SenderRef",
@@ -54,7 +58,31 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # No ':' (Basic credentials are name:token) and nothing a log query has to escape.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_SENDER_KEYS = ("credentials", "clients", "default", "enforce")
+SENDER = Fields(
+    {
+        "credentials": references(
+            "env:BILLING_PROXY_TOKEN",
+            "the sender's proxy tokens (HTTP_PROXY=http://NAME:TOKEN@host:port)",
+        ),
+        "clients": ListOf(CIDR, min_items=1, doc="source networks it may connect from"),
+        "default": OneOf(
+            get_args(SenderDefault), doc="for hosts no destination scopes to it (default allow)"
+        ),
+        "enforce": Flag(doc="false: report-only (refusals are logged, not answered)"),
+    },
+    required=("credentials",),
+    nullable=False,
+)
+SENDERS = AnyOf(
+    (
+        Const("none", doc="no credentials, on purpose (hookwall run keeps to loopback)"),
+        MapOf(SENDER, key_pattern=f"^{_NAME.pattern}$"),
+    ),
+    doc="the services that may use hookwall, by name, and how they prove it",
+)
+RULE_SENDERS = ListOf(
+    Text("a sender name"), min_items=1, unique=True, doc="the senders this entry applies to"
+)
 MIN_TOKEN_LENGTH = 16
 # A token travels in a header (and often in a proxy URL): visible ASCII, no spaces.
 _TOKEN_CHARS = re.compile(r"[!-~]+")
@@ -208,7 +236,7 @@ def _sender(checker: Checker, name: str, node: YNode, path: str) -> Sender | Non
     if not isinstance(node, YMap):
         checker.expected(node, path, "a mapping with credentials: [env:NAME]")
         return None
-    checker.keys(node, path, _SENDER_KEYS)
+    checker.keys(node, path, SENDER.names)
     entries = node.entries
     credentials_entry = entries.get("credentials")
     refs = check_references(

@@ -13,10 +13,14 @@ from typing import Any
 
 from hookwall.config.checker import Checker
 from hookwall.config.overrides import Override
+from hookwall.config.shapes import Duration, Fields, Size, Whole
 from hookwall.config.yamlnodes import YNode
 
 __all__ = [
+    "BODY_SIZE",
     "DEFAULT_MAX_BODY",
+    "PROXY",
+    "TIMEOUTS",
     "ProxySettings",
     "Timeouts",
     "check_proxy",
@@ -52,56 +56,65 @@ class ProxySettings:
     max_buffered_bodies: int = 256 * 1024 * 1024  # request bodies held in memory at once
 
 
-_TIMEOUT_KEYS = ("connect", "headers", "response", "body")
-# key -> how its value is read: a count (minimum), a duration or a size.
-_PROXY_COUNTS = {
-    "max_connections": 1,
-    "max_connections_per_client": 1,
-    "max_header_fields": 1,
-    "max_idle_upstream_per_client": 0,
-    "max_idle_upstream": 0,
-}
-_PROXY_DURATIONS = ("idle_timeout", "head_timeout")
-_PROXY_SIZES = ("max_header_bytes", "max_buffered_bodies")
-_PROXY_KEYS = (*_PROXY_COUNTS, *_PROXY_DURATIONS, *_PROXY_SIZES)
+TIMEOUTS = Fields(
+    {
+        "connect": Duration(True, doc="TCP connect to the receiver (default 5s)"),
+        "headers": Duration(True, doc="request sent -> response headers received (default 15s)"),
+        "response": Duration(True, doc="request sent -> whole response received (default 30s)"),
+        "body": Duration(True, doc="request head -> whole request body received (default 30s)"),
+    },
+    doc="hookwall's own deadlines; a destination writes only those that differ",
+)
+PROXY = Fields(
+    {
+        "max_connections": Whole(1, doc="concurrent client connections (default 2000)"),
+        "max_connections_per_client": Whole(
+            1, doc="concurrent connections from one client address (default 200)"
+        ),
+        "idle_timeout": Duration(True, doc="a connection with no exchange is closed (1m)"),
+        "head_timeout": Duration(True, doc="a request head or CONNECT + TLS handshake (10s)"),
+        "max_header_bytes": Size(doc="of a request or response head (default 64KiB)"),
+        "max_header_fields": Whole(1, doc="header lines of a head (default 100)"),
+        "max_idle_upstream_per_client": Whole(
+            0, doc="idle receiver connections kept for one client connection (default 8)"
+        ),
+        "max_idle_upstream": Whole(0, doc="idle receiver connections kept in all (default 512)"),
+        "max_buffered_bodies": Size(doc="request bodies held in memory at once (256MiB)"),
+    },
+    doc="process-wide bounds",
+)
+BODY_SIZE = Size(doc="the largest body, e.g. 1MiB (default 1MiB)")
 
 
 def check_timeouts(checker: Checker, node: YNode, path: str) -> Override:
     mapping = checker.mapping(node, path)
     if mapping is None:
         return ()
-    checker.keys(mapping, path, _TIMEOUT_KEYS)
+    checker.keys(mapping, path, TIMEOUTS.names)
     return tuple(
-        (key, checker.duration(entry.value, f"{path}.{key}", positive=True))
+        (key, TIMEOUTS.reader(key).read(checker, entry.value, f"{path}.{key}"))
         for key, entry in mapping.entries.items()
-        if key in _TIMEOUT_KEYS
+        if key in TIMEOUTS.fields
     )
 
 
 def check_size(checker: Checker, node: YNode, path: str) -> int | None:
     """A size of more than 0 bytes (``max_request_body``, ``proxy.max_header_bytes``, ...)."""
-    size = checker.size(node, path, "'1MiB' or '256KiB'")
-    if size is not None and size <= 0:
-        checker.issue(node.location, f"{path}: must be more than 0 bytes")
-        return None
-    return size
+    return BODY_SIZE.read(checker, node, path)
 
 
 def check_proxy(checker: Checker, node: YNode) -> ProxySettings | None:
     mapping = checker.mapping(node, "proxy")
     if mapping is None:
         return None
-    checker.keys(mapping, "proxy", _PROXY_KEYS)
+    checker.keys(mapping, "proxy", PROXY.names)
     values: dict[str, Any] = {}
     for key, entry in mapping.entries.items():
-        where = f"proxy.{key}"
-        value: object = None
-        if key in _PROXY_COUNTS:
-            value = checker.count(entry.value, where, _PROXY_COUNTS[key])
-        elif key in _PROXY_DURATIONS:
-            value = checker.duration(entry.value, where, positive=True) or None
-        elif key in _PROXY_SIZES:
-            value = check_size(checker, entry.value, where)
-        if value is not None:
+        if key not in PROXY.fields:
+            continue
+        shape = PROXY.reader(key)
+        value = shape.read(checker, entry.value, f"proxy.{key}")
+        # None, or a positive duration read as 0 after its issue: no value (the load fails).
+        if value is not None and not (isinstance(shape, Duration) and not value):
             values[key] = value
     return replace(ProxySettings(), **values)

@@ -23,6 +23,7 @@ from hookwall.cli import (
     redirect_rules,
     replay,
     run,
+    schema,
     send_test,
 )
 from hookwall.cli.command import Subcommands, handler_of
@@ -33,6 +34,8 @@ examples:
   hookwall run                                   proxy on 127.0.0.1:8080, built-in default policy
   hookwall run --policy policies/ --listen 0.0.0.0:8080   (the policy must define senders)
   hookwall check policies/prod.yaml              validate a policy (exit 1 and every error)
+  hookwall check --no-secrets policies/          ... in CI, without the production secrets
+  hookwall schema > hookwall.schema.json         the policy's JSON Schema, for editors
   hookwall explain http://localhost:3000/hook    what the proxy would do, without sending
   hookwall explain https://api.pay.example/ --sender billing   ... for one sender
   hookwall keys generate --scheme standard-webhooks   a new signing secret
@@ -50,6 +53,7 @@ senders then set HTTP_PROXY=http://127.0.0.1:8080 and HTTPS_PROXY=http://127.0.0
 COMMANDS: tuple[Callable[[Subcommands], None], ...] = (
     run.register,
     check.register,
+    schema.register,
     explain.register,
     keys.register,
     ca.register,

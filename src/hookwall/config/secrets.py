@@ -23,17 +23,49 @@ from pathlib import Path
 
 from hookwall.config.checker import Checker
 from hookwall.config.errors import Location
+from hookwall.config.shapes import AnyOf, Custom, Fields, ListOf, Text
 from hookwall.config.yamlnodes import YList, YMap, YNode, YScalar
 
-__all__ = ["LITERAL", "STAND_IN_PREFIX", "SecretRef", "check_references", "read_secret"]
+__all__ = [
+    "LITERAL",
+    "SECRET_REFERENCE",
+    "STAND_IN_PREFIX",
+    "SecretRef",
+    "check_references",
+    "read_secret",
+    "references",
+]
 
 LITERAL = (
     "literal secrets are not allowed in a policy file; put the secret in an environment "
     "variable and write env:NAME, or in a file and write file:PATH"
 )
-_SECRET_KEYS = ("secret", "not_after")
 #: What a stand-in for an unread secret begins with (then 43 random URL-safe characters).
 STAND_IN_PREFIX = "unread-"
+# The form check_references accepts (stripped, a kind, a colon, a name), for editors.
+SECRET_REFERENCE = Text(
+    "env:NAME or file:PATH",
+    r"^\s*(?:env|file):.*\S",
+    doc="env:NAME (an environment variable) or file:PATH (relative to the policy file); "
+    "never the secret itself",
+)
+
+_ROTATING = Fields(
+    {
+        "secret": SECRET_REFERENCE,
+        "not_after": Custom(
+            {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}"},
+            doc="when this secret stops being used, e.g. 2026-12-31T00:00:00Z",
+        ),
+    },
+    required=("secret",),
+    doc="a secret with the instant it retires (for rotation)",
+)
+
+
+def references(example: str, doc: str) -> ListOf:
+    """The shape of a list ``check_references`` reads."""
+    return ListOf(AnyOf((SECRET_REFERENCE, _ROTATING)), min_items=1, doc=f"{doc}; e.g. [{example}]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +94,7 @@ def check_references(
         not_after: datetime | None = None
         target = item
         if isinstance(item, YMap):
-            checker.keys(item, item_path, _SECRET_KEYS)
+            checker.keys(item, item_path, _ROTATING.names)
             if "secret" not in item.entries:
                 checker.issue(item.location, f"{item_path}: missing 'secret: env:NAME'")
                 continue

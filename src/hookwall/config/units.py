@@ -10,7 +10,14 @@ import math
 import re
 from fractions import Fraction
 
-__all__ = ["format_duration", "format_size", "parse_duration", "parse_size"]
+__all__ = [
+    "DURATION_PATTERN",
+    "SIZE_PATTERN",
+    "format_duration",
+    "format_size",
+    "parse_duration",
+    "parse_size",
+]
 
 _DURATION_UNITS: dict[str, Fraction] = {
     "ms": Fraction(1, 1000),
@@ -34,6 +41,23 @@ _SIZE_UNITS: dict[str, int] = {
 }
 
 _NUMBER_WITH_UNIT = re.compile(r"(?P<sign>[+-]?)(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>\S*)")
+_NUMBER = r"\d+(?:\.\d*)?|\.\d+"
+
+
+def _text_pattern(units: list[str], *, any_case: bool) -> str:
+    """What the parser below reads, as a JSON Schema (ECMA-262) pattern: a number without a
+    minus, then one of ``units`` or none, spaces around. Built from the same unit tables."""
+
+    def spelled(unit: str) -> str:
+        return "".join(f"[{c.lower()}{c.upper()}]" if any_case else c for c in unit)
+
+    alternatives = "|".join(spelled(u) for u in sorted(units, key=len, reverse=True))
+    return rf"^\s*\+?(?:{_NUMBER})\s*(?:{alternatives})?\s*$"
+
+
+#: A duration or size written as text ('250ms', '1MiB'); a bare number is one too (seconds, bytes).
+DURATION_PATTERN = _text_pattern(list(_DURATION_UNITS), any_case=False)
+SIZE_PATTERN = _text_pattern(list(_SIZE_UNITS), any_case=True)
 
 
 def _split(text: str, what: str, example: str) -> tuple[Fraction, str]:

@@ -18,22 +18,61 @@ so is ``redact``: a credential name is one everywhere (it can only add to the bu
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from hookwall.config.checker import Checker
 from hookwall.config.overrides import Override
+from hookwall.config.shapes import Custom, Duration, Fields, ListOf, Size, Text
 from hookwall.config.yamlnodes import YEntry, YNode, YScalar
 from hookwall.deliveries.redaction import BUILT_IN, Rules
 
-__all__ = ["DestinationLogging", "LoggingSettings", "check_logging", "check_rule_logging"]
+__all__ = [
+    "LOGGING",
+    "RULE_LOGGING",
+    "DestinationLogging",
+    "LoggingSettings",
+    "check_logging",
+    "check_rule_logging",
+]
 
 DEFAULT_CAPTURE_BODY = 64 * 1024
 DEFAULT_RETENTION = 7 * 86400.0
 DEFAULT_MAX_SIZE = 1024**3
 
-_TOP_KEYS = ("capture_body", "id_header", "retention", "max_size", "redact")
-_REDACT_KEYS = ("headers", "query")
-_RULE_KEYS = ("capture_body", "id_header")
+# A header name (RFC 9110 token); the class is written for ECMA-262 too (editors' schemas).
+_HEADER_CHARS = "-!#$%&'*+.^_`|~0-9A-Za-z"
+_HEADER_NAME = re.compile(f"[{_HEADER_CHARS}]+")
+_CAPTURE = Size(0, "'64KiB' or '1GiB'", doc="bytes of each body kept in the store; 0: none")
+_ID_HEADER = Custom(
+    {"anyOf": [{"type": "string", "pattern": rf"^\s*[{_HEADER_CHARS}]+\s*$"}, {"type": "null"}]},
+    doc="a sender header that carries the event id (e.g. X-Event-Id); null: none",
+)
+REDACT = Fields(
+    {
+        "headers": ListOf(
+            Text("a header name", rf"^\s*[{_HEADER_CHARS}]+\s*$"),
+            doc="header names whose values never reach the log or the store",
+        ),
+        "query": ListOf(Text("a query parameter name", r"\S"), doc="query parameter names"),
+    },
+    doc="credential names added to the built-in ones",
+)
+LOGGING = Fields(
+    {
+        "capture_body": _CAPTURE,
+        "id_header": _ID_HEADER,
+        "retention": Duration(True, doc="rows older than this are deleted (default 7d)"),
+        "max_size": Size(1, "'64KiB' or '1GiB'", doc="the store's largest size (default 1GiB)"),
+        "redact": REDACT,
+    },
+    doc="the delivery store: what it keeps, and for how long",
+)
+RULE_LOGGING = Fields(
+    {"capture_body": _CAPTURE, "id_header": _ID_HEADER},
+    doc="what the store captures for this destination",
+)
+_WHOLE_STORE = tuple(key for key in LOGGING.names if key not in RULE_LOGGING.fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +102,19 @@ def check_logging(checker: Checker, node: YNode) -> LoggingSettings | None:
     mapping = checker.mapping(node, "logging")
     if mapping is None:
         return None
-    checker.keys(mapping, "logging", _TOP_KEYS)
+    checker.keys(mapping, "logging", LOGGING.names)
     settings = LoggingSettings()
     entries = mapping.entries
     values = dict(_capture_keys(checker, entries, "logging"))
     if "retention" in entries:
-        retention = checker.duration(entries["retention"].value, "logging.retention", positive=True)
+        retention = LOGGING.reader("retention").read(
+            checker, entries["retention"].value, "logging.retention"
+        )
         values["retention"] = retention or settings.retention
     if "max_size" in entries:
-        size = _size(checker, entries["max_size"].value, "logging.max_size", minimum=1)
+        size = LOGGING.reader("max_size").read(
+            checker, entries["max_size"].value, "logging.max_size"
+        )
         if size is not None:
             values["max_size"] = size
     if "redact" in entries:
@@ -85,19 +128,18 @@ def check_rule_logging(checker: Checker, node: YNode, path: str) -> Override:
     if mapping is None:
         return ()
     for key, entry in mapping.entries.items():
-        if key in ("retention", "max_size", "redact"):
+        if key in _WHOLE_STORE:
             checker.issue(
                 entry.key_location,
                 f"{path}.{key}: {key} applies to the whole store; set it in the top-level "
                 "logging section",
             )
-    whole_store = ("retention", "max_size", "redact")
-    known = {k: e for k, e in mapping.entries.items() if k not in whole_store}
+    known = {k: e for k, e in mapping.entries.items() if k not in _WHOLE_STORE}
     for key, entry in known.items():
-        if key not in _RULE_KEYS:
+        if key not in RULE_LOGGING.fields:
             checker.issue(
                 entry.key_location,
-                f"{path}.{key}: unknown key {key!r}; known keys: {', '.join(_RULE_KEYS)}",
+                f"{path}.{key}: unknown key {key!r}; known keys: {', '.join(RULE_LOGGING.names)}",
             )
     return tuple(_capture_keys(checker, mapping.entries, path))
 
@@ -108,7 +150,7 @@ def _capture_keys(
     out: list[tuple[str, object]] = []
     entry = entries.get("capture_body")
     if entry is not None:
-        size = _size(checker, entry.value, f"{path}.capture_body", minimum=0)
+        size = _CAPTURE.read(checker, entry.value, f"{path}.capture_body")
         if size is not None:
             out.append(("capture_body", size))
     entry = entries.get("id_header")
@@ -130,7 +172,7 @@ def _redact(checker: Checker, node: YNode) -> Rules:
     mapping = checker.mapping(node, "logging.redact")
     if mapping is None:
         return BUILT_IN
-    checker.keys(mapping, "logging.redact", _REDACT_KEYS)
+    checker.keys(mapping, "logging.redact", REDACT.names)
     names: dict[str, list[str]] = {"headers": [], "query": []}
     for key, what in (("headers", "header"), ("query", "query parameter")):
         entry = mapping.entries.get(key)
@@ -154,16 +196,4 @@ def _redact(checker: Checker, node: YNode) -> Rules:
 
 
 def _is_header_name(name: str) -> bool:
-    allowed = set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-    text = name.strip()
-    return bool(text) and all(c in allowed for c in text)
-
-
-def _size(checker: Checker, node: YNode, path: str, *, minimum: int) -> int | None:
-    size = checker.size(node, path, "'64KiB' or '1GiB'")
-    if size is None:
-        return None
-    if size < minimum:
-        checker.issue(node.location, f"{path}: must be at least {minimum} bytes")
-        return None
-    return size
+    return _HEADER_NAME.fullmatch(name.strip()) is not None

@@ -19,6 +19,17 @@ from typing import Literal
 
 from hookwall.config.checker import Checker, is_whole, subpath
 from hookwall.config.errors import Location
+from hookwall.config.shapes import (
+    CIDR,
+    AnyOf,
+    Duration,
+    Fields,
+    ListOf,
+    Nullable,
+    OneOf,
+    Text,
+    Whole,
+)
 from hookwall.config.yamlnodes import YMap, YNode, YScalar
 from hookwall.destinations.addresses import (
     NAMED_SETS,
@@ -35,7 +46,13 @@ from hookwall.destinations.match import canonical_pattern
 __all__ = [
     "BUILTIN_DENY_SETS",
     "BUILTIN_PORTS",
+    "CA_BUNDLE",
     "CONNECT_REFUSALS",
+    "CONNECT_REFUSALS_SHAPE",
+    "DNS",
+    "HOSTS",
+    "NETWORK",
+    "TLS",
     "TLS_MODES",
     "ConnectRefusals",
     "DnsSettings",
@@ -63,10 +80,62 @@ CONNECT_REFUSALS: tuple[ConnectRefusals, ...] = ("inside-tls", "on-connect")
 BUILTIN_DENY_SETS: tuple[str, ...] = ("special-purpose",)
 
 _VERDICT_CACHE_SIZE = 4096
-_DNS_KEYS = ("servers", "timeout", "max_ttl", "cache_size")
-_NETWORK_KEYS = ("deny", "allow", "ports")
 _SET_NAME = re.compile(r"[a-z][a-z_-]*", re.IGNORECASE)
 _PORT_RANGE = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?")
+
+# -- the shapes of these sections (config/shapes.py) ---------------------------------------
+
+_DNS_TIMEOUT = Duration(True, doc="per lookup, A and AAAA together (default 2s)")
+_DNS_MAX_TTL = Duration(False, doc="answers are cached for their TTL, never longer (5m)")
+_DNS_CACHE_SIZE = Whole(0, doc="answers cached (default 10000)")
+DNS = Fields(
+    {
+        "servers": ListOf(
+            Text("a resolver address like '1.1.1.1' or '[::1]:53'"),
+            doc="IP[:PORT] of each resolver; empty: the system's (--dns-server overrides)",
+        ),
+        "timeout": _DNS_TIMEOUT,
+        "max_ttl": _DNS_MAX_TTL,
+        "cache_size": _DNS_CACHE_SIZE,
+    },
+    doc="how hookwall resolves destinations (it never lets a sender resolve for it)",
+)
+NETWORK = Fields(
+    {
+        "deny": ListOf(
+            AnyOf((OneOf(NAMED_SETS), *CIDR.options)),
+            doc="named sets (special-purpose, ...) and CIDRs never connected to",
+        ),
+        "allow": ListOf(CIDR, doc="CIDR exceptions to deny"),
+        "ports": ListOf(
+            AnyOf(
+                (
+                    Whole(1, 65535),
+                    Text("a port range like '8000-8999'", f"^{_PORT_RANGE.pattern}$"),
+                )
+            ),
+            min_items=1,
+            doc="destination ports, e.g. [443, '8000-8999'] (default [80, 443])",
+        ),
+    },
+    doc="which resolved addresses and ports may be connected to",
+)
+TLS = OneOf(TLS_MODES, doc="intercept: hookwall sees (and signs) the request; passthrough: not")
+CONNECT_REFUSALS_SHAPE = OneOf(
+    CONNECT_REFUSALS,
+    doc="where a refused CONNECT is answered: inside-tls (readable by every HTTPS client) or "
+    "on-connect",
+)
+HOSTS = ListOf(
+    Text("a host pattern like 'hooks.example.com' or '*.example.org'", r"\S"),
+    min_items=1,
+    unique=True,
+    doc="host patterns this entry applies to; the most specific pattern wins",
+)
+CA_BUNDLE = Nullable(
+    Text("a path to a PEM file"),
+    doc="extra PEM CAs for receivers (a path relative to the policy file)",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +228,7 @@ def check_dns(checker: Checker, node: YNode) -> DnsSettings | None:
     mapping = checker.mapping(node, "dns")
     if mapping is None:
         return None
-    checker.keys(mapping, "dns", _DNS_KEYS)
+    checker.keys(mapping, "dns", DNS.names)
     defaults = DnsSettings()
     servers = defaults.servers
     timeout, max_ttl, cache_size = defaults.timeout, defaults.max_ttl, defaults.cache_size
@@ -167,17 +236,12 @@ def check_dns(checker: Checker, node: YNode) -> DnsSettings | None:
     if "servers" in entries:
         servers = _servers(checker, entries["servers"].value)
     if "timeout" in entries:
-        timeout = checker.duration(entries["timeout"].value, "dns.timeout", positive=True)
+        timeout = _DNS_TIMEOUT.read(checker, entries["timeout"].value, "dns.timeout")
     if "max_ttl" in entries:
-        max_ttl = checker.duration(entries["max_ttl"].value, "dns.max_ttl", positive=False)
+        max_ttl = _DNS_MAX_TTL.read(checker, entries["max_ttl"].value, "dns.max_ttl")
     if "cache_size" in entries:
-        size_node = entries["cache_size"].value
-        if isinstance(size_node, YScalar) and is_whole(size_node.value):
-            cache_size = size_node.value
-            if cache_size < 0:
-                checker.issue(size_node.location, "dns.cache_size: must be 0 or more entries")
-        else:
-            checker.expected(size_node, "dns.cache_size", "a number of entries")
+        size = _DNS_CACHE_SIZE.read(checker, entries["cache_size"].value, "dns.cache_size")
+        cache_size = cache_size if size is None else size
     return DnsSettings(servers, timeout, max_ttl, cache_size)
 
 
@@ -247,7 +311,7 @@ class NetworkReader:
         mapping = self.checker.mapping(node, path)
         if mapping is None:
             return None, None, None
-        self.checker.keys(mapping, path, _NETWORK_KEYS)
+        self.checker.keys(mapping, path, NETWORK.names)
         entries = mapping.entries
         deny = allow = None
         ports = None

@@ -19,9 +19,11 @@ from typing import Any, Literal
 
 from hookwall.config.checker import Checker
 from hookwall.config.overrides import Override
+from hookwall.config.shapes import Custom, Duration, Fields, Flag, OneOf, Whole
 from hookwall.config.yamlnodes import YNode, YScalar
 
 __all__ = [
+    "LIMITS",
     "LIMIT_KEYS",
     "KeyBy",
     "LimitConfig",
@@ -87,21 +89,41 @@ class Limits:
     per_sender: bool = False  # each sender gets its own budget at this destination
 
 
-LIMIT_KEYS = (
-    "concurrency",
-    "queue",
-    "queue_timeout",
-    "rate",
-    "burst",
-    "per_sender",
-    "key",
-    "retry_after_max",
-    "circuit",
-)
-_CIRCUIT_KEYS = ("failures", "cooloff")
 _KEY_BY: tuple[KeyBy, ...] = ("host", "host-port")
 _RATE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*")
 _PER = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
+
+CIRCUIT = Fields(
+    {
+        "failures": Whole(0, doc="consecutive failures that open the circuit (0: never)"),
+        "cooloff": Duration(True, doc="how long an open circuit refuses before one probe"),
+    },
+    doc="the circuit breaker of a destination",
+)
+LIMITS = Fields(
+    {
+        "concurrency": Whole(1, doc="requests in flight to the destination (default 8)"),
+        "queue": Whole(0, doc="requests waiting for a slot (default 100; 0: none wait)"),
+        "queue_timeout": Duration(False, doc="how long a request waits for a slot (10s)"),
+        "rate": Custom(
+            {
+                "anyOf": [
+                    {"type": "string", "pattern": f"^{_RATE.pattern}$"},
+                    {"type": "number", "exclusiveMinimum": 0},
+                    {"type": "null"},
+                ]
+            },
+            doc="requests per second or '50/s', '600/m', '10/h'; null: no rate limit",
+        ),
+        "burst": Whole(1, doc="requests a rate limit lets through at once"),
+        "per_sender": Flag(doc="each sender gets its own budget at this destination"),
+        "key": OneOf(_KEY_BY, doc="one budget per host and port (default) or per host"),
+        "retry_after_max": Duration(True, doc="the longest Retry-After of a receiver obeyed"),
+        "circuit": CIRCUIT,
+    },
+    doc="flood control: concurrency, queue, rate and circuit per destination",
+)
+LIMIT_KEYS = LIMITS.names
 
 
 def parse_rate(value: object) -> float:
@@ -132,28 +154,18 @@ def check_limits(checker: Checker, node: YNode, path: str) -> Override:
     mapping = checker.mapping(node, path)
     if mapping is None:
         return ()
-    checker.keys(mapping, path, LIMIT_KEYS)
+    checker.keys(mapping, path, LIMITS.names)
     out: list[tuple[str, object]] = []
     for key, entry in mapping.entries.items():
         where, value = f"{path}.{key}", entry.value
-        if key in ("concurrency", "queue", "burst"):
-            number = checker.count(value, where, minimum=0 if key == "queue" else 1)
-            if number is not None:
-                out.append((key, number))
-        elif key in ("queue_timeout", "retry_after_max"):
-            out.append((key, checker.duration(value, where, positive=key != "queue_timeout")))
-        elif key == "rate":
+        if key == "rate":
             out.extend(_rate(checker, value, where))
-        elif key == "per_sender":
-            flag = checker.boolean(value, where)
-            if flag is not None:
-                out.append((key, flag))
-        elif key == "key":
-            choice = checker.choice(value, where, _KEY_BY)
-            if choice is not None:
-                out.append((key, choice))
         elif key == "circuit":
             out.extend(_circuit(checker, value, where))
+        elif key in LIMITS.fields:
+            read = LIMITS.reader(key).read(checker, value, where)
+            if read is not None:
+                out.append((key, read))
     return tuple(out)
 
 
@@ -172,13 +184,11 @@ def _circuit(checker: Checker, node: YNode, path: str) -> list[tuple[str, object
     mapping = checker.mapping(node, path)
     if mapping is None:
         return []
-    checker.keys(mapping, path, _CIRCUIT_KEYS)
+    checker.keys(mapping, path, CIRCUIT.names)
     out: list[tuple[str, object]] = []
-    if "failures" in mapping.entries:
-        failures = checker.count(mapping.entries["failures"].value, f"{path}.failures", 0)
-        if failures is not None:
-            out.append(("circuit_failures", failures))
-    if "cooloff" in mapping.entries:
-        node = mapping.entries["cooloff"].value
-        out.append(("circuit_cooloff", checker.duration(node, f"{path}.cooloff", positive=True)))
+    for key, entry in mapping.entries.items():
+        if key in CIRCUIT.fields:
+            read = CIRCUIT.reader(key).read(checker, entry.value, f"{path}.{key}")
+            if read is not None:
+                out.append((f"circuit_{key}", read))
     return out

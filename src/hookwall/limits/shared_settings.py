@@ -17,19 +17,38 @@ only says where their state is kept. It is read at start: changing it needs a re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 from urllib.parse import urlsplit
 
 from hookwall.config.checker import Checker
-from hookwall.config.secrets import LITERAL, SecretRef, read_secret
+from hookwall.config.secrets import LITERAL, SECRET_REFERENCE, SecretRef, read_secret
+from hookwall.config.shapes import Duration, Fields, OneOf, Text
 from hookwall.config.yamlnodes import YNode, YScalar
 from hookwall.limits.settings import LIMIT_KEYS as _PER_DESTINATION
 
-__all__ = ["BackendFailure", "SharedLimits", "check_shared_limits"]
+__all__ = ["SHARED_LIMITS", "BackendFailure", "SharedLimits", "check_shared_limits"]
 
 BackendFailure = Literal["local", "refuse"]
-_KEYS = ("backend", "on_backend_failure", "password", "lease", "timeout")
 _SCHEMES = ("redis", "rediss")
+SHARED_LIMITS = Fields(
+    {
+        "backend": Text(
+            "a URL like 'redis://redis:6379/0'",
+            rf"^\s*(?:{'|'.join(_SCHEMES)})://",
+            doc="where limits are shared: redis://HOST:PORT/DB or rediss:// (TLS)",
+        ),
+        "on_backend_failure": OneOf(
+            get_args(BackendFailure),
+            doc="local (default): each process enforces the limits alone while it is down; "
+            "refuse: deliveries get 503",
+        ),
+        "password": SECRET_REFERENCE,
+        "lease": Duration(True, doc="how long a slot is held without renewal (>= 500ms)"),
+        "timeout": Duration(True, doc="per call to the backend (default 500ms)"),
+    },
+    required=("backend",),
+    doc="where flood-control state is shared between processes and replicas",
+)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -106,7 +125,9 @@ def check_shared_limits(checker: Checker, node: YNode) -> SharedLimits | None:
                 "destinations[].limits; the top-level limits section only says where they are "
                 "shared (backend)",
             )
-    checker.keys(mapping, "limits", (*_KEYS, *(k for k in entries if k in _PER_DESTINATION)))
+    checker.keys(
+        mapping, "limits", (*SHARED_LIMITS.names, *(k for k in entries if k in _PER_DESTINATION))
+    )
     if "backend" not in entries:
         checker.issue(
             mapping.location,

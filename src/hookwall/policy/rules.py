@@ -12,12 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from hookwall.access.settings import check_rule_senders
-from hookwall.bounds.settings import check_size, check_timeouts
+from hookwall.access.settings import RULE_SENDERS, check_rule_senders
+from hookwall.bounds.settings import BODY_SIZE, TIMEOUTS, check_size, check_timeouts
 from hookwall.config.checker import Checker, subpath
+from hookwall.config.shapes import Fields, Flag, JsonSchema, Nullable, OneOf, Shape, Text
 from hookwall.config.yamlnodes import YEntry, YMap, YNode, YScalar
-from hookwall.deliveries.settings import check_rule_logging
+from hookwall.deliveries.settings import RULE_LOGGING, check_rule_logging
 from hookwall.destinations.settings import (
+    CA_BUNDLE,
+    CONNECT_REFUSALS_SHAPE,
+    HOSTS,
+    NETWORK,
+    TLS,
     TLS_MODES,
     ConnectRefusals,
     NetworkReader,
@@ -26,29 +32,62 @@ from hookwall.destinations.settings import (
     check_connect_refusals,
     check_hosts,
 )
-from hookwall.limits.settings import check_limits
+from hookwall.limits.settings import LIMITS, check_limits
 from hookwall.policy.model import Action, Rule
 from hookwall.policy.spec import DefaultsSpec, FileSpec, FloodSpec, HostSpec
-from hookwall.redirects.settings import check_redirects
-from hookwall.retries.settings import check_retries
-from hookwall.signing.settings import check_signing
+from hookwall.redirects.settings import REDIRECTS, check_redirects
+from hookwall.retries.settings import RETRIES, check_retries
+from hookwall.signing.settings import SIGNING, check_signing
 
-__all__ = ["RulesReader"]
+__all__ = ["DEFAULTS", "DESTINATION", "RulesReader"]
 
-_FLOOD_KEYS = (
-    "limits",
-    "timeouts",
-    "max_request_body",
-    "max_response_body",
-    "redirects",
-    "retries",
-)
-_DEFAULTS_KEYS = ("network", "tls", "connect_refusals", "upgrade", "ca_bundle", *_FLOOD_KEYS)
-_RULE_KEYS = (
-    "hosts", "name", "action", "network", "tls", "connect_refusals", "upgrade", "signing",
-    "logging", *_FLOOD_KEYS, "senders", "enforce",
-)  # fmt: skip
 _ACTIONS: tuple[Action, ...] = ("allow", "deny")
+
+_FLOOD: dict[str, Shape] = {
+    "limits": LIMITS,
+    "timeouts": TIMEOUTS,
+    "max_request_body": BODY_SIZE,
+    "max_response_body": BODY_SIZE,
+    "redirects": REDIRECTS,
+    "retries": RETRIES,
+}
+# tls: passthrough beside connect_refusals: inside-tls is refused (``_connect_refusals``).
+_PASSTHROUGH_ANSWERS_ON_CONNECT: JsonSchema = {
+    "if": {"properties": {"tls": {"const": "passthrough"}}, "required": ["tls"]},
+    "then": {"properties": {"connect_refusals": {"not": {"const": "inside-tls"}}}},
+}
+DEFAULTS = Fields(
+    {
+        "network": NETWORK,
+        "tls": TLS,
+        "connect_refusals": CONNECT_REFUSALS_SHAPE,
+        "upgrade": Flag(doc="deliver http:// webhooks over https"),
+        "ca_bundle": CA_BUNDLE,
+        **_FLOOD,
+    },
+    extra=_PASSTHROUGH_ANSWERS_ON_CONNECT,
+    doc="what every destination gets unless its entry says otherwise",
+)
+DESTINATION = Fields(
+    {
+        "hosts": HOSTS,
+        "name": Text("a name", r"\S", doc="shown in logs and hookwall check (default: a host)"),
+        "action": OneOf(_ACTIONS, doc="allow (default) or deny these hosts"),
+        "network": NETWORK,
+        "tls": TLS,
+        "connect_refusals": CONNECT_REFUSALS_SHAPE,
+        "upgrade": Flag(doc="deliver http:// webhooks over https"),
+        "signing": Nullable(SIGNING),
+        "logging": RULE_LOGGING,
+        **_FLOOD,
+        "senders": RULE_SENDERS,
+        "enforce": Flag(doc="false: report-only (refusals are logged, not answered)"),
+    },
+    required=("hosts",),
+    nullable=False,
+    extra=_PASSTHROUGH_ANSWERS_ON_CONNECT,
+    doc="a rule for some hosts; the most specific host pattern wins",
+)
 
 # Keys that are valid elsewhere: a pointed hint beats "unknown key".
 _DEFAULTS_MISPLACED = {
@@ -87,7 +126,7 @@ class RulesReader:
         mapping = checker.mapping(entry.value, "defaults")
         if mapping is None:
             return None
-        checker.keys(mapping, "defaults", _DEFAULTS_KEYS, _DEFAULTS_MISPLACED)
+        checker.keys(mapping, "defaults", DEFAULTS.names, _DEFAULTS_MISPLACED)
         spec = DefaultsSpec(entry.key_location)
         entries = mapping.entries
         if "network" in entries:
@@ -130,7 +169,7 @@ class RulesReader:
         if not isinstance(node, YMap):
             checker.expected(node, path, "a mapping with hosts: [...]")
             return
-        checker.keys(node, path, _RULE_KEYS, _RULE_MISPLACED)
+        checker.keys(node, path, DESTINATION.names, _RULE_MISPLACED)
         entries = node.entries
         hosts = check_hosts(checker, node, path)
         name = self._name(entries, path) or (hosts[0][0] if hosts else path)

@@ -10,25 +10,66 @@ between files) live in ``load``.
 
 from __future__ import annotations
 
-from hookwall.access.settings import check_senders
-from hookwall.bounds.settings import check_proxy
+from hookwall.access.settings import SENDERS, check_senders
+from hookwall.bounds.settings import PROXY, check_proxy
 from hookwall.config.checker import Checker, is_whole
 from hookwall.config.errors import PolicyIssue
+from hookwall.config.shapes import Const, Fields, Flag, JsonSchema, ListOf, Nullable
 from hookwall.config.yamlnodes import YList, YMap, YNode, YScalar, describe
-from hookwall.deliveries.settings import check_logging
-from hookwall.destinations.settings import BUILTIN_DENY_SETS, NamedSets, NetworkReader, check_dns
-from hookwall.limits.shared_settings import check_shared_limits
-from hookwall.policy.rules import RulesReader
+from hookwall.deliveries.settings import LOGGING, check_logging
+from hookwall.destinations.settings import (
+    BUILTIN_DENY_SETS,
+    DNS,
+    NamedSets,
+    NetworkReader,
+    check_dns,
+)
+from hookwall.limits.shared_settings import SHARED_LIMITS, check_shared_limits
+from hookwall.policy.rules import DEFAULTS, DESTINATION, RulesReader
 from hookwall.policy.spec import FileSpec
 
-__all__ = ["SUPPORTED_VERSION", "check_file"]
+__all__ = ["POLICY_FILE", "SUPPORTED_VERSION", "check_file"]
 
 SUPPORTED_VERSION = 1
 
-_TOP_KEYS = (
-    "version", "unsafe", "dns", "proxy", "defaults", "destinations", "logging", "senders",
-    "limits",
-)  # fmt: skip
+# Dropping a built-in deny set needs 'unsafe: true' (``_deny_sets_kept``).
+_DENY_SETS_KEPT: JsonSchema = {
+    "if": {"not": {"properties": {"unsafe": {"const": True}}, "required": ["unsafe"]}},
+    "then": {
+        "properties": {
+            "defaults": {
+                "properties": {
+                    "network": {
+                        "properties": {
+                            "deny": {
+                                "allOf": [
+                                    {"contains": {"const": name}} for name in BUILTIN_DENY_SETS
+                                ]
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    },
+}
+POLICY_FILE = Fields(
+    {
+        "version": Const(SUPPORTED_VERSION, doc="the policy format: write 'version: 1' first"),
+        "unsafe": Flag(doc="true: the built-in deny sets may be dropped from defaults"),
+        "dns": DNS,
+        "proxy": PROXY,
+        "defaults": DEFAULTS,
+        "destinations": Nullable(ListOf(DESTINATION), doc="rules per host pattern"),
+        "logging": LOGGING,
+        "senders": SENDERS,
+        "limits": SHARED_LIMITS,
+    },
+    required=("version",),
+    nullable=False,
+    extra=_DENY_SETS_KEPT,
+    doc="a hookwall policy file (a directory of them is one policy)",
+)
 
 
 def _version(checker: Checker, root: YMap) -> bool:
@@ -106,7 +147,7 @@ def check_file(
         return spec
     if not _version(checker, root):
         return spec
-    checker.keys(root, "", _TOP_KEYS)
+    checker.keys(root, "", POLICY_FILE.names)
     entries = root.entries
     if "unsafe" in entries:
         spec.unsafe = bool(checker.boolean(entries["unsafe"].value, "unsafe"))

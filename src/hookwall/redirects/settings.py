@@ -7,13 +7,21 @@ what each mode means is ``redirects.decide``'s.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from hookwall.config.checker import Checker
 from hookwall.config.overrides import Override
-from hookwall.config.yamlnodes import YNode, YScalar
+from hookwall.config.shapes import Fields, Flag, OneOf, Whole
+from hookwall.config.yamlnodes import YNode
 
-__all__ = ["MethodChoice", "RedirectMode", "RedirectSettings", "Scope", "check_redirects"]
+__all__ = [
+    "REDIRECTS",
+    "MethodChoice",
+    "RedirectMode",
+    "RedirectSettings",
+    "Scope",
+    "check_redirects",
+]
 
 RedirectMode = Literal["deny", "pass", "follow"]
 Scope = Literal["same_host", "same_site", "any"]
@@ -33,43 +41,35 @@ class RedirectSettings:
     keep_credentials: bool = False  # Authorization, Cookie, ... also to another origin
 
 
-_KEYS = (
-    "mode",
-    "max_hops",
-    "scope",
-    "https_only",
-    "allow_downgrade",
-    "method",
-    "keep_credentials",
+REDIRECTS = Fields(
+    {
+        "mode": OneOf(
+            get_args(RedirectMode),
+            doc="deny (default): a 3xx is refused; pass: the sender gets it; follow: hookwall "
+            "follows it, judging every hop",
+        ),
+        "max_hops": Whole(1, 10, doc="redirects followed at most (default 3)"),
+        "scope": OneOf(get_args(Scope), doc="where a followed redirect may go"),
+        "https_only": Flag(doc="follow only to https:// locations"),
+        "allow_downgrade": Flag(doc="follow from https:// to http://"),
+        "method": OneOf(
+            get_args(MethodChoice), doc="for 301/302/303: keep the method and body, or GET"
+        ),
+        "keep_credentials": Flag(doc="keep Authorization, Cookie, ... to another origin"),
+    },
+    doc="what hookwall does with a receiver's redirect",
 )
-_FLAGS = ("https_only", "allow_downgrade", "keep_credentials")
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "mode": ("deny", "pass", "follow"),
-    "scope": ("same_host", "same_site", "any"),
-    "method": ("keep-method", "get"),
-}
 
 
 def check_redirects(checker: Checker, node: YNode, path: str) -> Override:
     mapping = checker.mapping(node, path)
     if mapping is None:
         return ()
-    checker.keys(mapping, path, _KEYS)
+    checker.keys(mapping, path, REDIRECTS.names)
     out: list[tuple[str, object]] = []
     for key, entry in mapping.entries.items():
-        where, value = f"{path}.{key}", entry.value
-        if key in _CHOICES:
-            choice = checker.choice(value, where, _CHOICES[key])
-            if choice is not None:
-                out.append((key, choice))
-        elif key in _FLAGS:
-            flag = checker.boolean(value, where)
-            if flag is not None:
-                out.append((key, flag))
-        elif key == "max_hops":
-            hops = value.value if isinstance(value, YScalar) else None
-            if not isinstance(hops, int) or isinstance(hops, bool) or not 1 <= hops <= 10:
-                checker.expected(value, where, "a whole number from 1 to 10")
-            else:
-                out.append((key, hops))
+        if key in REDIRECTS.fields:
+            value = REDIRECTS.reader(key).read(checker, entry.value, f"{path}.{key}")
+            if value is not None:
+                out.append((key, value))
     return tuple(out)

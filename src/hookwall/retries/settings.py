@@ -11,9 +11,10 @@ from typing import TypeGuard
 
 from hookwall.config.checker import Checker, is_whole
 from hookwall.config.overrides import Override
+from hookwall.config.shapes import Custom, Duration, Fields, Whole
 from hookwall.config.yamlnodes import YNode, YScalar
 
-__all__ = ["MAX_ATTEMPTS", "RetryOn", "RetrySettings", "check_retries"]
+__all__ = ["MAX_ATTEMPTS", "RETRIES", "RetryOn", "RetrySettings", "check_retries"]
 
 RetryOn = str | int  # "connect-error", "timeout" or an HTTP status
 
@@ -26,31 +27,47 @@ class RetrySettings:
     on: tuple[RetryOn, ...] = ("connect-error", "timeout", 502, 503, 504)
 
 
-_KEYS = ("attempts", "backoff", "max_backoff", "on")
 _CONDITIONS = ("connect-error", "timeout")
 MAX_ATTEMPTS = 10
+RETRIES = Fields(
+    {
+        "attempts": Whole(0, MAX_ATTEMPTS, doc="retries after the first try (default 0: off)"),
+        "backoff": Duration(True, doc="base of the exponential wait (default 500ms)"),
+        "max_backoff": Duration(True, doc="cap of one wait (default 10s)"),
+        "on": Custom(
+            {
+                "type": "array",
+                "items": {
+                    "anyOf": [
+                        {"enum": list(_CONDITIONS)},
+                        {"const": 429},
+                        {"type": "integer", "minimum": 500, "maximum": 599},
+                    ]
+                },
+            },
+            doc="what is retried: connect-error, timeout, 429, 5xx statuses",
+        ),
+    },
+    doc="retries of a failed delivery (only of requests hookwall may repeat)",
+)
 
 
 def check_retries(checker: Checker, node: YNode, path: str) -> Override:
     mapping = checker.mapping(node, path)
     if mapping is None:
         return ()
-    checker.keys(mapping, path, _KEYS)
+    checker.keys(mapping, path, RETRIES.names)
     out: list[tuple[str, object]] = []
     for key, entry in mapping.entries.items():
         where, value = f"{path}.{key}", entry.value
-        if key == "attempts":
-            count = value.value if isinstance(value, YScalar) else None
-            if is_whole(count) and 0 <= count <= MAX_ATTEMPTS:
-                out.append((key, count))
-            else:
-                checker.expected(value, where, f"a whole number from 0 to {MAX_ATTEMPTS}")
-        elif key in ("backoff", "max_backoff"):
-            out.append((key, checker.duration(value, where, positive=True)))
-        elif key == "on":
+        if key == "on":
             conditions = _conditions(checker, value, where)
             if conditions is not None:
                 out.append((key, conditions))
+        elif key in RETRIES.fields:
+            read = RETRIES.reader(key).read(checker, value, where)
+            if read is not None:
+                out.append((key, read))
     return tuple(out)
 
 

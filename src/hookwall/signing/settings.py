@@ -13,30 +13,56 @@ from dataclasses import dataclass
 
 from hookwall.config.checker import Checker
 from hookwall.config.errors import Location
-from hookwall.config.secrets import SecretRef, check_references, read_secret
+from hookwall.config.secrets import SecretRef, check_references, read_secret, references
+from hookwall.config.shapes import Fields, Flag, JsonSchema, OneOf, Shape, Text
 from hookwall.config.yamlnodes import YMap, YNode, YScalar
 from hookwall.signing.keys import BadSecret, SigningKey, generate_key
 from hookwall.signing.schemes import Scheme, make_scheme, parse_secret_for
+from hookwall.signing.schemes.registry import scheme_options
 
-__all__ = ["HEADER_PREFIXES", "SCHEMES", "SigningSettings", "check_signing"]
+__all__ = ["HEADER_PREFIXES", "SCHEMES", "SIGNING", "SigningSettings", "check_signing"]
 
 SCHEMES = ("standard-webhooks", "github", "stripe", "hmac")
 HEADER_PREFIXES = ("webhook", "svix")  # standard-webhooks' header names: webhook-id or svix-id
-_COMMON_KEYS = ("scheme", "secrets", "id_header", "keep_sender_signatures")
-_SCHEME_KEYS: dict[str, tuple[str, ...]] = {
-    "standard-webhooks": ("header_prefix",),
-    "github": ("legacy_sha1",),
-    "stripe": (),
-    "hmac": (
-        "header",
-        "algorithm",
-        "encoding",
-        "value",
-        "content",
-        "separator",
-        "timestamp_header",
+_COMMON = {
+    "scheme": OneOf(SCHEMES, doc="how requests are signed, as the receiver verifies them"),
+    "secrets": references(
+        "env:ACME_WHSEC", "the signing secrets; every key signs (receivers accept any)"
     ),
+    "id_header": Text("a header name", doc="the sender header that carries the message id"),
+    "keep_sender_signatures": Flag(doc="forward signature headers the sender set itself"),
 }
+_OPTIONS = {name: scheme_options(name) for name in SCHEMES}  # from the scheme classes
+_SCHEME_KEYS: dict[str, tuple[str, ...]] = {name: tuple(_OPTIONS[name][0]) for name in SCHEMES}
+
+
+def _signing_shape() -> Fields:
+    """Every key any scheme takes; an ``if scheme: X`` per scheme allows only X's options
+    and asks for the ones X requires."""
+    every: dict[str, Shape] = dict(_COMMON)
+    per_scheme: list[JsonSchema] = []
+    for name in SCHEMES:
+        options, required = _OPTIONS[name]
+        every.update(options)
+        others = {key: False for other in SCHEMES if other != name for key in _SCHEME_KEYS[other]}
+        then: JsonSchema = {"properties": {k: v for k, v in others.items() if k not in options}}
+        if required:
+            then["required"] = list(required)
+        per_scheme.append(
+            {
+                "if": {"properties": {"scheme": {"const": name}}, "required": ["scheme"]},
+                "then": then,
+            }
+        )
+    return Fields(
+        every,
+        required=("scheme", "secrets"),
+        extra={"allOf": per_scheme},
+        doc="sign each request for the receiver; senders hold no secrets",
+    )
+
+
+SIGNING = _signing_shape()
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -68,7 +94,7 @@ def check_signing(checker: Checker, node: YNode, path: str) -> SigningSettings |
     scheme_name = checker.choice(entries["scheme"].value, f"{path}.scheme", SCHEMES)
     if scheme_name is None:
         return None
-    checker.keys(mapping, path, _COMMON_KEYS + _SCHEME_KEYS[scheme_name])
+    checker.keys(mapping, path, (*_COMMON, *_SCHEME_KEYS[scheme_name]))
     try:
         scheme = make_scheme(scheme_name, **_options(checker, mapping, path, scheme_name))
     except ValueError as exc:

@@ -52,7 +52,7 @@ def test_top_level_and_per_destination(tmp_path: Path) -> None:
         ("logging: {capture_body: -1}\n", "logging.capture_body"),
         ("logging: {capture_body: lots}\n", "logging.capture_body"),
         ("logging: {retention: 0s}\n", "logging.retention: must be longer than 0s"),
-        ("logging: {max_size: 0}\n", "logging.max_size: must be at least 1 bytes"),
+        ("logging: {max_size: 0}\n", "logging.max_size: must be more than 0 bytes"),
         ("logging: {capture: 1KiB}\n", "did you mean 'capture_body'"),
         ("logging: {id_header: 'X Event'}\n", "is not a header name"),
         (

@@ -2,15 +2,19 @@
 
 ``make_scheme`` turns ``signing: {scheme: NAME, ...options}`` into a scheme object, with an
 error that names the scheme and the option; ``parse_secret_for`` parses a secret for the
-hash that scheme signs with.
+hash that scheme signs with. ``scheme_options`` is the same fields as shapes, for the
+policy's JSON Schema: what ``make_scheme`` accepts, read from the scheme classes themselves.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from collections.abc import Callable
 from datetime import datetime
 
+from hookwall.config.shapes import Flag, Nullable, OneOf, Shape, Text
 from hookwall.signing.keys import SigningKey, parse_secret
 from hookwall.signing.schemes.base import Scheme
 from hookwall.signing.schemes.generic import GenericHmac
@@ -71,3 +75,31 @@ def parse_secret_for(
     """:func:`parse_secret` with the HMAC hash the scheme signs with (GenericHmac's algorithm)."""
     algorithm = scheme.algorithm if isinstance(scheme, GenericHmac) else "sha256"
     return parse_secret(scheme.name, secret, not_after=not_after, hmac_algorithm=algorithm)
+
+
+def scheme_options(name: str) -> tuple[dict[str, Shape], tuple[str, ...]]:
+    """The options of scheme ``name`` as shapes, and which must be written: from the fields
+    of its class, as ``make_scheme`` reads them (a Literal is a choice, a field without a
+    default is required)."""
+    cls = _SCHEME_CLASSES[name]
+    hints = typing.get_type_hints(cls)
+    options: dict[str, Shape] = {}
+    required: list[str] = []
+    for field in dataclasses.fields(cls):
+        options[field.name] = _option_shape(hints[field.name])
+        if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            required.append(field.name)
+    return options, tuple(required)
+
+
+def _option_shape(hint: object) -> Shape:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is typing.Literal:
+        return OneOf(tuple(str(arg) for arg in args))
+    if hint is bool:
+        return Flag()
+    if hint is str:
+        return Text()
+    if isinstance(hint, types.UnionType) and set(args) == {str, type(None)}:
+        return Nullable(Text())
+    raise TypeError(f"a scheme option of type {hint!r} has no shape; add one here")

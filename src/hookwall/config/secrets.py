@@ -54,7 +54,7 @@ _ROTATING = Fields(
     {
         "secret": SECRET_REFERENCE,
         "not_after": Custom(
-            {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}"},
+            Text("a date-time like 2026-12-31T00:00:00Z", r"^\d{4}-\d{2}-\d{2}").json_schema(),
             doc="when this secret stops being used, e.g. 2026-12-31T00:00:00Z",
         ),
     },

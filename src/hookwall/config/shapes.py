@@ -11,6 +11,8 @@ written beside that code. ``tests/unit/policy/test_jsonschema.py`` holds the two
 answers for a table of policies.
 
 JSON Schema is draft-07: what the YAML language server (VS Code's YAML extension) reads best.
+A pattern carries ``patternErrorMessage`` (the language server's keyword, ignored by other
+validators), so an editor says "expected a duration like '2s'", not the regex.
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ class Text(Reader):
         schema: JsonSchema = {"type": "string"}
         if self.pattern:
             schema["pattern"] = self.pattern
+            schema["patternErrorMessage"] = f"expected {self.what}"
         return schema
 
 
@@ -147,7 +150,10 @@ class Duration(Reader):
     def _schema(self) -> JsonSchema:
         number: JsonSchema = {"type": "number"}
         number["exclusiveMinimum" if self.positive else "minimum"] = 0
-        return {"anyOf": [{"type": "string", "pattern": DURATION_PATTERN}, number]}
+        text = Text(
+            "a duration like '2s', '500ms' or '5m' (units ms, s, m, h, d)", DURATION_PATTERN
+        )
+        return {"anyOf": [text.json_schema(), number]}
 
 
 @dataclass(frozen=True)
@@ -169,7 +175,8 @@ class Size(Reader):
 
     def _schema(self) -> JsonSchema:
         number = {"type": "integer", "minimum": self.minimum}
-        return {"anyOf": [{"type": "string", "pattern": SIZE_PATTERN}, number]}
+        text = Text(f"a size like {self.example}", SIZE_PATTERN)
+        return {"anyOf": [text.json_schema(), number]}
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,12 @@ _HEADER_CHARS = "-!#$%&'*+.^_`|~0-9A-Za-z"
 _HEADER_NAME = re.compile(f"[{_HEADER_CHARS}]+")
 _CAPTURE = Size(0, "'64KiB' or '1GiB'", doc="bytes of each body kept in the store; 0: none")
 _ID_HEADER = Custom(
-    {"anyOf": [{"type": "string", "pattern": rf"^\s*[{_HEADER_CHARS}]+\s*$"}, {"type": "null"}]},
+    {
+        "anyOf": [
+            Text("a header name", rf"^\s*[{_HEADER_CHARS}]+\s*$").json_schema(),
+            {"type": "null"},
+        ]
+    },
     doc="a sender header that carries the event id (e.g. X-Event-Id); null: none",
 )
 REDACT = Fields(

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from hookwall.config.checker import Checker
 from hookwall.config.overrides import Override
-from hookwall.config.shapes import Custom, Duration, Fields, Flag, OneOf, Whole
+from hookwall.config.shapes import Custom, Duration, Fields, Flag, OneOf, Text, Whole
 from hookwall.config.yamlnodes import YNode, YScalar
 
 __all__ = [
@@ -108,7 +108,9 @@ LIMITS = Fields(
         "rate": Custom(
             {
                 "anyOf": [
-                    {"type": "string", "pattern": f"^{_RATE.pattern}$"},
+                    Text(
+                        "a rate like '50/s', '600/m' or '10/h'", f"^{_RATE.pattern}$"
+                    ).json_schema(),
                     {"type": "number", "exclusiveMinimum": 0},
                     {"type": "null"},
                 ]

@@ -1,4 +1,4 @@
-"""The ``exchange`` event: exactly one per HTTP exchange, allowed or denied (DESIGN.md, "Log
+"""The ``exchange`` event: exactly one per HTTP exchange, allowed or denied (README.md, "Log
 events"), the record operators query when a webhook went missing.
 
 ``ExchangeEvent`` holds its documented fields, typed, in their documented order. ExchangeLog

@@ -1,7 +1,7 @@
 """Structured logging: one JSON object per line, through structlog, never mitmproxy's handler.
 
 Operators ship these lines to Loki/Elasticsearch/Vector and query them when a customer says
-"we never got the webhook", so the shape is a contract (see DESIGN.md, "Log events").
+"we never got the webhook", so the shape is a contract (see README.md, "Log events").
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ __all__ = [
     "status_class",
 ]
 
-# Exchange-event field per latency phase (DESIGN.md, "Log events"); values are milliseconds.
+# Exchange-event field per latency phase (README.md, "Log events"); values are milliseconds.
 PHASES: Mapping[str, str] = {
     "dns": "dns_ms",
     "queue": "queue_ms",

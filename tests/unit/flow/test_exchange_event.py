@@ -18,7 +18,7 @@ from hookwall.flow.respond import deny
 from hookwall.flow.state import start_state
 from hookwall.policy import load_default_policy
 
-# The documented order (DESIGN.md, "Log events"), as the store's columns and the CLI read it.
+# The documented order (README.md, "Log events"), as the store's columns and the CLI read it.
 DOCUMENTED = (
     "request_id", "sender", "attempted_sender", "client", "method", "url", "host", "port",
     "rule", "resolved_ips", "peer_ip", "decision", "reason", "would_deny",

@@ -308,7 +308,7 @@ def _rules(policy: Policy | None) -> Rules:
 
 
 def exchange_event(flow: http.HTTPFlow, state: FlowState) -> ExchangeEvent:
-    """The documented fields of one exchange event (DESIGN.md, "Log events")."""
+    """The documented fields of one exchange event (README.md, "Log events")."""
     request, decision, denial = flow.request, state.decision, state.denial
     first_verdict, verdict_messages = would_deny(
         [*state.would_deny, *(decision.would_deny if decision else ())]

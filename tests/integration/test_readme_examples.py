@@ -24,10 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 import hookwall
+from tests.support.launcher import ProxyLauncher
 from tests.support.markdown import Block, fenced_blocks
+from tests.support.netns import needs_isolation
 from tests.support.paths import REPO
+from tests.support.receivers import start_receiver, tls_server_context
 
 README = REPO / "README.md"
 THIS = "tests/integration/test_readme_examples.py"
@@ -76,18 +80,22 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run_block(block: Block, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """The block's commands in one bash (stderr merged into stdout, as a terminal shows)."""
-    env = {
+def run_block(
+    block: Block, cwd: Path, env: dict[str, str] | None = None, isolate: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """The block's commands in one bash (stderr merged into stdout, as a terminal shows);
+    ``isolate=False`` for commands that reach a proxy of the test (in the session's
+    namespace)."""
+    env = (env or {}) | {
         "PATH": f"{cwd / '.venv' / 'bin'}:{os.environ['PATH']}",
         "HOME": str(cwd),
-        "HOOKWALL_DATA_DIR": str(cwd / "data"),
         "PYTHONPATH": str(Path(hookwall.__file__).parents[1]),
         "LANG": "C.UTF-8",
         "COLUMNS": "200",
     }
+    env.setdefault("HOOKWALL_DATA_DIR", str(cwd / "data"))
     return subprocess.run(
-        [*isolated(), "bash", "-c", "exec 2>&1\n" + block.text],
+        [*(isolated() if isolate else []), "bash", "-c", "exec 2>&1\n" + block.text],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -263,3 +271,45 @@ def test_logs_finds_the_attempts_and_shows_one(workdir: Path) -> None:
     result = run_block(show, workdir)
     assert result.returncode == 0, result.stdout
     assert_shows(story, result.stdout)
+
+
+# -- "Debugging deliveries": hookwall send-test --------------------------------------------
+
+SEND_TEST_POLICY = """\
+version: 1
+unsafe: true
+defaults:
+  network: {allow: [127.0.0.2/32]}
+  ca_bundle: {ca}
+destinations:
+  - hosts: [hooks.acme.com]
+    name: acme
+    signing: {scheme: standard-webhooks, secrets: [env:ACME_WHSEC]}
+"""
+
+
+@needs_isolation  # hooks.acme.com's receiver takes 127.0.0.2:443, in the session's namespace
+def test_send_test_delivers_and_says_how(
+    start_proxy: ProxyLauncher, receiver_ca: trustme.CA, workdir: Path
+) -> None:
+    """``hookwall send-test https://hooks.acme.com/x`` through a real proxy, to a receiver that
+    answers ``{"ok": true}``: the lines the README shows, signing key id and all."""
+    command, output = marked("test_send_test_delivers_and_says_how")
+    secret = subprocess.run(
+        [str(VENV / "bin" / "hookwall"), "keys", "generate", "--scheme", "standard-webhooks"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    server = start_receiver("127.0.0.2", 443, tls_server_context(receiver_ca, "hooks.acme.com"))
+    try:
+        proxy = start_proxy(SEND_TEST_POLICY, names=["hooks.acme.com"], env={"ACME_WHSEC": secret})
+        env = {"HOOKWALL_PROXY": proxy.url, "HOOKWALL_DATA_DIR": str(proxy.data_dir)}
+        result = run_block(command, workdir, env=env, isolate=False)
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stdout
+    assert_shows(output, result.stdout)
+    assert len(result.stdout.splitlines()) == len(output.text.splitlines()), result.stdout
+    (seen,) = server.requests
+    assert seen.headers["webhook-signature"].startswith("v1,")

@@ -20,8 +20,10 @@ $(STAMP): requirements-dev.lock pyproject.toml
 	    && $(PY) -m pip install --quiet --no-deps --no-build-isolation -e .; } >&2
 	@touch $(STAMP)
 
+# JSON log lines also on a terminal: what the README's walkthrough shows, and what `| jq`
+# reads (ARGS="--log-format console" for a person's lines; `hookwall run` picks by itself).
 run: venv ## run the proxy on 127.0.0.1:8080 with the built-in default policy
-	@$(VENV)/bin/hookwall run $(ARGS)
+	@$(VENV)/bin/hookwall run --log-format json $(ARGS)
 
 test: venv ## the whole suite
 	$(PY) -m pytest $(ARGS)

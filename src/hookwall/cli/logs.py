@@ -24,9 +24,21 @@ from hookwall.cli import show
 from hookwall.cli.command import Subcommands, UsageError, add_command
 from hookwall.cli.logfile import file_entries
 from hookwall.cli.storeargs import add_output_args, open_store
-from hookwall.cli.table import as_log_line, table_header, table_row
-from hookwall.cli.terminal import use_colour, write_line
+from hookwall.cli.table import Table, as_log_line
+from hookwall.cli.terminal import terminal_width, use_colour, write_line
 from hookwall.deliveries.store import Filters, StoreError, parse_status, parse_time
+
+LOGS_DESCRIPTION = """\
+List exchanges from the delivery store, newest last, filtered.
+`hookwall logs show ID` shows one exchange in full.
+
+On a terminal the table fits its width (COLUMNS first): narrower than 179 columns
+it leaves out the webhook id, sender, method and path, then the year, and shows
+the reason after the status; a long value is cut with an ellipsis, never the
+request id. Piped, it is always the full table: no colour (unless --color
+always), no value cut, one word per field ('-' when empty, a space inside a
+value as \\x20), so awk '{print $3}' is the request id.
+"""
 
 LOGS_EPILOG = """\
 examples:
@@ -46,8 +58,7 @@ def register(commands: Subcommands) -> None:
         "logs",
         cmd_logs,
         help="query the delivery store (what happened to a webhook)",
-        description="List exchanges from the delivery store, newest last, filtered. "
-        "`hookwall logs show ID` shows one exchange in full.",
+        description=LOGS_DESCRIPTION,
         epilog=LOGS_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -113,12 +124,11 @@ def _list(args: argparse.Namespace) -> int:
     else:
         entries = _store_entries(args, filters)
     printed = 0
+    table = Table(terminal_width(sys.stdout), colour)
     if not args.json:
-        write_line(table_header(colour))
+        write_line(table.header())
     for ts, event in entries:
-        write_line(
-            json.dumps(as_log_line(ts, event)) if args.json else table_row(ts, event, colour)
-        )
+        write_line(json.dumps(as_log_line(ts, event)) if args.json else table.row(ts, event))
         printed += 1
     if not printed and not args.follow and not args.json:
         print("(no matching exchanges)", file=sys.stderr)

@@ -15,6 +15,9 @@ from hookwall.cli.policyargs import add_policy_args, policy_of, resolver_for
 from hookwall.core import eventloop
 from hookwall.core.listen import MODES, Listener, Mode, parse_listen
 
+# hookwall.deliveries.logs.FORMATS, without importing the logging stack to build the parser
+LOG_FORMATS = ("auto", "json", "console")
+
 if TYPE_CHECKING:
     from hookwall.app.workers import WorkerInfo
 
@@ -132,7 +135,20 @@ def register(commands: Subcommands) -> None:
         help="where the CA and state live (default $HOOKWALL_DATA_DIR or ~/.local/share/hookwall)",
     )
     run.add_argument(
-        "--log-file", metavar="PATH", help="also append the JSON log lines to this file"
+        "--log-file",
+        metavar="PATH",
+        help="also append the log lines to this file, always as JSON (for machines; "
+        "`hookwall logs --file PATH` reads it), whatever --log-format says",
+    )
+    run.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="auto",
+        help="the log lines on stdout: 'json', one JSON object per line (what log shippers "
+        "and `jq` read); 'console', structlog's aligned key=value lines for a person "
+        "watching (in colour on a terminal, unless NO_COLOR is set); 'auto' (the default): "
+        "console when stdout is a terminal, JSON otherwise. Give 'json' explicitly where a "
+        "collector reads a terminal (docker run -t)",
     )
     run.add_argument("--quiet", action="store_true", help="no log lines on stdout")
     run.add_argument(
@@ -202,7 +218,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     from hookwall.deliveries import logs
     from hookwall.flow.runtime import Runtime
 
-    logs.configure(stdout=None if args.quiet else sys.stdout, log_file=args.log_file)
+    stdout = None if args.quiet else sys.stdout
+    terminal = logs.is_terminal(stdout)
+    args.log_format = logs.choose_format(args.log_format, terminal)
+    logs.configure(
+        stdout=stdout,
+        log_file=args.log_file,
+        log_format=args.log_format,
+        colours=terminal and not os.environ.get("NO_COLOR"),
+    )
+    if args.workers > 1 and args.worker is None:  # the workers write what the supervisor does
+        args.argv = [
+            *(getattr(args, "argv", None) or sys.argv[1:]),
+            "--log-format",
+            args.log_format,
+        ]
     policy = policy_of(args.policy)
     args.listeners = listeners_of(args)
     problem = sender_problem(args.sender, policy) or twice_listed(args.listeners)

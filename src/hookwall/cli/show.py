@@ -14,8 +14,17 @@ from typing import Any
 from hookwall.cli.bodies import body_document, readable
 from hookwall.cli.command import Subcommands
 from hookwall.cli.storeargs import add_output_args, open_store
-from hookwall.cli.table import as_log_line, iso, table_header, table_row
-from hookwall.cli.terminal import BOLD, RESET, clean, safe, status_colour, use_colour, write_line
+from hookwall.cli.table import Table, as_log_line, iso
+from hookwall.cli.terminal import (
+    BOLD,
+    RESET,
+    clean,
+    safe,
+    status_colour,
+    terminal_width,
+    use_colour,
+    write_line,
+)
 from hookwall.deliveries.store import Row
 
 
@@ -45,7 +54,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         write_line(json.dumps(show_document(row, related), indent=2))
     else:
-        write_line(show_text(row, related, use_colour(args, sys.stdout)))
+        write_line(
+            show_text(row, related, use_colour(args, sys.stdout), terminal_width(sys.stdout))
+        )
     return 0
 
 
@@ -64,7 +75,8 @@ def show_document(row: Row, related: list[Row]) -> dict[str, Any]:
     }
 
 
-def show_text(row: Row, related: list[Row], colour: bool) -> str:
+def show_text(row: Row, related: list[Row], colour: bool, width: int | None = None) -> str:
+    """The exchange in full; its attempts as a table that fits ``width`` (None: piped)."""
     e = safe(row.event)
 
     def heading(text: str) -> str:
@@ -120,13 +132,32 @@ def show_text(row: Row, related: list[Row], colour: bool) -> str:
     webhook = e.get("webhook_id")
     if len(related) > 1 or webhook:
         title = f"attempts of webhook {webhook}" if webhook else "linked attempts"
-        lines += ["", heading(f"{title} ({len(related)})"), table_header(colour)]
+        lines += ["", heading(f"{title} ({len(related)})"), *_attempts(row, related, colour, width)]
+    return "\n".join(lines)
+
+
+def _attempts(row: Row, related: list[Row], colour: bool, width: int | None) -> list[str]:
+    """The attempts' table. Piped, each row whole with its notes after it (``← this one``,
+    ``(replay of ID)``); on a terminal, the table fits ``width`` after a two-column margin
+    that marks this one (``→``), and the replays are said below it."""
+    if width is None:
+        table = Table(None, colour)
+        lines = [table.header()]
         for other in related:
             marker = "  ← this one" if other.id == row.id else ""
             if other.event.get("replay_of"):
-                marker += f"  (replay of {other.event['replay_of']})"
-            lines.append(table_row(other.ts, other.event, colour) + marker)
-    return "\n".join(lines)
+                marker += f"  (replay of {clean(str(other.event['replay_of']))})"
+            lines.append(table.row(other.ts, other.event) + marker)
+        return lines
+    table = Table(max(1, width - 2), colour)
+    lines = ["  " + table.header()]
+    notes = []
+    for other in related:
+        lines.append(("→ " if other.id == row.id else "  ") + table.row(other.ts, other.event))
+        if other.event.get("replay_of"):
+            replayed = safe(other.event)
+            notes.append(f"  {replayed.get('request_id')} is a replay of {replayed['replay_of']}")
+    return lines + notes
 
 
 def _headers_text(headers: list[tuple[str, str]] | None) -> list[str]:

@@ -1,5 +1,6 @@
 """Output for the person at the terminal: colour only where it helps (``--color``, a tty,
-``NO_COLOR``), text from senders and receivers made safe to print, lines written at once."""
+``NO_COLOR``), the terminal's width (``COLUMNS`` first), text from senders and receivers made
+safe to print (``core/printable.py``), lines written at once."""
 
 from __future__ import annotations
 
@@ -7,6 +8,16 @@ import argparse
 import os
 import sys
 from typing import IO, Any
+
+from rich.console import Console
+
+from hookwall.core.printable import clean, clean_all
+
+__all__ = [
+    "BOLD", "CYAN", "DIM", "GREEN", "RED", "RESET", "YELLOW",
+    "clean", "fit", "safe", "status_colour", "status_style", "terminal_width", "use_colour",
+    "write_line",
+]  # fmt: skip
 
 RESET, BOLD, DIM = "\x1b[0m", "\x1b[1m", "\x1b[2m"
 GREEN, CYAN, YELLOW, RED = "\x1b[32m", "\x1b[36m", "\x1b[33m", "\x1b[31m"
@@ -29,23 +40,29 @@ def status_colour(status: object, decision: object) -> str:
     return {2: GREEN, 3: CYAN, 4: YELLOW, 5: RED}.get(status // 100, "")
 
 
-def clean(text: str) -> str:
-    """Text from senders and receivers, safe for a terminal: control characters (C0, C1,
-    ESC: a header could otherwise repaint the operator's screen) are shown escaped."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+def status_style(status: object, decision: object) -> str:
+    """``status_colour`` as a rich style name, for the tables."""
+    if decision == "deny":
+        return "red"
+    if not isinstance(status, int):
+        return ""
+    return {2: "green", 3: "cyan", 4: "yellow", 5: "red"}.get(status // 100, "")
 
 
 def safe(value: Any) -> Any:
     """``value`` with every string in it ``clean``."""
-    if isinstance(value, str):
-        return clean(value)
-    if isinstance(value, dict):
-        return {k: safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [safe(v) for v in value]
-    return value
+    return clean_all(value)
+
+
+def terminal_width(stream: IO[str]) -> int | None:
+    """The width to lay a table out in: ``COLUMNS``, else the terminal's; None when
+    ``stream`` is not a terminal (piped output is laid out the same whatever the width)."""
+    try:
+        if not stream.isatty():
+            return None
+    except ValueError:  # closed
+        return None
+    return Console(file=stream).width
 
 
 def fit(text: str, width: int) -> str:

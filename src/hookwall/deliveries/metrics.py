@@ -56,7 +56,7 @@ __all__ = [
     "status_class",
 ]
 
-# Exchange-event field per latency phase (README.md, "Log events"); values are milliseconds.
+# Exchange-event field per latency phase (README.md, "Timings"); values are milliseconds.
 PHASES: Mapping[str, str] = {
     "dns": "dns_ms",
     "queue": "queue_ms",
@@ -130,7 +130,8 @@ class Metrics:
         self.phases = Histogram(
             "hookwall_exchange_phase_seconds",
             "Time per phase of an exchange (the *_ms fields of the exchange event): dns, "
-            "queue, connect, ttfb (request sent to first response byte), duration",
+            "queue, connect (TCP, and TLS to the receiver), ttfb (request sent to the "
+            "response head), duration",
             ["phase", "decision"],
             buckets=LATENCY_BUCKETS,
             registry=r,

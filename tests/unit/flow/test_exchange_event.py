@@ -35,7 +35,9 @@ def test_the_event_has_the_documented_fields_in_order() -> None:
 
 
 def test_an_allowed_exchange() -> None:
-    flow = tflow.tflow(resp=True)
+    flow = tflow.tflow(resp=True)  # request 0-1 s, receiver's connection 2-3 s (TCP)
+    assert flow.response is not None
+    flow.response.timestamp_start, flow.response.timestamp_end = 946681204.0, 946681205.0
     state = start_state(flow, load_default_policy(), None)
     state.decision = Decision(
         True,
@@ -80,8 +82,8 @@ def test_an_allowed_exchange() -> None:
         "queue_ms": 0.5,
         "dns_ms": 1.235,
         "connect_ms": 1000.0,  # opened for this request: it started after the request did
-        "ttfb_ms": 1000.0,
-        "duration_ms": 3000.0,
+        "ttfb_ms": 1000.0,  # from the connection being ready to the response head
+        "duration_ms": 5000.0,
         "request_bytes": 7,
         "response_bytes": 7,
     }

@@ -27,11 +27,10 @@ from typing import Any, Literal
 from mitmproxy import connection, http, tls
 
 from hookwall.core.denials import Denial, Reason
-from hookwall.deliveries import logs
+from hookwall.deliveries import logs, phases
 from hookwall.deliveries.correlation import id_headers, webhook_id
 from hookwall.deliveries.event import (
     ExchangeEvent,
-    ms,
     peer,
     request_line_parts,
     safe_url,
@@ -266,7 +265,7 @@ class ExchangeLog:
             state.logged = True  # inside a refused tunnel: answered, but its event is logged once
             return
         state.logged = True
-        event = exchange_event(flow, state)
+        event = exchange_event(flow, state, tunnel=tls == "passthrough")
         if tls is not None:
             event.tls = tls
         if unseen is not None:
@@ -307,13 +306,14 @@ def _rules(policy: Policy | None) -> Rules:
 # -- the exchange event of a flow ------------------------------------------------------------
 
 
-def exchange_event(flow: http.HTTPFlow, state: FlowState) -> ExchangeEvent:
-    """The documented fields of one exchange event (README.md, "Log events")."""
+def exchange_event(flow: http.HTTPFlow, state: FlowState, *, tunnel: bool = False) -> ExchangeEvent:
+    """The documented fields of one exchange event (README.md, "Log events"); ``tunnel``: a
+    passthrough tunnel's, logged when it closed."""
     request, decision, denial = flow.request, state.decision, state.denial
     first_verdict, verdict_messages = would_deny(
         [*state.would_deny, *(decision.would_deny if decision else ())]
     )
-    connect_ms, ttfb_ms, duration_ms = _timings(flow, denial)
+    timings = _timings(flow, state, tunnel=tunnel)
     return ExchangeEvent(
         request_id=state.request_id,
         sender=state.sender,
@@ -344,9 +344,9 @@ def exchange_event(flow: http.HTTPFlow, state: FlowState) -> ExchangeEvent:
         tls="upgrade" if state.upgraded else None,
         queue_ms=state.queue_ms,
         dns_ms=_dns_ms(decision),
-        connect_ms=connect_ms,
-        ttfb_ms=ttfb_ms,
-        duration_ms=duration_ms,
+        connect_ms=timings.connect_ms,
+        ttfb_ms=timings.ttfb_ms,
+        duration_ms=timings.duration_ms,
         request_bytes=len(request.raw_content or b""),
         response_bytes=len(flow.response.raw_content or b"") if flow.response else 0,
     )
@@ -363,17 +363,27 @@ def _peer_ip(flow: http.HTTPFlow) -> str | None:
     return str(server.peername[0])
 
 
-def _timings(
-    flow: http.HTTPFlow, denial: Denial | None
-) -> tuple[float | None, float | None, float | None]:
-    """connect_ms (only for a connection opened for this exchange), ttfb_ms (when the
-    receiver answered and nothing refused), duration_ms (until now, if not over)."""
+def _timings(flow: http.HTTPFlow, state: FlowState, *, tunnel: bool = False) -> phases.Phases:
+    """The event's connect_ms, ttfb_ms and duration_ms (``deliveries/phases.py`` says what
+    each measures) from mitmproxy's timestamps of the flow and its receiver connection."""
     request, response, server = flow.request, flow.response, flow.server_conn
-    opened_for_us = _connected(server) and (server.timestamp_start or 0) >= request.timestamp_start
-    connect = ms(server.timestamp_start, server.timestamp_tcp_setup) if opened_for_us else None
-    ttfb = ms(request.timestamp_end, response.timestamp_start) if response and not denial else None
-    end = (response.timestamp_end if response else None) or time.time()
-    return connect, ttfb, ms(request.timestamp_start, end)
+    connected = _connected(server)
+    return phases.measure(
+        phases.Timestamps(
+            request_start=request.timestamp_start,
+            request_end=request.timestamp_end,
+            now=time.time(),
+            queue_ms=state.queue_ms,
+            connection_start=server.timestamp_start if connected else None,
+            tcp_setup=server.timestamp_tcp_setup if connected else None,
+            tls=server.tls,
+            tls_setup=server.timestamp_tls_setup,
+            response_start=response.timestamp_start if response else None,
+            response_end=response.timestamp_end if response else None,
+            answered=response is not None and state.denial is None,
+            tunnel=tunnel,
+        )
+    )
 
 
 def _dns_ms(decision: Decision | None) -> float | None:

@@ -3,22 +3,20 @@
 mitmproxy reports a taken port with advice for its own command line (``--mode
 regular@8082``), which means nothing to a hookwall operator. Every place hookwall binds (the
 proxy, the supervisor of ``--workers``, the admin endpoint) says the same thing instead: which
-address, why, and which flag of ``hookwall run`` to change.
+address, why, and which flag of ``hookwall run`` to change; ``core/librarymessages.py`` says
+mitmproxy's own bind failure with it.
 """
 
 from __future__ import annotations
 
 import errno
-import re
 
-__all__ = ["cannot_listen", "translate_library_message"]
+__all__ = ["cannot_listen"]
 
 _FLAGS = {
     "proxy": "--listen HOST:PORT",
     "admin": "--admin-listen HOST:PORT (or --admin-listen off)",
 }
-# mitmproxy.proxy.mode_servers: "<description> failed to listen on HOST:PORT with <error>"
-_MITM_BIND = re.compile(r"failed to listen on (?P<where>\S+?) with (?P<error>.*)", re.DOTALL)
 
 
 def cannot_listen(what: str, where: str, error: OSError | str) -> str:
@@ -38,12 +36,3 @@ def cannot_listen(what: str, where: str, error: OSError | str) -> str:
         )
     reason = (error.strerror or str(error)) if isinstance(error, OSError) else error
     return f"hookwall: cannot listen for {label} on {where}: {reason}; pass {flag}"
-
-
-def translate_library_message(message: str) -> str | None:
-    """hookwall's sentence for a bind failure mitmproxy logged, or None for other messages."""
-    match = _MITM_BIND.search(message)
-    if match is None:
-        return None
-    error = match["error"].split("\nTry specifying", 1)[0].strip()
-    return cannot_listen("proxy", match["where"], error)

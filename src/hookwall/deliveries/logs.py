@@ -19,7 +19,7 @@ from typing import IO, Any, Literal, TextIO
 import structlog
 
 from hookwall.core import jsontext
-from hookwall.core.listenerrors import translate_library_message
+from hookwall.core.librarymessages import library_line
 from hookwall.core.printable import clean
 from hookwall.deliveries.event import EVENT_FIELDS
 from hookwall.deliveries.redaction import redact_text
@@ -209,7 +209,7 @@ class _ToStructlog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         with contextlib.suppress(Exception):  # logging must never raise into the proxy
             message = record.getMessage()
-            message = translate_library_message(message) or message  # hookwall's flags
+            message = library_line(message) or message  # in hookwall's words and flags
             structlog.get_logger().log(
                 record.levelno, "library_log", logger=record.name, message=message
             )

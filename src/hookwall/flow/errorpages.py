@@ -24,6 +24,7 @@ from mitmproxy import connection
 
 from hookwall.core import ids
 from hookwall.core.denials import Denial, Reason
+from hookwall.core.librarymessages import receiver_tls
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ _NOT_RELAYED = frozenset({b"content-length", b"transfer-encoding", b"connection"
 
 
 def classify_error(message: str) -> Denial:
-    """Map a mitmproxy error message to our reason codes."""
+    """Map a mitmproxy error message to our reason codes, said in hookwall's words."""
     lowered = message.lower()
     if "hookwall refused" in lowered:
         return Denial(Reason.ADDRESS_BLOCKED, message)
@@ -62,7 +63,11 @@ def classify_error(message: str) -> Denial:
         message = f"the receiver did not accept the connection: {message}"
         return Denial(Reason.CONNECT_TIMEOUT, message)
     if "tls" in lowered or "certificate" in lowered or "ssl" in lowered:
-        return Denial(Reason.TLS_FAILED, f"TLS with the receiver failed: {message}")
+        said = receiver_tls(message)  # mitmproxy's advice names its own options
+        return Denial(
+            Reason.TLS_FAILED,
+            f"TLS with the receiver failed: {said.sentence() if said else message}",
+        )
     if "body_size_limit" in lowered:
         if lowered.startswith("response"):
             message = "the receiver's response is larger than allowed"

@@ -2,7 +2,8 @@
 
 mitmproxy's ``ErrorCheck`` exits on any error logged while starting, printing only "Error
 logged during startup, exiting...". This one prints each error on stderr first, a bind
-failure as hookwall's sentence with hookwall's flags (``listenerrors``), and exits 1.
+failure as hookwall's sentence with hookwall's flags (``core/librarymessages.py``), and
+exits 1.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 
 from mitmproxy.addons import errorcheck
 
-from hookwall.core.listenerrors import translate_library_message
+from hookwall.core.librarymessages import library_line
 
 
 class StartupErrors(errorcheck.ErrorCheck):
@@ -24,5 +25,5 @@ class StartupErrors(errorcheck.ErrorCheck):
             return
         for record in self.logger.has_errored:
             message = record.getMessage()
-            print(translate_library_message(message) or f"hookwall: {message}", file=sys.stderr)
+            print(library_line(message) or f"hookwall: {message}", file=sys.stderr)
         sys.exit(1)

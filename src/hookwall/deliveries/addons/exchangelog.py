@@ -27,6 +27,7 @@ from typing import Any, Literal
 from mitmproxy import connection, http, tls
 
 from hookwall.core.denials import Denial, Reason
+from hookwall.core.librarymessages import Said, sender_tls
 from hookwall.deliveries import logs, phases
 from hookwall.deliveries.correlation import id_headers, webhook_id
 from hookwall.deliveries.event import (
@@ -177,9 +178,10 @@ class ExchangeLog:
         """
         if conns.was_refused(data.context.client):
             return  # its refusal was the event (a redirected connection refused before TLS)
+        said = sender_tls(data.conn.error) if data.conn.error else None
         refused = self._refused.get(data.context.client.id)
         if refused is not None:  # the refusal is the event, logged when the connection ends
-            detail = f" ({data.conn.error})" if data.conn.error else ""
+            detail = f" ({said.what if said else data.conn.error})" if data.conn.error else ""
             refused.unseen = (
                 "not read by the sender: it did not accept hookwall's certificate for this "
                 "name; install the CA printed by `hookwall ca --path` in the sender's trust "
@@ -199,7 +201,7 @@ class ExchangeLog:
             resolved_ips=decision.resolved_ips if decision else [],
             decision="deny",
             reason=Reason.TLS_FAILED.value,
-            error=f"{_TLS_HINT} ({data.conn.error})" if data.conn.error else _TLS_HINT,
+            error=_tls_failed(data.conn.error, said),
             signed=False,
         )
         self._publish(None, event, tunnel.policy if tunnel else None, None, warning=True)
@@ -296,6 +298,14 @@ class ExchangeLog:
             self.observer(event, limit_key)
         except Exception:  # metrics never cost a delivery or its log line
             logger.exception("metrics observer failed")
+
+
+def _tls_failed(error: str | None, said: Said | None) -> str:
+    """Why a sender's handshake failed: mitmproxy's reason in hookwall's words when it is
+    known (a TLS version is not the certificate), else the usual hint and its detail."""
+    if said is not None:
+        return said.sentence()
+    return f"{_TLS_HINT} ({error})" if error else _TLS_HINT
 
 
 def _rules(policy: Policy | None) -> Rules:

@@ -58,11 +58,14 @@ destinations:
     tls: passthrough
   - hosts: [upgrade.hooks.test]
     upgrade: true
+  - hosts: [follow.hooks.test]
+    redirects: {mode: follow, scope: any}
 """
 NAMES = {
     "hooks.test": "127.0.0.2",
     "passthrough.hooks.test": "127.0.0.2",
     "upgrade.hooks.test": "127.0.0.2",
+    "follow.hooks.test": "127.0.0.2",
     "blocked.hooks.test": "127.0.0.1",
 }
 
@@ -217,6 +220,23 @@ def test_plain_http_connect_is_the_tcp_connect(proxy: ProxyProcess, receiver: Re
     assert receiver.connections == 1
     assert first["connect_ms"] > 0 and second["connect_ms"] is None
     assert first["ttfb_ms"] > 0 and second["ttfb_ms"] > 0
+
+
+def test_a_followed_redirect_measures_the_first_receivers_answer(
+    proxy: ProxyProcess, receiver: Receiver, slow: SlowTlsReceiver
+) -> None:
+    """The exchange's ttfb_ms is the 3xx's; the hop to the slow receiver is its own event, and
+    only the exchange's duration_ms covers it (what the sender waited)."""
+    target = f"https://hooks.test:{slow.port}/final"
+    url = f"http://follow.hooks.test:{receiver.port}/redirect?to={target}"  # a 302
+    start = proxy.mark()
+    assert httpx.post(url, content=b"{}", proxy=proxy.url, timeout=10).status_code == 200
+    (event,) = events_for(proxy, start, [url])
+    hop = proxy.exchange(url=target, start=start)
+    assert event["redirect"]["action"] == "followed" and hop["hop"] == 1
+    assert event["ttfb_ms"] < ANSWER_DELAY * 1000, event
+    assert_measured(hop, connect=HANDSHAKE_DELAY, ttfb=ANSWER_DELAY)
+    assert event["duration_ms"] >= (HANDSHAKE_DELAY + ANSWER_DELAY) * 1000
 
 
 def test_a_denied_exchange_measures_only_its_duration(proxy: ProxyProcess) -> None:

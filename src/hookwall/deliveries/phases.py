@@ -19,7 +19,9 @@ earlier exchange.
   time, plus the network. Neither the queue wait (``queue_ms``) nor the connect is in it.
   None when the receiver did not answer, when hookwall refused the exchange (also after
   the receiver answered: the sender got the refusal), and for a tunnel (no HTTP seen).
-- ``duration_ms``: from the first byte of the sender's request head (a tunnel's: its
+  After a followed redirect or a retry, it is the first receiver's answer (the 3xx, the
+  503): each hop or attempt is an event of its own, with its own phases.
+- ``duration_ms``: from when the sender's request head was read (a tunnel's: its
   CONNECT's) until the response's last byte was read, or, without a response, until the
   event is logged; a tunnel's, until it closed (its event is logged then).
 """

@@ -92,8 +92,11 @@ def relay(flow: http.HTTPFlow, state: FlowState, answer: HopResponse) -> None:
     """The answer hookwall fetched replaces the receiver's; the receiver's own status is kept
     for the exchange event."""
     assert flow.response is not None
-    state.received_status = flow.response.status_code
+    received = flow.response
+    state.received_status = received.status_code
     flow.response = http.Response.make(answer.status, answer.body, answer.headers)
+    # ttfb_ms stays the receiver's own (deliveries/phases.py): the hops are events of their own.
+    flow.response.timestamp_start = received.timestamp_start
 
 
 def relay_when_failed(flow: http.HTTPFlow, answer: HopResponse) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from hookwall.core.extras import install_hint
 from hookwall.deliveries import logs
 from hookwall.flow.runtime import log_limit_event
 from hookwall.limits import DestinationLimiter
@@ -19,7 +20,7 @@ from hookwall.policy import Policy
 if TYPE_CHECKING:
     from hookwall.limits.fallback import BackendLimiter
 
-__all__ = ["BuiltLimiter", "build_limiter"]
+__all__ = ["BuiltLimiter", "backend_problem", "build_limiter", "redis_missing"]
 
 
 @dataclass(slots=True)
@@ -41,6 +42,25 @@ def log_status(level: str, event: str, fields: dict[str, object]) -> None:
     getattr(logger, level if level in ("info", "warning", "error") else "info")(event, **fields)
 
 
+def redis_missing() -> str:
+    return (
+        "the policy's limits.backend needs the redis package, which is not installed: "
+        f"{install_hint('redis')}, or remove limits.backend to keep the limits in each process"
+    )
+
+
+def backend_problem(policy: Policy) -> str | None:
+    """Why this policy's shared limits cannot work here (checked at start, before any
+    worker), or None. A policy without ``limits.backend`` never imports redis."""
+    if policy.shared_limits is None:
+        return None
+    try:
+        import redis.asyncio  # noqa: F401
+    except ImportError:
+        return redis_missing()
+    return None
+
+
 def build_limiter(policy: Policy, workers: int = 1) -> BuiltLimiter:
     """The limiter for one process; ``workers`` > 1: one of that many on this host."""
     local: Limiter = DestinationLimiter(on_event=log_limit_event)
@@ -56,11 +76,8 @@ def build_limiter(policy: Policy, workers: int = 1) -> BuiltLimiter:
 
         from hookwall.limits.fallback import BackendLimiter
         from hookwall.limits.redis_backend import RedisLimiter
-    except ImportError as exc:
-        raise SystemExit(
-            f"hookwall: limits.backend needs the redis package ({exc}); install hookwall's "
-            "locked dependencies (make venv)"
-        ) from None
+    except ImportError:
+        raise SystemExit(f"hookwall: {redis_missing()}") from None
     client = Redis.from_url(
         shared.backend,
         password=shared.password,

@@ -213,6 +213,7 @@ def register(commands: Subcommands) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from hookwall.access.decide import listen_refusal, sender_problem
+    from hookwall.app.limiter import backend_problem
     from hookwall.app.master import ProxyConfig
     from hookwall.app.operations import OpsConfig
     from hookwall.deliveries import logs
@@ -236,6 +237,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     policy = policy_of(args.policy)
     args.listeners = listeners_of(args)
     problem = sender_problem(args.sender, policy) or twice_listed(args.listeners)
+    # an extra that is not installed: refused here, before any worker starts
+    problem = problem or eventloop.loop_problem(args.event_loop) or backend_problem(policy)
     for listener in args.listeners:
         problem = problem or listen_refusal(
             listener.host, bool(policy.senders) and args.sender is None, args.allow_unauthenticated

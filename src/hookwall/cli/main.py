@@ -1,9 +1,10 @@
 """The ``hookwall`` command: the parser, built from one module per command, and the dispatch.
 
 Each command module (``run``, ``check``, ``explain``, ``keys``, ``ca``, ``logs`` with its
-``show``, ``replay``, ``send-test``, ``doctor``) adds its own sub-parser with its handler
-(``cli/command.py``); ``main`` parses, calls the handler and turns a policy error or Ctrl-C into
-an exit status. The command modules never import this one.
+``show``, ``replay``, ``send-test``, ``doctor``, ``redirect-rules``, ``completion``) adds its
+own sub-parser with its handler (``cli/command.py``); ``main`` parses, calls the handler and
+turns a policy error or Ctrl-C into an exit status. The command modules never import this
+one: ``completion`` gets the parser as ``args.root_parser``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hookwall import __version__
 from hookwall.cli import (
     ca,
     check,
+    completion,
     doctor,
     explain,
     keys,
@@ -44,6 +46,7 @@ examples:
   hookwall logs show req_...                     one delivery in full (also: hookwall replay)
   hookwall send-test https://hooks.acme.com/x    a sample webhook through the proxy
   hookwall doctor                                run where a sender runs: its proxy and CA set-up
+  hookwall completion bash                       a completion script (also zsh, fish)
 
 senders then set HTTP_PROXY=http://127.0.0.1:8080 and HTTPS_PROXY=http://127.0.0.1:8080
 (with senders in the policy: HTTP_PROXY=http://NAME:TOKEN@host:8080).
@@ -62,6 +65,7 @@ COMMANDS: tuple[Callable[[Subcommands], None], ...] = (
     send_test.register,
     doctor.register,
     redirect_rules.register,
+    completion.register,
 )
 
 
@@ -82,8 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # --workers starts N of it
+    args.root_parser = parser  # hookwall completion: the script is generated from it
     try:
         return handler_of(args)(args)
     except PolicyError as exc:

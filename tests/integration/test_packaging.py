@@ -152,6 +152,7 @@ def test_the_wheel_ships_the_package_data_and_the_licence(installed: Installed) 
     dist_info = f"hookwall-{hookwall.__version__}.dist-info"
     for needed in (
         "hookwall/policies/default.yaml",
+        "hookwall/policies/hookwall.schema.json",  # hookwall schema; the policies' $schema
         "hookwall/py.typed",
         f"{dist_info}/licenses/LICENSE",
         f"{dist_info}/entry_points.txt",

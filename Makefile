@@ -9,9 +9,9 @@ BENCH_ROWS ?= 1000000
 
 venv: $(STAMP)
 
-# The venv is rebuilt whenever the lock file or the project metadata changes.
+# The venv is rebuilt whenever the lock file or the project metadata (the version too) changes.
 # Its messages go to stderr, so that `make run | jq` reads only hookwall's JSON lines.
-$(STAMP): requirements-dev.lock pyproject.toml
+$(STAMP): requirements-dev.lock pyproject.toml src/hookwall/__init__.py
 	@{ PY_BIN=$$(scripts/find-python) || exit 1; \
 	  echo "using $$PY_BIN ($$($$PY_BIN -V))"; \
 	  [ -x $(PY) ] || $$PY_BIN -m venv $(VENV) || exit 1; \

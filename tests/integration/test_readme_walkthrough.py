@@ -318,12 +318,20 @@ def the_venv() -> Path:
     return prefix
 
 
+def stamp_prerequisites(makefile: Path) -> list[str]:
+    """The files the venv's stamp depends on, as the Makefile's ``$(STAMP):`` rule lists them."""
+    for line in makefile.read_text().splitlines():
+        if line.startswith("$(STAMP):"):
+            return line.partition(":")[2].split()
+    raise AssertionError(f"{makefile} has no $(STAMP): rule")
+
+
 def give_venv(clone: Path, venv: Path) -> None:
     """The clone gets ``venv`` as ``.venv``, which make must find up to date: it must never
     install anything (into a venv that is not the clone's)."""
     (clone / ".venv").symlink_to(venv)
     stamp = (venv / ".installed").stat().st_mtime
-    for name in ("requirements-dev.lock", "pyproject.toml"):
+    for name in stamp_prerequisites(clone / "Makefile"):
         os.utime(clone / name, (stamp - 1, stamp - 1))
     check = subprocess.run(
         ["make", "-q", ".venv/.installed"], cwd=clone, capture_output=True, text=True, check=False

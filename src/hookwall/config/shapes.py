@@ -47,6 +47,14 @@ __all__ = [
 
 type JsonSchema = dict[str, Any]
 
+# A lookahead for text whose number is not zero (units are letters: any 1-9 is the number's).
+_NOT_ZERO = "(?=[^1-9]*[1-9])"
+
+
+def _not_zero(pattern: str) -> str:
+    """``^...`` that also refuses a zero amount ('0s', '0.0KiB')."""
+    return f"^{_NOT_ZERO}{pattern.removeprefix('^')}"
+
 
 @dataclass(frozen=True, kw_only=True)
 class Shape:
@@ -150,9 +158,11 @@ class Duration(Reader):
     def _schema(self) -> JsonSchema:
         number: JsonSchema = {"type": "number"}
         number["exclusiveMinimum" if self.positive else "minimum"] = 0
-        text = Text(
-            "a duration like '2s', '500ms' or '5m' (units ms, s, m, h, d)", DURATION_PATTERN
-        )
+        what = "a duration like '2s', '500ms' or '5m' (units ms, s, m, h, d)"
+        if self.positive:
+            text = Text(f"{what}, longer than 0s", _not_zero(DURATION_PATTERN))
+        else:
+            text = Text(what, DURATION_PATTERN)
         return {"anyOf": [text.json_schema(), number]}
 
 
@@ -175,7 +185,11 @@ class Size(Reader):
 
     def _schema(self) -> JsonSchema:
         number = {"type": "integer", "minimum": self.minimum}
-        text = Text(f"a size like {self.example}", SIZE_PATTERN)
+        what = f"a size like {self.example}"
+        if self.minimum > 0:  # more than 0 bytes (a larger minimum is the reader's to say)
+            text = Text(f"{what}, more than 0", _not_zero(SIZE_PATTERN))
+        else:
+            text = Text(what, SIZE_PATTERN)
         return {"anyOf": [text.json_schema(), number]}
 
 

@@ -175,6 +175,9 @@ WRONG = [
     ("dns: {servers: 1.1.1.1}\n", "dns.servers: expected a list"),
     ("dns: {timeout: 5 minutes}\n", "unknown unit 'minutes'"),
     ("dns: {timeout: 0}\n", "dns.timeout: must be longer than 0s"),
+    ("dns: {timeout: 0s}\n", "dns.timeout: must be longer than 0s"),
+    ("dns: {timeout: 0.000ms}\n", "dns.timeout: must be longer than 0s"),
+    ("defaults: {max_response_body: 0KiB}\n", "must be more than 0 bytes"),
     ("dns: {cache_size: -1}\n", "dns.cache_size: expected a whole number >= 0"),
     ("dns: {cache_size: true}\n", "dns.cache_size: expected a whole number >= 0"),
     ("proxy: {max_connections: 0}\n", "proxy.max_connections: expected a whole number >= 1"),
@@ -264,6 +267,8 @@ def test_the_schema_refuses_what_check_refuses(written: str, says: str, tmp_path
 
 RIGHT = [
     "dns: {timeout: 2, max_ttl: 0, cache_size: 0, servers: ['127.0.0.1:53', '[::1]:53']}\n",
+    "dns: {timeout: 0.5s, max_ttl: 0s}\n",
+    "defaults: {max_request_body: 0.5KiB, timeouts: {connect: 100ms, body: 10.0s}}\n",
     "proxy: {max_header_bytes: 65536, max_buffered_bodies: 1GiB, max_idle_upstream: 0}\n",
     "proxy:\n",
     "defaults: {network: {deny: [special-purpose, 192.0.2.0/24, '2001:db8::/32'],"

@@ -8,7 +8,6 @@ mitmproxy's, or "the proxy's certificate".
 
 from __future__ import annotations
 
-import datetime
 import json
 import ssl
 import warnings
@@ -18,11 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 import trustme
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
+from tests.support.certs import expired_ca_pem
 from tests.support.launcher import ProxyLauncher
 from tests.support.proxyproc import Event, ProxyProcess, trusting
 from tests.support.receivers import Receiver, start_receiver, tls_server_context
@@ -167,31 +163,8 @@ def test_an_expired_ca_is_told_in_hookwalls_flags(
     start_proxy: ProxyLauncher, tmp_path: Path
 ) -> None:
     pem = tmp_path / "expired-ca.pem"
-    pem.write_bytes(_expired_ca())
+    pem.write_bytes(expired_ca_pem())
     proxy = start_proxy(POLICY, args=["--ca", str(pem)])
     line = library_log(proxy, 0, "hookwall's CA certificate has expired")
     text = line["message"].replace("mitmproxy-ca*", "")  # the files' names in the data dir
     assert "`--ca PEM`" in hookwalls(text) and "~/.mitmproxy" not in json.dumps(line)
-
-
-def _expired_ca() -> bytes:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "expired test CA")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=30))
-        .not_valid_after(now - datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-    return key_pem + cert.public_bytes(serialization.Encoding.PEM)

@@ -9,7 +9,6 @@ reaching a user through the real proxy.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import errno
 import logging
 import socket
@@ -18,10 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from mitmproxy import connection, options
 from mitmproxy.addons import proxyserver, tlsconfig
 from mitmproxy.proxy import commands, context, mode_servers
@@ -30,6 +25,7 @@ from mitmproxy.test import taddons
 from OpenSSL import SSL
 
 from hookwall.core.librarymessages import Said, library_line, receiver_tls, sender_tls
+from tests.support.certs import expired_ca_pem
 
 # What mitmproxy's texts say of itself (hookwall's data directory does hold mitmproxy-ca*).
 MITMPROXY_WORDS = (
@@ -223,7 +219,7 @@ async def _listen_fails(port: int) -> str:
 def test_an_expired_ca_is_not_told_to_delete_mitmproxy_files(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    (tmp_path / "mitmproxy-ca.pem").write_bytes(_expired_ca())
+    (tmp_path / "mitmproxy-ca.pem").write_bytes(expired_ca_pem())
     addon = tlsconfig.TlsConfig()
     tctx = taddons.context(addon)  # type: ignore[no-untyped-call]
     with caplog.at_level(logging.WARNING), tctx:
@@ -234,29 +230,6 @@ def test_an_expired_ca_is_not_told_to_delete_mitmproxy_files(
     assert translated is not None and translated.startswith("hookwall's CA certificate has expired")
     assert "--ca PEM" in translated and "`hookwall ca --path`" in translated
     assert_hookwalls(translated)
-
-
-def _expired_ca() -> bytes:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "expired test CA")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=30))
-        .not_valid_after(now - datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    pem_key = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-    return pem_key + cert.public_bytes(serialization.Encoding.PEM)
 
 
 def test_other_lines_are_left_alone() -> None:

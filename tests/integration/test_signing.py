@@ -113,8 +113,10 @@ def verify_v1(secret: str, body: bytes, headers: dict[str, str]) -> None:
     the signature, so it cannot take binary or non-JSON bodies.)
     """
     try:
-        json.loads(body)
-    except ValueError:
+        # As the library reads it: UTF-8, then JSON (json.loads of bytes would guess UTF-16
+        # for b"0\x00" and call it JSON, which the library then fails to parse).
+        json.loads(body.decode("utf-8"))
+    except ValueError:  # UnicodeDecodeError is one too
         key = base64.b64decode(secret.removeprefix("whsec_"))
         content = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
         expected = base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()).decode()

@@ -299,6 +299,7 @@ def test_applying_again_replaces_the_rules(
     for restore in (str(backend.restore4), str(backend.restore6)):
         tool = restore.removesuffix("-restore")
         ns.run([tool, "-t", "nat", "-D", "OUTPUT", "-p", "tcp", "-j", "HOOKWALL_OUTPUT"])
+        ns.run([tool, "-t", "raw", "-D", "OUTPUT", "-p", "tcp", "-j", "HOOKWALL_ZONE"])
     assert all(result.returncode == 0 for result in backend.remove(ns))
     assert "HOOKWALL" not in backend.snapshot(ns)
     assert ns.connect("127.0.0.1", canary.port, uid=SENDER) == "canary"

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
+import struct
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -231,6 +234,62 @@ def test_a_host_header_naming_another_port_is_refused(
     )
     assert answer["status"] == 403
     assert answer["headers"]["x-hookwall-reason"] == "host-mismatch"
+
+
+@contextmanager
+def resetting_listener() -> Iterator[int]:
+    """A loopback port whose every connection is answered with a reset (a close with
+    SO_LINGER 0), as hookwall ends some refused connections."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.1)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        server.close()
+
+
+def test_a_reset_sender_connection_never_captures_hookwalls_own(
+    proxy: ProxyProcess, plain_twins: tuple[Receiver, Receiver]
+) -> None:
+    """Connection tracking keeps a redirected connection that was reset from the far side in
+    CLOSE, with its NAT binding, for seconds; a connection of hookwall's (uid 0 here) to the
+    same receiver from the same source port would match it and go to the redirect's target.
+    The rules of hookwall redirect-rules (the module's) give hookwall's own connections a
+    conntrack zone of their own: it reaches the receiver. (Without that rule it does not:
+    the flake of this module's per-test proxies.)"""
+    allowed, _ = plain_twins
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        source_port = probe.getsockname()[1]
+    with resetting_listener() as reset_port, redirected(SENDER_UID, reset_port):
+        answer = curl_as_sender(
+            f"http://127.0.0.2:{allowed.port}/", "--local-port", str(source_port)
+        )
+        assert answer["status"] == 0, answer  # reset: the redirect's target answered it
+        before = allowed.connections
+        with socket.socket() as own:  # hookwall's connection: same source, same receiver
+            own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            own.settimeout(10)
+            own.bind(("127.0.0.1", source_port))
+            own.connect(("127.0.0.2", allowed.port))
+            own.sendall(b"GET /own HTTP/1.1\r\nHost: hooks.test\r\nConnection: close\r\n\r\n")
+            head = own.recv(64)
+    assert head.startswith(b"HTTP/1.0 200") or head.startswith(b"HTTP/1.1 200"), head
+    assert allowed.connections == before + 1
 
 
 def test_https_is_intercepted_and_connected_to_the_checked_address(

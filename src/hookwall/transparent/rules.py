@@ -18,9 +18,16 @@ What every rule set keeps, whatever it is asked:
   exactly the SSRF hookwall is there to stop. Only ``--exclude-cidr``/``--exclude-port``
   make exceptions, and none may exclude a whole address family.
 
-The rules live in their own chain (iptables: ``HOOKWALL_OUTPUT``, jumped to first from nat
-``OUTPUT``) or their own table (nft: ``table inet hookwall``), so removing them touches
-nothing else.
+- hookwall's own connections are tracked in a conntrack zone of their own (``ZONE``, in the
+  original direction). A sender's redirected connection that hookwall ended with a reset
+  stays tracked for seconds with its NAT binding; hookwall's next connection to the same
+  receiver, from the same address, may get the same source port, and in the shared zone it
+  would match that entry and be sent to the redirect's target (hookwall itself) instead of
+  the receiver.
+
+The rules live in their own chains (iptables: ``HOOKWALL_OUTPUT`` in nat and
+``HOOKWALL_ZONE`` in raw, each jumped to first from ``OUTPUT``) or their own table (nft:
+``table inet hookwall``), so removing them touches nothing else.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ __all__ = [
     "MAX_UID",
     "NFT_PRIORITY",
     "TABLE",
+    "ZONE",
+    "ZONE_CHAIN",
     "Exclusion",
     "Format",
     "Redirect",
@@ -58,6 +67,8 @@ type Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 FORMATS: tuple[Format, ...] = ("iptables", "ip6tables", "nft")
 CHAIN = "HOOKWALL_OUTPUT"
+ZONE_CHAIN = "HOOKWALL_ZONE"  # raw table: hookwall's own connections' conntrack zone
+ZONE = 18519  # 0x4857, "HW": a zone no other tool is likely to pick (zones are 16 bits)
 TABLE = "hookwall"  # nft: table inet hookwall
 DEFAULT_PORT = 8081
 MAX_UID = 2**32 - 2  # (uid_t)-1 means "no uid" to the kernel
@@ -331,6 +342,15 @@ def _iptables(redirect: Redirect, family: Literal[4, 6]) -> list[str]:
     chain = f"-A {CHAIN}"
     to_hookwall = f"-j REDIRECT --to-ports {redirect.port}"
     lines = [
+        "*raw",
+        f":{ZONE_CHAIN} - [0:0]",
+        "# hookwall's own connections in a conntrack zone of their own (original direction):",
+        "# a sender's redirected connection just reset, still tracked with its NAT binding,",
+        "# can never capture one of hookwall's connections to the same receiver and port",
+        f"-A {ZONE_CHAIN} -p tcp -m owner --uid-owner {redirect.exempt_uid} "
+        f"-j CT --zone-orig {ZONE}",
+        f"-I OUTPUT 1 -p tcp -j {ZONE_CHAIN}",
+        "COMMIT",
         "*nat",
         f":{CHAIN} - [0:0]",  # created, or (applied again, --noflush) emptied and refilled
         "# hookwall's own connections, and connections to hookwall: never redirected",
@@ -386,6 +406,13 @@ def _nft(redirect: Redirect) -> list[str]:
         f"table inet {TABLE}",
         f"delete table inet {TABLE}",
         f"table inet {TABLE} {{",
+        "\t# hookwall's own connections in a conntrack zone of their own (original direction):",
+        "\t# a sender's redirected connection just reset, still tracked with its NAT binding,",
+        "\t# can never capture one of hookwall's connections to the same receiver and port",
+        "\tchain zone {",
+        "\t\ttype filter hook output priority raw; policy accept;",
+        f"\t\tmeta skuid {redirect.exempt_uid} meta l4proto tcp ct original zone set {ZONE}",
+        "\t}",
         "\tchain output {",
         f"\t\ttype nat hook output priority {NFT_PRIORITY}; policy accept;",
         *(f"\t\t{rule}" for rule in rules),
@@ -415,15 +442,22 @@ def removal(fmt: Format) -> str:
         ]
     else:
         lines = [
-            f"# hookwall redirect-rules --remove: nat OUTPUT's jump and the {CHAIN} chain",
+            f"# hookwall redirect-rules --remove: OUTPUT's jumps, the {CHAIN} chain (nat) and",
+            f"# the {ZONE_CHAIN} chain (raw)",
             f"# apply: {apply}",
             "# It fails and changes nothing when the rules are not there, or when they were",
             "# applied twice (two jumps from OUTPUT); then delete the extra jump first:",
             f"#   {fmt} -t nat -D OUTPUT -p tcp -j {CHAIN}",
+            f"#   {fmt} -t raw -D OUTPUT -p tcp -j {ZONE_CHAIN}",
             "*nat",
             f"-D OUTPUT -p tcp -j {CHAIN}",
             f"-F {CHAIN}",
             f"-X {CHAIN}",
+            "COMMIT",
+            "*raw",
+            f"-D OUTPUT -p tcp -j {ZONE_CHAIN}",
+            f"-F {ZONE_CHAIN}",
+            f"-X {ZONE_CHAIN}",
             "COMMIT",
         ]
     return "\n".join(lines) + "\n"

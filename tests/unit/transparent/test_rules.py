@@ -68,6 +68,14 @@ def test_sidecar_iptables_golden() -> None:
         "# remove: hookwall redirect-rules --remove --format iptables"
         " | iptables-restore --noflush\n"
         "# IPv6 needs its own rules: the same arguments with --format ip6tables.\n"
+        "*raw\n"
+        ":HOOKWALL_ZONE - [0:0]\n"
+        "# hookwall's own connections in a conntrack zone of their own (original direction):\n"
+        "# a sender's redirected connection just reset, still tracked with its NAT binding,\n"
+        "# can never capture one of hookwall's connections to the same receiver and port\n"
+        "-A HOOKWALL_ZONE -p tcp -m owner --uid-owner 1337 -j CT --zone-orig 18519\n"
+        "-I OUTPUT 1 -p tcp -j HOOKWALL_ZONE\n"
+        "COMMIT\n"
         "*nat\n"
         ":HOOKWALL_OUTPUT - [0:0]\n"
         "# hookwall's own connections, and connections to hookwall: never redirected\n"
@@ -83,6 +91,11 @@ def test_sidecar_iptables_golden() -> None:
 
 def test_sidecar_ip6tables_golden() -> None:
     assert rules(render(SIDECAR, "ip6tables")) == [
+        "*raw",
+        ":HOOKWALL_ZONE - [0:0]",
+        "-A HOOKWALL_ZONE -p tcp -m owner --uid-owner 1337 -j CT --zone-orig 18519",
+        "-I OUTPUT 1 -p tcp -j HOOKWALL_ZONE",
+        "COMMIT",
         "*nat",
         ":HOOKWALL_OUTPUT - [0:0]",
         "-A HOOKWALL_OUTPUT -m owner --uid-owner 1337 -j RETURN",
@@ -109,6 +122,13 @@ def test_sidecar_nft_golden() -> None:
         "table inet hookwall\n"
         "delete table inet hookwall\n"
         "table inet hookwall {\n"
+        "\t# hookwall's own connections in a conntrack zone of their own (original direction):\n"
+        "\t# a sender's redirected connection just reset, still tracked with its NAT binding,\n"
+        "\t# can never capture one of hookwall's connections to the same receiver and port\n"
+        "\tchain zone {\n"
+        "\t\ttype filter hook output priority raw; policy accept;\n"
+        "\t\tmeta skuid 1337 meta l4proto tcp ct original zone set 18519\n"
+        "\t}\n"
         "\tchain output {\n"
         "\t\ttype nat hook output priority -110; policy accept;\n"
         "\t\t# hookwall's own connections, and connections to hookwall: never redirected\n"
@@ -125,6 +145,11 @@ def test_sidecar_nft_golden() -> None:
 def test_exclusions_iptables_golden() -> None:
     """Each family gets its own CIDRs; --exclude-port goes to both."""
     assert rules(render(EXCLUDING, "iptables")) == [
+        "*raw",
+        ":HOOKWALL_ZONE - [0:0]",
+        "-A HOOKWALL_ZONE -p tcp -m owner --uid-owner 1337 -j CT --zone-orig 18519",
+        "-I OUTPUT 1 -p tcp -j HOOKWALL_ZONE",
+        "COMMIT",
         "*nat",
         ":HOOKWALL_OUTPUT - [0:0]",
         "-A HOOKWALL_OUTPUT -m owner --uid-owner 1337 -j RETURN",
@@ -137,6 +162,11 @@ def test_exclusions_iptables_golden() -> None:
         "COMMIT",
     ]
     assert rules(render(EXCLUDING, "ip6tables")) == [
+        "*raw",
+        ":HOOKWALL_ZONE - [0:0]",
+        "-A HOOKWALL_ZONE -p tcp -m owner --uid-owner 1337 -j CT --zone-orig 18519",
+        "-I OUTPUT 1 -p tcp -j HOOKWALL_ZONE",
+        "COMMIT",
         "*nat",
         ":HOOKWALL_OUTPUT - [0:0]",
         "-A HOOKWALL_OUTPUT -m owner --uid-owner 1337 -j RETURN",
@@ -155,7 +185,7 @@ def test_exclusions_iptables_golden() -> None:
 
 
 def test_exclusions_nft_golden() -> None:
-    assert rules(render(EXCLUDING, "nft"))[8:-3] == [
+    assert rules(render(EXCLUDING, "nft"))[12:-3] == [
         "ip daddr 10.0.0.0/8 return",
         "ip daddr 127.0.0.1/32 tcp dport 5432 return",
         "ip6 daddr fd00::/8 tcp dport 443 return",
@@ -166,6 +196,11 @@ def test_exclusions_nft_golden() -> None:
 def test_named_uids_and_cgroups_golden() -> None:
     """Only those are redirected: no rule for every user; the cgroup's nft level is its depth."""
     assert rules(render(NAMED, "iptables")) == [
+        "*raw",
+        ":HOOKWALL_ZONE - [0:0]",
+        "-A HOOKWALL_ZONE -p tcp -m owner --uid-owner 1337 -j CT --zone-orig 18519",
+        "-I OUTPUT 1 -p tcp -j HOOKWALL_ZONE",
+        "COMMIT",
         "*nat",
         ":HOOKWALL_OUTPUT - [0:0]",
         "-A HOOKWALL_OUTPUT -m owner --uid-owner 1337 -j RETURN",
@@ -181,6 +216,10 @@ def test_named_uids_and_cgroups_golden() -> None:
         "table inet hookwall",
         "delete table inet hookwall",
         "table inet hookwall {",
+        "chain zone {",
+        "type filter hook output priority raw; policy accept;",
+        "meta skuid 1337 meta l4proto tcp ct original zone set 18519",
+        "}",
         "chain output {",
         "type nat hook output priority -110; policy accept;",
         "meta skuid 1337 return",
@@ -206,6 +245,11 @@ def test_removal_golden() -> None:
         "-D OUTPUT -p tcp -j HOOKWALL_OUTPUT",
         "-F HOOKWALL_OUTPUT",
         "-X HOOKWALL_OUTPUT",
+        "COMMIT",
+        "*raw",
+        "-D OUTPUT -p tcp -j HOOKWALL_ZONE",
+        "-F HOOKWALL_ZONE",
+        "-X HOOKWALL_ZONE",
         "COMMIT",
     ]
     assert rules(removal("ip6tables")) == rules(removal("iptables"))

@@ -31,22 +31,21 @@ def use_colour(args: argparse.Namespace, stream: IO[str]) -> bool:
     return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
-def status_colour(status: object, decision: object) -> str:
-    """Red for a refusal or a 5xx, yellow 4xx, cyan 3xx, green 2xx."""
-    if decision == "deny":
-        return RED
-    if not isinstance(status, int):
-        return ""
-    return {2: GREEN, 3: CYAN, 4: YELLOW, 5: RED}.get(status // 100, "")
-
-
 def status_style(status: object, decision: object) -> str:
-    """``status_colour`` as a rich style name, for the tables."""
+    """A rich style name: red for a refusal or a 5xx, yellow 4xx, cyan 3xx, green 2xx."""
     if decision == "deny":
         return "red"
     if not isinstance(status, int):
         return ""
     return {2: "green", 3: "cyan", 4: "yellow", 5: "red"}.get(status // 100, "")
+
+
+_ANSI = {"red": RED, "yellow": YELLOW, "cyan": CYAN, "green": GREEN, "": ""}
+
+
+def status_colour(status: object, decision: object) -> str:
+    """``status_style`` as an escape sequence, for lines written without rich."""
+    return _ANSI[status_style(status, decision)]
 
 
 def safe(value: Any) -> Any:

@@ -121,14 +121,6 @@ class Checker:
             return None
         return os.path.abspath(found)
 
-    def count(self, node: YNode, path: str, minimum: int) -> int | None:
-        """A whole number of at least ``minimum``."""
-        value = node.value if isinstance(node, YScalar) else None
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            self.expected(node, path, f"a whole number >= {minimum}")
-            return None
-        return value
-
     def duration(self, node: YNode, path: str, *, positive: bool) -> float:
         """Seconds from '2s', '500ms', ...; 0.0 after an issue (the load fails anyway)."""
         value = node.value if isinstance(node, YScalar) else None

@@ -11,6 +11,7 @@ import pytest
 from hookwall.config.checker import Checker, is_whole, subpath
 from hookwall.config.errors import PolicyIssue
 from hookwall.config.overrides import apply
+from hookwall.config.shapes import Whole
 from hookwall.config.yamlnodes import YMap, YNode
 from hookwall.config.yamltree import load_yaml_text
 from hookwall.limits.settings import LimitConfig
@@ -99,7 +100,7 @@ def test_sizes(text: str, expected: int | None, message: str | None) -> None:
 
 def test_counts_choices_booleans_and_strings() -> None:
     checker, root = tree("n: 0\nc: maybe\nb: 'yes'\ns: 7\n")
-    assert checker.count(value(root, "n"), "n", minimum=1) is None
+    assert Whole(1).read(checker, value(root, "n"), "n") is None
     assert checker.choice(value(root, "c"), "c", ("deny", "follow")) is None
     assert checker.boolean(value(root, "b"), "b") is None
     assert checker.string(value(root, "s"), "s", "a header name") is None

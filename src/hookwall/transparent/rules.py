@@ -338,15 +338,20 @@ def _header(redirect: Redirect, fmt: Format, families: Sequence[int]) -> list[st
     return lines
 
 
+_ZONE_WHY = (
+    "# hookwall's own connections in a conntrack zone of their own (original direction):",
+    "# a sender's redirected connection just reset, still tracked with its NAT binding,",
+    "# can never capture one of hookwall's connections to the same receiver and port",
+)
+
+
 def _iptables(redirect: Redirect, family: Literal[4, 6]) -> list[str]:
     chain = f"-A {CHAIN}"
     to_hookwall = f"-j REDIRECT --to-ports {redirect.port}"
     lines = [
         "*raw",
         f":{ZONE_CHAIN} - [0:0]",
-        "# hookwall's own connections in a conntrack zone of their own (original direction):",
-        "# a sender's redirected connection just reset, still tracked with its NAT binding,",
-        "# can never capture one of hookwall's connections to the same receiver and port",
+        *_ZONE_WHY,
         f"-A {ZONE_CHAIN} -p tcp -m owner --uid-owner {redirect.exempt_uid} "
         f"-j CT --zone-orig {ZONE}",
         f"-I OUTPUT 1 -p tcp -j {ZONE_CHAIN}",
@@ -406,9 +411,7 @@ def _nft(redirect: Redirect) -> list[str]:
         f"table inet {TABLE}",
         f"delete table inet {TABLE}",
         f"table inet {TABLE} {{",
-        "\t# hookwall's own connections in a conntrack zone of their own (original direction):",
-        "\t# a sender's redirected connection just reset, still tracked with its NAT binding,",
-        "\t# can never capture one of hookwall's connections to the same receiver and port",
+        *(f"\t{line}" for line in _ZONE_WHY),
         "\tchain zone {",
         "\t\ttype filter hook output priority raw; policy accept;",
         f"\t\tmeta skuid {redirect.exempt_uid} meta l4proto tcp ct original zone set {ZONE}",

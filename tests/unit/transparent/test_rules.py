@@ -46,6 +46,16 @@ NAMED = redirect_from_args(
 )
 
 
+# The raw table's part of every iptables rule set exempting uid 1337 (comments dropped).
+ZONE_1337 = [
+    "*raw",
+    ":HOOKWALL_ZONE - [0:0]",
+    "-A HOOKWALL_ZONE -p tcp -m owner --uid-owner 1337 -j CT --zone-orig 18519",
+    "-I OUTPUT 1 -p tcp -j HOOKWALL_ZONE",
+    "COMMIT",
+]
+
+
 def rules(text: str) -> list[str]:
     """The lines a tool acts on, without their indentation (comments dropped)."""
     stripped = (line.strip() for line in text.splitlines())
@@ -91,11 +101,7 @@ def test_sidecar_iptables_golden() -> None:
 
 def test_sidecar_ip6tables_golden() -> None:
     assert rules(render(SIDECAR, "ip6tables")) == [
-        "*raw",
-        ":HOOKWALL_ZONE - [0:0]",
-        "-A HOOKWALL_ZONE -p tcp -m owner --uid-owner 1337 -j CT --zone-orig 18519",
-        "-I OUTPUT 1 -p tcp -j HOOKWALL_ZONE",
-        "COMMIT",
+        *ZONE_1337,
         "*nat",
         ":HOOKWALL_OUTPUT - [0:0]",
         "-A HOOKWALL_OUTPUT -m owner --uid-owner 1337 -j RETURN",
@@ -145,11 +151,7 @@ def test_sidecar_nft_golden() -> None:
 def test_exclusions_iptables_golden() -> None:
     """Each family gets its own CIDRs; --exclude-port goes to both."""
     assert rules(render(EXCLUDING, "iptables")) == [
-        "*raw",
-        ":HOOKWALL_ZONE - [0:0]",
-        "-A HOOKWALL_ZONE -p tcp -m owner --uid-owner 1337 -j CT --zone-orig 18519",
-        "-I OUTPUT 1 -p tcp -j HOOKWALL_ZONE",
-        "COMMIT",
+        *ZONE_1337,
         "*nat",
         ":HOOKWALL_OUTPUT - [0:0]",
         "-A HOOKWALL_OUTPUT -m owner --uid-owner 1337 -j RETURN",
@@ -162,11 +164,7 @@ def test_exclusions_iptables_golden() -> None:
         "COMMIT",
     ]
     assert rules(render(EXCLUDING, "ip6tables")) == [
-        "*raw",
-        ":HOOKWALL_ZONE - [0:0]",
-        "-A HOOKWALL_ZONE -p tcp -m owner --uid-owner 1337 -j CT --zone-orig 18519",
-        "-I OUTPUT 1 -p tcp -j HOOKWALL_ZONE",
-        "COMMIT",
+        *ZONE_1337,
         "*nat",
         ":HOOKWALL_OUTPUT - [0:0]",
         "-A HOOKWALL_OUTPUT -m owner --uid-owner 1337 -j RETURN",
@@ -196,11 +194,7 @@ def test_exclusions_nft_golden() -> None:
 def test_named_uids_and_cgroups_golden() -> None:
     """Only those are redirected: no rule for every user; the cgroup's nft level is its depth."""
     assert rules(render(NAMED, "iptables")) == [
-        "*raw",
-        ":HOOKWALL_ZONE - [0:0]",
-        "-A HOOKWALL_ZONE -p tcp -m owner --uid-owner 1337 -j CT --zone-orig 18519",
-        "-I OUTPUT 1 -p tcp -j HOOKWALL_ZONE",
-        "COMMIT",
+        *ZONE_1337,
         "*nat",
         ":HOOKWALL_OUTPUT - [0:0]",
         "-A HOOKWALL_OUTPUT -m owner --uid-owner 1337 -j RETURN",
